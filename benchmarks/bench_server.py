@@ -1,0 +1,252 @@
+"""Benchmark the mock server against a minimal raw-asyncio static responder.
+
+Not a test: prints non-streaming requests/s and SSE chunks/s with 1, 8 and 64 concurrent
+keep-alive clients, for the mock server and for a responder that answers every request with
+the same precomputed bytes, and the ratio mock/static (target >= 0.7). A third column runs
+the static responder through an h11 parse per request: the floor of any h11 server, which
+separates the mock's own cost from HTTP parsing.
+
+Both servers run in this process, each on its own event loop thread; the load comes from a
+child process (this file with ``--load``) using raw asyncio sockets, so the client's work does
+not compete with the server for this interpreter's GIL. Loopback only; every measurement is
+bounded by a request count and a deadline.
+
+    python benchmarks/bench_server.py [--requests 3000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import h11
+
+from harness.mockserver import MockServer, protocol
+from harness.scenario import Reply, ServerSpec
+
+CHUNKS = 16
+REPLY = Reply(text="benchmark reply text " * 4, chunks=CHUNKS)
+BODIES = {
+    "json": json.dumps({"model": "m", "messages": [{"role": "user", "content": "ping"}]}),
+    "sse": json.dumps({"model": "m", "stream": True,
+                       "messages": [{"role": "user", "content": "ping"}]}),
+}
+CONCURRENCY = (1, 8, 64)
+
+
+# --- the static responder: the floor any asyncio HTTP server pays ---------------------------------
+
+
+def _static_bytes(mode: str) -> bytes:
+    """The exact bytes the mock server sends for one request of ``mode``."""
+    parsed = protocol.parse_api_request("chat.completions", BODIES[mode].encode())
+    assert isinstance(parsed, protocol.ApiRequest)
+    if mode == "json":
+        body = protocol.api_payload(parsed, REPLY, ident="x", created=0).body
+        return (b"HTTP/1.1 200 \r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n" % len(body)) + body
+    plan = protocol.api_stream(parsed, REPLY, ident="x", created=0)
+    frames = b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in plan.head + plan.chunks + plan.tail)
+    return (b"HTTP/1.1 200 \r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n") + frames + b"0\r\n\r\n"
+
+
+class StaticResponder:
+    """Answers each complete request (head + content-length body) with fixed bytes.
+
+    With ``parse_with_h11`` it also runs every request and response through an h11 state
+    machine (one cycle per request), the HTTP floor any h11-based server pays.
+    """
+
+    def __init__(self, answer: bytes, *, parse_with_h11: bool = False) -> None:
+        self.answer = answer
+        self.parse_with_h11 = parse_with_h11
+        self.port = 0
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    def __enter__(self) -> StaticResponder:
+        self._thread.start()
+        self._ready.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.add(task)
+            buffer = b""
+            conn = h11.Connection(h11.SERVER)
+            try:
+                while True:
+                    end = buffer.find(b"\r\n\r\n")
+                    if end < 0:
+                        data = await reader.read(65536)
+                        if not data:
+                            return
+                        buffer += data
+                        continue
+                    head = buffer[:end].lower()
+                    start = head.find(b"content-length:")
+                    length = int(head[start + 15:].split(b"\r\n", 1)[0]) if start >= 0 else 0
+                    while len(buffer) < end + 4 + length:
+                        buffer += await reader.read(65536)
+                    if self.parse_with_h11:
+                        _h11_cycle(conn, buffer[:end + 4 + length])
+                    buffer = buffer[end + 4 + length:]
+                    writer.write(self.answer)
+                    await writer.drain()
+            except (asyncio.CancelledError, ConnectionError):
+                pass
+            finally:
+                tasks.discard(task)
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop.wait()
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)
+
+
+def _h11_cycle(conn: h11.Connection, request: bytes) -> None:
+    """Parse one request and produce a small response with h11, discarding the bytes."""
+    conn.receive_data(request)
+    while not isinstance(conn.next_event(), h11.EndOfMessage):
+        pass
+    conn.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
+    conn.send(h11.Data(data=b"{}"))
+    conn.send(h11.EndOfMessage())
+    conn.start_next_cycle()
+
+
+# --- the load generator (runs in a child process) -----------------------------------------------
+
+
+async def _client(port: int, request: bytes, mode: str, count: int,
+                  deadline: float) -> tuple[int, int]:
+    """Send up to ``count`` requests on one keep-alive connection; (responses, SSE chunks)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done = chunks = 0
+    buffer = b""
+    try:
+        while done < count and time.monotonic() < deadline:
+            writer.write(request)
+            while True:  # read one response
+                end = buffer.find(b"\r\n\r\n")
+                if end >= 0:
+                    if mode == "json":
+                        head = buffer[:end].lower()
+                        start = head.find(b"content-length:")
+                        length = int(head[start + 15:].split(b"\r\n", 1)[0])
+                        if len(buffer) >= end + 4 + length:
+                            buffer = buffer[end + 4 + length:]
+                            break
+                    else:
+                        stop = buffer.find(b"\r\n0\r\n\r\n", end)
+                        if stop >= 0:
+                            chunks += buffer.count(b"data: ", end, stop)
+                            buffer = buffer[stop + 7:]
+                            break
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionError("server closed the connection mid-benchmark")
+                buffer += data
+            done += 1
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return done, chunks
+
+
+async def _load(port: int, mode: str, clients: int, requests: int, seconds: float) -> dict[
+        str, float]:
+    body = BODIES[mode].encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+               b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+               % (len(body), body))
+    per_client = max(1, requests // clients)
+    start = time.monotonic()
+    results = await asyncio.gather(*(
+        _client(port, request, mode, per_client, start + seconds) for _ in range(clients)))
+    elapsed = time.monotonic() - start
+    done = sum(r[0] for r in results)
+    return {"requests": done, "chunks": sum(r[1] for r in results), "seconds": elapsed}
+
+
+def _measure(port: int, mode: str, clients: int, requests: int, seconds: float) -> dict[
+        str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", str(port), mode, str(clients), str(requests),
+         str(seconds)], capture_output=True, text=True, timeout=seconds + 60, check=True)
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+@contextmanager
+def _mock() -> Iterator[int]:
+    with MockServer(ServerSpec(reply=REPLY)) as server:
+        yield server.port
+
+
+@contextmanager
+def _static(mode: str, *, parse_with_h11: bool = False) -> Iterator[int]:
+    with StaticResponder(_static_bytes(mode), parse_with_h11=parse_with_h11) as responder:
+        yield responder.port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per measurement")
+    parser.add_argument("--seconds", type=float, default=10.0, help="deadline per measurement")
+    parser.add_argument("--load", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.load:
+        port, mode, clients, requests, seconds = ns.load
+        print(json.dumps(asyncio.run(_load(int(port), mode, int(clients), int(requests),
+                                           float(seconds)))))
+        return 0
+    print(f"{'load':<28}{'mock':>10}{'static':>10}{'ratio':>7}{'h11-static':>12}{'ratio':>7}")
+    worst = 1.0
+    for mode, unit in (("json", "requests/s"), ("sse", "chunks/s")):
+        key = "requests" if mode == "json" else "chunks"
+        requests = ns.requests if mode == "json" else max(1, ns.requests // 4)
+        for clients in CONCURRENCY:
+            rates = []
+            for server in (_mock(), _static(mode), _static(mode, parse_with_h11=True)):
+                with server as port:
+                    result = _measure(port, mode, clients, requests, ns.seconds)
+                rates.append(result[key] / result["seconds"])
+            mock, static, h11_static = rates
+            worst = min(worst, mock / static)
+            label = f"{mode} {unit}, {clients} clients"
+            print(f"{label:<28}{mock:>10.0f}{static:>10.0f}{mock / static:>7.2f}"
+                  f"{h11_static:>12.0f}{mock / h11_static:>7.2f}", flush=True)
+    print(f"worst mock/static ratio {worst:.2f} (target >= 0.70)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

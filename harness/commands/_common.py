@@ -1,0 +1,92 @@
+"""Pieces the run/regress/check/validate commands share: scenario discovery and tables."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.scenario import Scenario, load_scenario
+
+__all__ = [
+    "discover",
+    "format_table",
+    "load_all",
+    "monotonic",
+    "new_run_id",
+    "positive_int",
+    "utc_now",
+]
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def discover(paths: Iterable[str]) -> list[Path]:
+    """Scenario files named by ``paths``: files as given, directories searched (sorted)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in SCENARIO_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"{raw}: no such file or directory; pass scenario files or folders")
+    if not found:
+        raise UsageError(f"no scenario files (*.yaml) in {', '.join(map(str, paths))}")
+    return found
+
+
+def load_all(paths: Iterable[str]) -> list[Scenario]:
+    """Load every scenario under ``paths``; the first invalid one raises ScenarioError."""
+    scenarios = [load_scenario(p) for p in discover(paths)]
+    seen: dict[str, str] = {}
+    for s in scenarios:
+        if s.name in seen:
+            raise UsageError(
+                f"{s.path}: scenario name {s.name!r} is already used by {seen[s.name]};"
+                " give one of them another `name:`"
+            )
+        seen[s.name] = s.path
+    return scenarios
+
+
+def new_run_id(command: str) -> str:
+    """A run id that sorts by time: ``20261124T143000123Z-regress``."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{command}"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [row[0].ljust(widths[0])]
+        parts += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(cells[0]), *(line(r) for r in cells[1:])])

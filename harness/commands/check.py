@@ -1,0 +1,109 @@
+"""``harness check``: the oracle ``git bisect run`` calls directly.
+
+Exit 0 healthy ("good"/"old"), 1 regression ("bad"/"new"), 125 untestable (the factory cannot
+be imported or every run died before its first call). Never 128 or more, which would abort
+``git bisect run``: a harness failure inside a step is reported as 125, never as "bad".
+
+With ``--repeat N`` the policy decides: ``majority`` (default) calls the commit bad when more
+than half of the testable runs are unhealthy; ``any`` when one is. Untestable runs are left
+out of the count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from harness.commands._common import monotonic, new_run_id, positive_int, utc_now
+from harness.environment import fingerprint
+from harness.errors import FactoryError, UsageError
+from harness.matrix import Cell, run_matrix
+from harness.scenario import Scenario, load_scenario
+from harness.verdict import RegressEntry, RegressSummary
+
+HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML file")
+    parser.add_argument(
+        "--factory",
+        required=True,
+        metavar="SPEC",
+        help="bundled variant, package.module:function or path/to/file.py:function",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="the checkout under test (default: current directory)",
+    )
+    parser.add_argument("--repeat", type=positive_int, default=1, help="runs (default: 1)")
+    parser.add_argument(
+        "--policy",
+        choices=("majority", "any"),
+        default="majority",
+        help="how repeated runs decide (default: majority)",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
+
+
+def main(ns: argparse.Namespace) -> int:
+    scenario = load_scenario(ns.scenario)  # bad input: exit 2 via the CLI
+    try:
+        return _check(ns, scenario)
+    except FactoryError as exc:
+        print(f"harness check: untestable: {exc}", file=sys.stderr)
+        return UNTESTABLE
+    except UsageError:
+        raise
+    except Exception:  # a harness failure must not mark a commit bad
+        traceback.print_exc()
+        print("harness check: untestable: the harness failed (see above)", file=sys.stderr)
+        return UNTESTABLE
+
+
+def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
+    started, t0 = utc_now(), monotonic()
+    outcome = run_matrix(
+        [Cell(scenario, ns.factory, "pass")], repeat=ns.repeat, jobs=1, root=ns.root.resolve()
+    )
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    entry = outcome.entries[0]
+    code = decide(entry, ns.policy)
+    if ns.json is not None:
+        summary = RegressSummary(
+            run_id=new_run_id("check"),
+            command="check",
+            started=started,
+            wall_s=round(monotonic() - t0, 3),
+            entries=outcome.entries,
+            environment=fingerprint(),
+            scenarios={scenario.name: scenario.to_dict()},
+        )
+        ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    word = {HEALTHY: "healthy", REGRESSION: "regression", UNTESTABLE: "untestable"}[code]
+    for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
+        why = "; ".join(verdict.reasons) or "within every threshold"
+        print(
+            f"  {run.status}: errors {run.errors}, retries {run.retries}, CLOSE_WAIT growth "
+            f"{run.close_wait_growth}: {verdict.outcome} ({why})"
+        )
+    print(f"check: {word} ({ns.policy} of {len(entry.runs)} runs)")
+    return code
+
+
+def decide(entry: RegressEntry, policy: str) -> int:
+    """Map repeated runs to 0 (healthy), 1 (regression) or 125 (untestable)."""
+    testable = [
+        v for r, v in zip(entry.runs, entry.verdicts, strict=True) if r.status != "untestable"
+    ]
+    if not testable:
+        return UNTESTABLE
+    unhealthy = sum(1 for v in testable if not v.healthy)
+    bad = unhealthy > 0 if policy == "any" else unhealthy * 2 > len(testable)
+    return REGRESSION if bad else HEALTHY

@@ -1,0 +1,165 @@
+"""``harness regress [PATHS...]``: every scenario across its variants, side by side.
+
+Exit 0 when every verdict is as the scenario expects, 1 when one differs (a fixed variant is
+unhealthy, or a buggy one is no longer caught) or the run was interrupted, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.commands._common import (
+    format_table,
+    load_all,
+    monotonic,
+    new_run_id,
+    positive_int,
+    utc_now,
+)
+from harness.environment import fingerprint
+from harness.matrix import plan, run_matrix
+from harness.report import write_reports
+from harness.verdict import RegressEntry, RegressSummary
+
+DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        default=["scenarios"],
+        metavar="PATH",
+        help="scenario files or folders (default: scenarios)",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        default=DEFAULT_JOBS,
+        help=f"runs in parallel (default: {DEFAULT_JOBS})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="runs per (scenario, variant); every one must be as expected",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this variant (repeatable)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="where factory specs are resolved (default: current directory)",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+def main(ns: argparse.Namespace) -> int:
+    scenarios = load_all(ns.paths)
+    cells = plan(scenarios, ns.variant)
+    started, t0 = utc_now(), monotonic()
+    print(
+        f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, {ns.jobs} jobs",
+        flush=True,
+    )
+    outcome = run_matrix(
+        cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
+    )
+    summary = RegressSummary(
+        run_id=new_run_id("regress"),
+        command="regress",
+        started=started,
+        wall_s=round(monotonic() - t0, 3),
+        entries=outcome.entries,
+        environment=fingerprint(),
+        interrupted=outcome.interrupted,
+        scenarios={s.name: s.to_dict() for s in scenarios},
+    )
+    print()
+    print(render(summary))
+    run_dir = write_reports(summary, ns.report_dir)
+    print(f"\nreports: {run_dir}")
+    return 0 if summary.ok else 1
+
+
+def _progress(entry: RegressEntry) -> None:
+    mark = "ok " if entry.as_expected else "BAD"
+    v = entry.verdict
+    print(
+        f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})",
+        flush=True,
+    )
+
+
+def render(summary: RegressSummary) -> str:
+    """The comparison table: one block per scenario, variants side by side."""
+    blocks = []
+    for scenario, entries in summary.by_scenario().items():
+        blocks.append(f"{scenario}")
+        blocks.append(_indent(format_table(HEADER, [row(e) for e in entries])))
+        for e in entries:
+            if not e.as_expected:
+                blocks.append(
+                    f"  ! {e.variant}: expected {e.verdict.expected}, got "
+                    f"{e.verdict.outcome}: {'; '.join(e.verdict.reasons) or 'healthy'}"
+                )
+    bad = [e for e in summary.entries if not e.as_expected]
+    head = (
+        f"{len(summary.entries)} runs, {len(summary.entries) - len(bad)} as expected, "
+        f"{len(bad)} not, in {summary.wall_s:.1f} s"
+    )
+    if summary.interrupted:
+        head += " (INTERRUPTED: partial results)"
+    return "\n".join([*blocks, "", head])
+
+
+HEADER: Sequence[str] = (
+    "variant",
+    "expect",
+    "outcome",
+    "errors",
+    "retries",
+    "cw peak",
+    "cw growth",
+    "cw after gc",
+    "conns",
+    "p95 ms",
+    "wall s",
+)
+
+
+def row(entry: RegressEntry) -> list[object]:
+    r, v = entry.result, entry.verdict
+    mark = "" if entry.as_expected else " !"
+    return [
+        entry.variant,
+        v.expected,
+        v.outcome + mark,
+        r.errors,
+        r.retries,
+        r.close_wait_peak,
+        r.close_wait_growth,
+        r.close_wait_after_gc,
+        r.connections,
+        f"{r.latency_p95_ms:.0f}",
+        f"{r.wall_s:.2f}",
+    ]
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

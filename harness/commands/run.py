@@ -1,0 +1,119 @@
+"""``harness run SCENARIO (--variant NAME | --factory SPEC)``: one scenario, one client factory.
+
+Prints a per-turn table and the verdict. Exit 0 when every run's verdict is what the scenario
+expects of this variant (``pass`` when the scenario does not list it), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from harness.commands._common import format_table, monotonic, new_run_id, positive_int, utc_now
+from harness.environment import fingerprint
+from harness.errors import UsageError
+from harness.matrix import Cell, run_matrix
+from harness.report import write_reports
+from harness.result import RunResult
+from harness.scenario import load_scenario
+from harness.variants import BUNDLED, is_bundled
+from harness.verdict import RegressSummary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--variant", help="a bundled variant, e.g. keepalive-fixed")
+    which.add_argument(
+        "--factory", metavar="SPEC", help="package.module:function or path/to/file.py:function"
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="where --factory is resolved (default: current directory)",
+    )
+    parser.add_argument("--repeat", type=positive_int, default=1, help="runs (default: 1)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+def main(ns: argparse.Namespace) -> int:
+    scenario = load_scenario(ns.scenario)
+    variant = ns.variant or ns.factory
+    if ns.variant is not None and not is_bundled(ns.variant):
+        raise UsageError(
+            f"unknown variant {ns.variant!r}; use one of: {', '.join(BUNDLED)}, "
+            "or --factory SPEC for your own factory"
+        )
+    expected = scenario.variant_expectations().get(variant, "pass")
+    started, t0 = utc_now(), monotonic()
+    outcome = run_matrix(
+        [Cell(scenario, variant, expected)], repeat=ns.repeat, jobs=1, root=ns.root.resolve()
+    )
+    summary = RegressSummary(
+        run_id=new_run_id("run"),
+        command="run",
+        started=started,
+        wall_s=round(monotonic() - t0, 3),
+        entries=outcome.entries,
+        environment=fingerprint(),
+        interrupted=outcome.interrupted,
+        scenarios={scenario.name: scenario.to_dict()},
+    )
+    for entry in summary.entries:
+        for i, (run, verdict) in enumerate(zip(entry.runs, entry.verdicts, strict=True), 1):
+            label = f" (run {i} of {len(entry.runs)})" if len(entry.runs) > 1 else ""
+            print(f"{scenario.name} / {variant}{label}: {run.status}, {run.wall_s:.2f} s")
+            print(turn_table(run))
+            print(totals(run))
+            reasons = "; ".join(verdict.reasons) or "within every threshold"
+            print(f"verdict: {verdict.outcome.upper()} ({reasons}); expected {verdict.expected}\n")
+    if ns.json is not None:
+        ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    print(f"reports: {write_reports(summary, ns.report_dir)}")
+    return 0 if summary.ok else 1
+
+
+def turn_table(run: RunResult) -> str:
+    """One row per turn: calls, errors, and the sockets sampled after the turn."""
+    calls = Counter(r.turn for r in run.records)
+    errors = Counter(r.turn for r in run.records if not r.ok)
+    first_error = {}
+    for r in run.records:
+        if not r.ok and r.turn not in first_error:
+            first_error[r.turn] = r.error_type or "?"
+    rows = []
+    turn_samples = [s for s in run.samples if s.label.startswith("turn ")]
+    for s in turn_samples:
+        rows.append(
+            [
+                s.turn,
+                calls[s.turn],
+                errors[s.turn],
+                s.close_wait,
+                s.established,
+                s.fds,
+                first_error.get(s.turn, ""),
+            ]
+        )
+    header = ("turn", "calls", "errors", "close_wait", "established", "fds", "first error")
+    return format_table(header, rows)
+
+
+def totals(run: RunResult) -> str:
+    by_type = ", ".join(f"{k} x{v}" for k, v in run.errors_by_type.items()) or "none"
+    return (
+        f"calls {run.calls}, errors {run.errors} ({by_type}), retries {run.retries}, "
+        f"connections {run.connections}, CLOSE_WAIT peak {run.close_wait_peak} "
+        f"growth {run.close_wait_growth} after close {run.close_wait_after_close} "
+        f"after gc {run.close_wait_after_gc}, p95 {run.latency_p95_ms:.0f} ms"
+        + (f"\n{run.status}: {run.detail}" if run.detail else "")
+    )

@@ -1,0 +1,28 @@
+"""``harness validate FILE...``: check scenario files without running them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.commands._common import discover
+from harness.errors import ScenarioError
+from harness.scenario import load_scenario
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="FILE", help="scenario files or folders")
+
+
+def main(ns: argparse.Namespace) -> int:
+    """Print one line per file; exit 2 if any file is invalid (all files are checked)."""
+    bad = 0
+    for path in discover(ns.paths):
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            print(f"harness validate: error: {exc}", file=sys.stderr)
+            bad += 1
+            continue
+        print(f"{path}: ok ({scenario.name}, {len(scenario.variant_expectations())} variants)")
+    return 2 if bad else 0

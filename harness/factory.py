@@ -1,0 +1,120 @@
+"""Resolve a factory spec to the client factory it names.
+
+A spec is one of (docs/factories.md):
+
+- a bundled variant name, e.g. ``keepalive-fixed``;
+- ``package.module:function``, imported with ``root`` (the checkout under test) first on
+  ``sys.path``;
+- ``path/to/file.py:function``, a file relative to ``root``.
+
+Every failure, including an exception raised while importing user code, becomes one
+:class:`~harness.errors.FactoryError` line saying which spec, what failed and what to do.
+``root`` stays on ``sys.path`` afterwards: factories may import their siblings lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from harness.errors import FactoryError
+from harness.variants import BUNDLED, is_bundled, module_name
+
+__all__ = ["Factory", "resolve_factory"]
+
+# create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI
+Factory = Callable[..., Any]
+
+_FORMS = "a bundled variant ({}), `package.module:function` or `path/to/file.py:function`"
+
+
+def resolve_factory(spec: str, root: Path) -> Factory:
+    """The factory ``spec`` names; raises :class:`FactoryError` when it cannot be had."""
+    if is_bundled(spec):
+        return _attribute(spec, _import(spec, module_name(spec), root), "create_openai_client")
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise FactoryError(
+            f"factory {spec!r}: not a known variant or spec; "
+            f"use {_FORMS.format(', '.join(BUNDLED))}"
+        )
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module = _load_file(spec, root / target, root)
+    else:
+        module = _import(spec, target, root)
+    return _attribute(spec, module, attr)
+
+
+def _with_root(root: Path) -> None:
+    entry = str(root.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _import(spec: str, name: str, root: Path) -> ModuleType:
+    _with_root(root)
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # user code may raise anything while importing
+        raise FactoryError(
+            f"factory {spec!r}: cannot import module {name!r} (root {str(root)!r}): "
+            f"{type(exc).__name__}: {exc}; check the spec and --root"
+        ) from exc
+
+
+def _load_file(spec: str, path: Path, root: Path) -> ModuleType:
+    if not path.is_file():
+        raise FactoryError(
+            f"factory {spec!r}: no file {str(path)!r}; the path is relative to --root"
+        )
+    # A stable, unique module name per file, so two checkouts never share a module.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"_harness_factory_{path.stem}_{digest}"
+    _with_root(root)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise FactoryError(f"factory {spec!r}: {str(path)!r} is not a loadable Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # user code may raise anything while importing
+        del sys.modules[name]
+        raise FactoryError(
+            f"factory {spec!r}: importing {str(path)!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _attribute(spec: str, module: ModuleType, attr: str) -> Factory:
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise FactoryError(
+            f"factory {spec!r}: module {module.__name__!r} has no attribute {attr!r}"
+        )
+    if not callable(factory):
+        raise FactoryError(
+            f"factory {spec!r}: {attr!r} is a {type(factory).__name__}, not a function"
+        )
+    _check_signature(spec, factory)
+    return factory  # type: ignore[no-any-return]
+
+
+def _check_signature(spec: str, factory: Callable[..., Any]) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # builtins and some C callables have none; the first call will tell
+    try:
+        signature.bind({}, shared=True)
+    except TypeError as exc:
+        raise FactoryError(
+            f"factory {spec!r}: {signature} does not accept (client_kwargs, *, shared): {exc}"
+        ) from exc

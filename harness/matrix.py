@@ -1,0 +1,105 @@
+"""The regress matrix: every (scenario, variant) cell, run in parallel, judged.
+
+Each cell runs ``repeat`` times through :func:`harness.runner.run_one` (one worker process
+and one mock server per run) and every run gets a :class:`Verdict`. Cells run on a thread pool
+of ``jobs`` threads: a run spends most of its time in its worker process or asleep in idle
+gaps, so threads are enough to overlap them. On Ctrl-C, cells not yet started are dropped and
+the finished ones are returned with ``interrupted=True`` so the reports still get written.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.result import RunResult
+from harness.runner import run_one
+from harness.scenario import Expectation, Scenario
+from harness.verdict import RegressEntry, Verdict, judge
+
+__all__ = ["Cell", "MatrixOutcome", "plan", "run_cell", "run_matrix"]
+
+RunOne = Callable[..., RunResult]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (scenario, variant) pair and the role the scenario gives the variant."""
+
+    scenario: Scenario
+    variant: str
+    expected: Expectation
+
+
+@dataclass(frozen=True)
+class MatrixOutcome:
+    entries: tuple[RegressEntry, ...]
+    interrupted: bool
+
+
+def plan(scenarios: Sequence[Scenario], only: Sequence[str] = ()) -> list[Cell]:
+    """The cells to run, in file order; ``only`` keeps just the named variants."""
+    return [
+        Cell(s, variant, expected)
+        for s in scenarios
+        for variant, expected in s.variant_expectations().items()
+        if not only or variant in only
+    ]
+
+
+def run_cell(cell: Cell, *, repeat: int, root: Path, runner: RunOne = run_one) -> RegressEntry:
+    """Run one cell ``repeat`` times and judge each run."""
+    runs: list[RunResult] = []
+    verdicts: list[Verdict] = []
+    for _ in range(repeat):
+        result = runner(cell.scenario, cell.variant, root=root)
+        runs.append(result)
+        verdicts.append(judge(result, cell.scenario.expect, cell.expected))
+    return RegressEntry(
+        scenario=cell.scenario.name,
+        variant=cell.variant,
+        description=cell.scenario.description,
+        runs=tuple(runs),
+        verdicts=tuple(verdicts),
+    )
+
+
+def run_matrix(
+    cells: Sequence[Cell],
+    *,
+    repeat: int = 1,
+    jobs: int = 1,
+    root: Path,
+    on_entry: Callable[[RegressEntry], None] | None = None,
+    runner: RunOne = run_one,
+) -> MatrixOutcome:
+    """Run every cell; results come back in plan order whatever order they finish in."""
+    done: dict[int, RegressEntry] = {}
+    lock = threading.Lock()
+
+    def finished(index: int, future: Future[RegressEntry]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        with lock:
+            done[index] = future.result()
+            if on_entry is not None:
+                on_entry(done[index])
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
+    futures = []
+    try:
+        for index, cell in enumerate(cells):
+            future = pool.submit(run_cell, cell, repeat=repeat, root=root, runner=runner)
+            future.add_done_callback(functools.partial(finished, index))
+            futures.append(future)
+        for future in futures:
+            future.result()  # re-raises a harness bug in a cell instead of hiding it
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
+    pool.shutdown(wait=True)
+    return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=False)

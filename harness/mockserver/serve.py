@@ -1,0 +1,59 @@
+"""``harness serve``: run the mock OpenAI server standalone until SIGINT or SIGTERM.
+
+The first line on stdout is the base URL (``http://127.0.0.1:PORT/v1``), flushed at once, so a
+caller can start the process with ``--port 0`` and read where it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+
+from harness.mockserver.server import MockServer, check_loopback
+from harness.scenario import ServerSpec, load_scenario
+
+__all__ = ["add_arguments", "main"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", metavar="FILE",
+                        help="scenario whose `server:` section to serve (default: a plain server)")
+    parser.add_argument("--port", type=int, default=0,
+                        help="TCP port; 0 (the default) picks a free one")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to bind (127.0.0.0/8 or ::1); default 127.0.0.1")
+
+
+def main(ns: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop. Bad input raises UsageError (exit 2)."""
+    host = check_loopback(ns.host)
+    spec = load_scenario(ns.scenario).server if ns.scenario else ServerSpec()
+    stop = threading.Event()
+    with _SignalsSetEvent(stop), MockServer(spec, host=host, port=ns.port) as server:
+        print(server.base_url, flush=True)
+        stop.wait()
+    return 0
+
+
+class _SignalsSetEvent:
+    """Route SIGINT and SIGTERM to ``stop.set()`` while active; restore handlers after."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def __enter__(self) -> None:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+

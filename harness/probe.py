@@ -1,0 +1,59 @@
+"""Socket and fd sampling of one process, toward one server port (psutil).
+
+The probe counts the process's TCP sockets whose REMOTE end is the mock server's port, so a
+server in the same process (tests) is not counted, and its open file descriptors. A socket
+the peer reset while the process still holds its fd is listed in no TCP state at all; the
+fd count is what catches it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import psutil
+
+from harness.result import SocketSample
+
+__all__ = ["Probe", "SocketCounts"]
+
+
+@dataclass(frozen=True)
+class SocketCounts:
+    """CLOSE_WAIT and ESTABLISHED sockets toward the port, and open fds, at one moment."""
+
+    close_wait: int
+    established: int
+    fds: int
+
+
+class Probe:
+    """Samples process ``pid`` (``os.getpid()`` for this one) for sockets toward ``port``."""
+
+    def __init__(self, port: int, pid: int) -> None:
+        self.port = port
+        self._process = psutil.Process(pid)
+
+    def counts(self) -> SocketCounts:
+        close_wait = established = 0
+        for conn in self._process.net_connections(kind="tcp"):
+            if not conn.raddr or conn.raddr.port != self.port:
+                continue
+            if not ipaddress.ip_address(conn.raddr.ip).is_loopback:
+                continue
+            if conn.status == psutil.CONN_CLOSE_WAIT:
+                close_wait += 1
+            elif conn.status == psutil.CONN_ESTABLISHED:
+                established += 1
+        return SocketCounts(close_wait, established, self._process.num_fds())
+
+    def sample(self, label: str, turn: int = 0) -> SocketSample:
+        """A :class:`SocketSample` named ``label`` ("start", "turn 3", "after gc")."""
+        counts = self.counts()
+        return SocketSample(
+            label=label,
+            close_wait=counts.close_wait,
+            established=counts.established,
+            fds=counts.fds,
+            turn=turn,
+        )

@@ -1,0 +1,136 @@
+"""``harness compare BASE.json NEW.json``: what changed per (scenario, variant).
+
+Exit 1 when NEW is worse than BASE on any verdict: a cell that was as expected and no longer
+is, or a cell of BASE missing from NEW. Exit 0 otherwise (metrics may still have moved;
+they are printed), 2 on bad input. :func:`compare` is pure; :func:`main` does the I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.report.jsonfile import load_summary
+from harness.verdict import RegressEntry, RegressSummary
+
+__all__ = ["CellChange", "Comparison", "add_arguments", "compare", "main", "render_comparison"]
+
+Change = Literal["worse", "better", "changed", "unchanged", "added", "missing"]
+
+# label -> RunResult attribute, compared on each cell's representative run
+_METRICS = (
+    ("errors", "errors"),
+    ("retries", "retries"),
+    ("CLOSE_WAIT peak", "close_wait_peak"),
+    ("CLOSE_WAIT growth", "close_wait_growth"),
+)
+
+
+@dataclass(frozen=True)
+class CellChange:
+    """One (scenario, variant) cell of the comparison."""
+
+    scenario: str
+    variant: str
+    change: Change
+    details: tuple[str, ...]  # "errors 0 -> 9", "verdict pass (as expected) -> fail (NOT ...)"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every cell of BASE and NEW, in BASE's order then NEW's additions."""
+
+    base_id: str
+    new_id: str
+    new_interrupted: bool
+    cells: tuple[CellChange, ...]
+
+    @property
+    def worse(self) -> tuple[CellChange, ...]:
+        return tuple(c for c in self.cells if c.change in ("worse", "missing"))
+
+
+def _verdict(entry: RegressEntry) -> str:
+    mark = "as expected" if entry.as_expected else "NOT as expected"
+    return f"{entry.verdict.outcome} ({mark}, expected {entry.verdict.expected})"
+
+
+def _cell(base: RegressEntry, new: RegressEntry) -> CellChange:
+    details = []
+    for label, attr in _METRICS:
+        old_value, new_value = getattr(base.result, attr), getattr(new.result, attr)
+        if old_value != new_value:
+            details.append(f"{label} {old_value} -> {new_value}")
+    if _verdict(base) != _verdict(new):
+        details.append(f"verdict {_verdict(base)} -> {_verdict(new)}")
+    change: Change = "changed" if details else "unchanged"
+    if base.as_expected and not new.as_expected:
+        change = "worse"
+    elif new.as_expected and not base.as_expected:
+        change = "better"
+    return CellChange(base.scenario, base.variant, change, tuple(details))
+
+
+def compare(base: RegressSummary, new: RegressSummary) -> Comparison:
+    """Match cells by (scenario, variant) and classify each."""
+    new_cells = {(e.scenario, e.variant): e for e in new.entries}
+    base_keys = {(e.scenario, e.variant) for e in base.entries}
+    cells = []
+    for entry in base.entries:
+        other = new_cells.get((entry.scenario, entry.variant))
+        if other is None:
+            cells.append(
+                CellChange(
+                    entry.scenario,
+                    entry.variant,
+                    "missing",
+                    (f"in BASE ({_verdict(entry)}), not in NEW",),
+                )
+            )
+        else:
+            cells.append(_cell(entry, other))
+    for entry in new.entries:
+        if (entry.scenario, entry.variant) not in base_keys:
+            cells.append(
+                CellChange(
+                    entry.scenario, entry.variant, "added", (f"new cell: {_verdict(entry)}",)
+                )
+            )
+    return Comparison(base.run_id, new.run_id, new.interrupted, tuple(cells))
+
+
+def render_comparison(result: Comparison) -> str:
+    """Human-readable text: one line per cell that changed, then the conclusion."""
+    lines = [f"compare {result.base_id} (BASE) -> {result.new_id} (NEW)"]
+    if result.new_interrupted:
+        lines.append("NEW was interrupted: cells it did not finish count as missing")
+    unchanged = 0
+    for cell in result.cells:
+        if cell.change == "unchanged":
+            unchanged += 1
+            continue
+        lines.append(
+            f"{cell.change.upper():9} {cell.scenario} / {cell.variant}: " + "; ".join(cell.details)
+        )
+    lines.append(f"unchanged: {unchanged} of {len(result.cells)} cells")
+    worse = len(result.worse)
+    lines.append(
+        f"NEW is worse than BASE on {worse} cell{'s' if worse != 1 else ''}"
+        if worse
+        else "NEW is not worse than BASE on any verdict"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", type=Path, metavar="BASE.json", help="the reference results")
+    parser.add_argument("new", type=Path, metavar="NEW.json", help="the results to judge")
+
+
+def main(ns: argparse.Namespace) -> int:
+    """Print the comparison; 1 when NEW is worse on any verdict, else 0."""
+    result = compare(load_summary(ns.base), load_summary(ns.new))
+    print(render_comparison(result), end="")
+    return 1 if result.worse else 0

@@ -1,0 +1,158 @@
+"""report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched).
+
+Per scenario: a CLOSE_WAIT-per-turn line chart, an errors/retries bar chart, the same table as
+summary.md, the reasons for cells not as expected, and the scenario's settings; at the end the
+environment fingerprint. Every piece of text from a result is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+
+from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
+from harness.report.svg import Pen, bar_chart, line_chart, pens
+from harness.verdict import RegressEntry, RegressSummary
+
+__all__ = ["render_html"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
+ max-width:1220px;padding:0 16px;color:#1b1b1b;background:#fff;line-height:1.4}
+h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.25em;margin:0 0 .2em}
+.headline{font-size:1.05em;padding:8px 12px;border-radius:6px;display:inline-block}
+.ok{background:#e3f4e8;border:1px solid #2e8b57}.failed{background:#fde8e6;border:1px solid #c0392b}
+.interrupted{background:#fff4d6;border:1px solid #b8860b}
+section{border-top:2px solid #ddd;padding-top:14px;margin-top:22px}
+.desc{color:#444;margin:.2em 0 .8em}.charts{display:flex;flex-wrap:wrap;gap:16px}
+.chart{border:1px solid #e2e2e2;border-radius:6px;background:#fcfcfc}
+table{border-collapse:collapse;margin:12px 0;font-size:.88em}td{white-space:nowrap}
+th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:right;vertical-align:top}
+th{background:#f1f3f5}td.l,th.l{text-align:left}tr.bad td{background:#fdecea}
+td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.yes{color:#1e7b3c}
+.swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
+.reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
+"""
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _header(summary: RegressSummary) -> str:
+    state = "interrupted" if summary.interrupted else ("ok" if summary.ok else "failed")
+    links = " · ".join(
+        f'<a href="#{_anchor(name)}">{_e(name)}</a>' for name in summary.by_scenario()
+    )
+    return (
+        f"<header><h1>Connection-lifecycle regress {_e(summary.run_id)}</h1>"
+        f'<p class="headline {state}">{_e(headline(summary))}</p>'
+        f"<p>Started {_e(summary.started)} · scenarios: {links}</p></header>"
+    )
+
+
+def _anchor(name: str) -> str:
+    return "scenario-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
+    head = "".join(
+        f'<th class="{"l" if i < TEXT_COLUMNS else ""}">{_e(c)}</th>' for i, c in enumerate(COLUMNS)
+    )
+    rows = []
+    for entry, row in zip(entries, table_rows(entries), strict=True):
+        swatch = f'<span class="swatch" style="background:{pen_of[entry.variant].colour}"></span>'
+        cells = [f'<td class="l">{swatch}{_e(row[0])}</td>']
+        for i, value in enumerate(row[1:], start=1):
+            cls = "l" if i < TEXT_COLUMNS else ""
+            if i == 3:
+                cls += " yes" if entry.as_expected else " no"
+            elif i == 4:  # errors by type: long exception names may wrap, numbers may not
+                cls += " err"
+            cells.append(f'<td class="{cls.strip()}">{_e(value)}</td>')
+        bad = "" if entry.as_expected else ' class="bad"'
+        rows.append(f"<tr{bad}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _reasons(entries: Sequence[RegressEntry]) -> str:
+    failed = [e for e in entries if not e.as_expected]
+    if not failed:
+        return "<p>Every variant behaved as the scenario expects.</p>"
+    items = []
+    for entry in failed:
+        reasons = "".join(f"<li>{_e(r)}</li>" for r in reason_lines(entry))
+        items.append(
+            f"<li><b>{_e(entry.variant)}</b>: expected {_e(entry.verdict.expected)}, "
+            f"got {_e(entry.verdict.outcome)}<ul>{reasons}</ul></li>"
+        )
+    return f'<h3>Not as expected</h3><ul class="reasons">{"".join(items)}</ul>'
+
+
+def _scenario(
+    name: str, entries: Sequence[RegressEntry], summary: RegressSummary, pen_of: Mapping[str, Pen]
+) -> str:
+    series = {e.variant: e.result.close_wait_series for e in entries}
+    bars = {
+        e.variant: (("errors", e.result.errors), ("retries", e.result.retries)) for e in entries
+    }
+    charts = line_chart(
+        series,
+        pen_of,
+        title="CLOSE_WAIT sockets after each turn",
+        x_label="turn",
+        y_label="CLOSE_WAIT",
+    ) + bar_chart(bars, pen_of, title="Errors and retries per variant", y_label="count")
+    settings = summary.scenarios.get(name)
+    details = (
+        "<details><summary>scenario settings</summary><pre>"
+        f"{_e(json.dumps(settings, indent=2, default=str))}</pre></details>"
+        if settings
+        else ""
+    )
+    desc = entries[0].description
+    return (
+        f'<section id="{_anchor(name)}"><h2>{_e(name)}</h2>'
+        + (f'<p class="desc">{_e(desc)}</p>' if desc else "")
+        + f'<div class="charts">{charts}</div>{_table(entries, pen_of)}'
+        + _reasons(entries)
+        + details
+        + "</section>"
+    )
+
+
+def _environment(summary: RegressSummary) -> str:
+    rows = "".join(
+        f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
+        for k, v in sorted(summary.environment.items())
+    )
+    diffs = []
+    for entry in summary.entries:
+        for number, run in enumerate(entry.runs, start=1):
+            changed = {k: v for k, v in run.environment.items() if summary.environment.get(k) != v}
+            if changed:
+                where = f"{entry.scenario} / {entry.variant}" + (
+                    f" run {number}" if len(entry.runs) > 1 else ""
+                )
+                text = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+                diffs.append(f"<li>{_e(where)}: {_e(text)}</li>")
+    extra = f"<p>Runs that differ:</p><ul>{''.join(diffs)}</ul>" if diffs else ""
+    return f'<section id="environment"><h2>Environment</h2><table>{rows}</table>{extra}</section>'
+
+
+def render_html(summary: RegressSummary) -> str:
+    """The whole report.html text."""
+    pen_of = pens(e.variant for e in summary.entries)
+    sections = "".join(
+        _scenario(name, entries, summary, pen_of) for name, entries in summary.by_scenario().items()
+    )
+    if not summary.entries:
+        sections = "<section><p>No cell finished before the run ended.</p></section>"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>regress {_e(summary.run_id)}</title><style>{_CSS}</style></head><body>"
+        f"{_header(summary)}{sections}{_environment(summary)}</body></html>\n"
+    )

@@ -1,0 +1,221 @@
+"""Result values: what one (scenario, variant) run measured.
+
+A worker produces the raw pieces (:class:`CallRecord`, :class:`SocketSample` series, the mock
+server's :class:`ServerStats`); :func:`summarize` turns them into one frozen
+:class:`RunResult` whose derived metrics (errors by type, CLOSE_WAIT peak and growth,
+latency percentiles) are computed here once. Verdicts and report writers read these fields and
+never recompute them. Every value round-trips through ``to_dict()``/``from_dict()``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "CallRecord",
+    "RunResult",
+    "RunStatus",
+    "ServerCall",
+    "ServerStats",
+    "SocketSample",
+    "percentile",
+    "summarize",
+]
+
+# completed: the session ran to its end; hung: the watchdog killed the worker;
+# crashed: the worker died after the first call; untestable: the factory could not be
+# imported or the worker died before the first call.
+RunStatus = Literal["completed", "hung", "crashed", "untestable"]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One LLM round trip made by the gateway simulator."""
+
+    session: int  # 0-based concurrent session index
+    turn: int  # 1-based
+    round: int  # 1-based round trip within the turn (tool-call rounds)
+    ok: bool
+    latency_ms: float
+    started_s: float  # seconds since the session began
+    error_type: str | None = None  # e.g. "openai.APIConnectionError"
+    # "type: message" for the exception and each __cause__/__context__ below it
+    error_chain: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
+        return cls(**{**data, "error_chain": tuple(data.get("error_chain", ()))})
+
+
+@dataclass(frozen=True)
+class SocketSample:
+    """The worker's sockets toward the mock server's port, and its open fds, at one moment."""
+
+    label: str  # "start", "turn 3", "after close", "after gc"
+    close_wait: int
+    established: int
+    fds: int
+    turn: int = 0  # the turn just finished, 0 outside the turn series
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SocketSample:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ServerCall:
+    """One API request as the mock server saw it."""
+
+    index: int  # 1-based server-side call number
+    connection: int  # 1-based connection id
+    path: str
+    stream: bool
+    status: int  # 0 when the request was dropped without a response
+    retry_count: int  # the x-stainless-retry-count header, 0 when absent
+    fault: str | None = None
+    started_s: float = 0.0
+    duration_ms: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerCall:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """The mock server's bookkeeping for one run."""
+
+    connections: int = 0
+    requests_per_connection: tuple[int, ...] = ()
+    retry_counts: tuple[int, ...] = ()  # x-stainless-retry-count of every API request
+    faults_fired: Mapping[str, int] = field(default_factory=dict)
+    calls: tuple[ServerCall, ...] = ()
+
+    @property
+    def retries(self) -> int:
+        """Requests that were SDK retries (retry-count header > 0)."""
+        return sum(1 for count in self.retry_counts if count > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerStats:
+        return cls(
+            connections=data.get("connections", 0),
+            requests_per_connection=tuple(data.get("requests_per_connection", ())),
+            retry_counts=tuple(data.get("retry_counts", ())),
+            faults_fired=dict(data.get("faults_fired", {})),
+            calls=tuple(ServerCall.from_dict(c) for c in data.get("calls", ())),
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one (scenario, variant) run measured. Build it with :func:`summarize`."""
+
+    scenario: str
+    variant: str  # bundled variant name or factory spec
+    status: RunStatus
+    calls: int
+    errors: int
+    errors_by_type: Mapping[str, int]
+    retries: int
+    close_wait_series: tuple[int, ...]  # after each turn
+    established_series: tuple[int, ...]
+    fds_series: tuple[int, ...]
+    close_wait_peak: int
+    close_wait_growth: int  # last turn's count minus the count before the first turn
+    close_wait_after_close: int
+    close_wait_after_gc: int
+    fds_growth: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_max_ms: float
+    wall_s: float
+    server: ServerStats
+    records: tuple[CallRecord, ...]
+    samples: tuple[SocketSample, ...]
+    environment: Mapping[str, str]
+    detail: str = ""  # why a run is hung/crashed/untestable; the worker's last stderr line
+
+    @property
+    def connections(self) -> int:
+        return self.server.connections
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["errors_by_type"] = dict(self.errors_by_type)
+        data["environment"] = dict(self.environment)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        fields: dict[str, Any] = dict(data)
+        for name in ("close_wait_series", "established_series", "fds_series"):
+            fields[name] = tuple(fields[name])
+        fields["server"] = ServerStats.from_dict(data["server"])
+        fields["records"] = tuple(CallRecord.from_dict(r) for r in data["records"])
+        fields["samples"] = tuple(SocketSample.from_dict(s) for s in data["samples"])
+        return cls(**fields)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 1))  # ceil(n * q), at least 1
+    return float(ordered[int(rank) - 1])
+
+
+def summarize(
+    *,
+    scenario: str,
+    variant: str,
+    status: RunStatus,
+    records: Sequence[CallRecord],
+    samples: Sequence[SocketSample],
+    server: ServerStats,
+    wall_s: float,
+    environment: Mapping[str, str],
+    detail: str = "",
+) -> RunResult:
+    """Compute every derived metric once, from the raw records and samples."""
+    turns = [s for s in samples if s.label.startswith("turn ")]
+    start = next((s for s in samples if s.label == "start"), None)
+    after_close = next((s for s in samples if s.label == "after close"), None)
+    after_gc = next((s for s in samples if s.label == "after gc"), None)
+    cw = tuple(s.close_wait for s in turns)
+    fds = tuple(s.fds for s in turns)
+    base_cw = start.close_wait if start else 0
+    latencies = [r.latency_ms for r in records]
+    return RunResult(
+        scenario=scenario,
+        variant=variant,
+        status=status,
+        calls=len(records),
+        errors=sum(1 for r in records if not r.ok),
+        errors_by_type=dict(Counter(r.error_type or "?" for r in records if not r.ok)),
+        retries=server.retries,
+        close_wait_series=cw,
+        established_series=tuple(s.established for s in turns),
+        fds_series=fds,
+        close_wait_peak=max(cw, default=0),
+        close_wait_growth=(cw[-1] - base_cw) if cw else 0,
+        close_wait_after_close=after_close.close_wait if after_close else 0,
+        close_wait_after_gc=after_gc.close_wait if after_gc else 0,
+        fds_growth=(fds[-1] - (start.fds if start else fds[0])) if fds else 0,
+        latency_p50_ms=percentile(latencies, 0.5),
+        latency_p95_ms=percentile(latencies, 0.95),
+        latency_max_ms=max(latencies, default=0.0),
+        wall_s=wall_s,
+        server=server,
+        records=tuple(records),
+        samples=tuple(samples),
+        environment=dict(environment),
+        detail=detail,
+    )

@@ -1,0 +1,234 @@
+"""Run one (scenario, variant) pair: mock server here, gateway in a worker process.
+
+The mock server runs in this process and keeps the server-side counts; the worker
+(:mod:`harness.worker`) runs the gateway in its own process group, so its sockets are its
+own, and a hung or crashing factory cannot take the harness down. A watchdog derived from
+the scenario (:func:`watchdog_for`) kills the worker's whole process group on expiry. The
+group is killed on every way out, KeyboardInterrupt included, so no worker outlives its run.
+
+Status: "completed" when the worker finished its session; "hung" when the watchdog fired;
+"untestable" when the factory could not be resolved, raised building the shared client, or
+the worker died before its first call; "crashed" when it died after its first call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from harness.errors import UsageError, WorkerError
+from harness.mockserver import MockServer
+from harness.result import CallRecord, RunResult, RunStatus, SocketSample, summarize
+from harness.scenario import HttpError, Scenario, Stall
+
+__all__ = ["run_one", "watchdog_for"]
+
+STARTUP_S: Final = 15.0  # interpreter + openai import: ~0.6 s idle, far more on a busy box
+LOAD_FACTOR: Final = 1.5  # headroom for a loaded machine
+SDK_TIMEOUT_S: Final = 600.0  # openai's default read timeout
+SDK_MAX_RETRIES: Final = 2
+SDK_MAX_BACKOFF_S: Final = 8.0  # openai's MAX_RETRY_DELAY
+
+
+def watchdog_for(scenario: Scenario) -> float:
+    """Seconds a worker may take before it counts as hung: a generous upper bound.
+
+    Per call: every attempt (``max_retries`` + 1) may wait the whole read ``timeout`` plus
+    everything the server spends on purpose (latency, stalls, chunk delays), and every retry
+    may back off for the SDK's longest delay or the largest ``retry_after_s``. Turns add
+    their idle gaps; the whole is scaled by :data:`LOAD_FACTOR` and gets :data:`STARTUP_S`.
+    Set ``client.kwargs.timeout`` in scenarios: the SDK's 600 s default makes this bound long.
+    """
+    kwargs = scenario.client.kwargs
+    timeout = float(kwargs.get("timeout", SDK_TIMEOUT_S))
+    attempts = int(kwargs.get("max_retries", SDK_MAX_RETRIES)) + 1
+    server = scenario.server
+    chunks = server.reply.chunks
+    stall_s = sum(
+        f.ms / 1000 * (1 if f.at == "first_byte" else chunks + 1)
+        for f in server.faults
+        if isinstance(f, Stall)
+    )
+    server_s = server.latency_ms / 1000 + stall_s + chunks * server.reply.chunk_delay_ms / 1000
+    retry_after = max(
+        (f.retry_after_s or 0.0 for f in server.faults if isinstance(f, HttpError)), default=0.0
+    )
+    backoff_s = max(SDK_MAX_BACKOFF_S, retry_after)
+    per_call = attempts * (timeout + server_s) + (attempts - 1) * backoff_s
+    session = scenario.session
+    # Sessions beyond the SDK's pool limit queue for connections.
+    waves = math.ceil(session.concurrency / 100)
+    per_turn = session.calls_per_turn * per_call * waves + session.idle_between_turns_ms / 1000
+    return STARTUP_S + LOAD_FACTOR * session.turns * per_turn
+
+
+@dataclass
+class _Recorded:
+    """What a worker's JSON lines held."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    samples: list[SocketSample] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # untestable/error lines
+    untestable: bool = False
+    done: bool = False
+
+
+def run_one(
+    scenario: Scenario,
+    variant: str,
+    *,
+    root: Path | None = None,
+    watchdog_s: float | None = None,
+    python: str = sys.executable,
+) -> RunResult:
+    """Run ``scenario`` against ``variant`` (a bundled name or factory spec) and score it.
+
+    ``root`` (default: the current directory) is the checkout factory specs resolve in;
+    ``watchdog_s`` (default: :func:`watchdog_for`) bounds the worker's run; ``python`` is
+    the interpreter the worker runs on (it must be able to import ``harness`` and openai).
+    """
+    if not scenario.path or not Path(scenario.path).is_file():
+        # The worker reloads the scenario from its file: a parsed string cannot travel.
+        raise UsageError(
+            f"scenario {scenario.name!r} has no file ({scenario.path!r}); "
+            "load it with load_scenario(path)"
+        )
+    # Imported here, not at the top: `harness/__init__` imports this module, and a
+    # module-level import would load harness.worker before `python -m harness.worker` runs
+    # it (runpy's RuntimeWarning in every worker).
+    from harness.worker import Job
+
+    root = Path.cwd() if root is None else root
+    limit = watchdog_for(scenario) if watchdog_s is None else watchdog_s
+    with (
+        MockServer(scenario.server) as server,
+        tempfile.TemporaryDirectory(prefix="harness-run-") as tmp,
+    ):
+        job = Job(
+            scenario=str(Path(scenario.path).resolve()),
+            factory=variant,
+            root=str(root.resolve()),
+            base_url=server.base_url,
+            port=server.port,
+            out=str(Path(tmp, "out.jsonl")),
+        )
+        job_path = Path(tmp, "job.json")
+        job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
+        stderr_path = Path(tmp, "stderr.txt")
+        started = time.monotonic()
+        returncode, hung = _run_worker(python, job_path, root, stderr_path, limit)
+        wall_s = time.monotonic() - started
+        recorded = _read_lines(Path(job.out))
+        stderr = stderr_path.read_text(encoding="utf-8", errors="replace")
+        stats = server.stats()
+    status, detail = _status(recorded, returncode, hung, limit, stderr)
+    return summarize(
+        scenario=scenario.name,
+        variant=variant,
+        status=status,
+        records=recorded.records,
+        samples=recorded.samples,
+        server=stats,
+        wall_s=wall_s,
+        environment=recorded.environment,
+        detail=detail,
+    )
+
+
+def _worker_env() -> dict[str, str]:
+    # The worker imports this very harness, whatever interpreter or checkout it runs in.
+    source = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _run_worker(
+    python: str, job_path: Path, root: Path, stderr_path: Path, limit: float
+) -> tuple[int, bool]:
+    """Run the worker to its end or the watchdog; return (exit code, hung)."""
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [python, "-m", "harness.worker", str(job_path)],
+            cwd=root,
+            env=_worker_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        try:
+            try:
+                return proc.wait(timeout=limit), False
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                return proc.wait(), True
+        finally:
+            # Every way out (KeyboardInterrupt too): nothing the worker started survives it.
+            _kill_group(proc)
+            proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _read_lines(path: Path) -> _Recorded:
+    recorded = _Recorded()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return recorded  # the worker died before it opened its output
+    for number, line in enumerate(lines, 1):
+        try:
+            data: dict[str, Any] = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines):
+                break  # a line cut short by a kill; everything before it stands
+            raise WorkerError(f"worker output {str(path)!r}:{number}: not JSON: {exc}") from exc
+        _take(recorded, data)
+    return recorded
+
+
+def _take(recorded: _Recorded, data: dict[str, Any]) -> None:
+    kind = data.pop("type", None)
+    if kind == "call":
+        recorded.records.append(CallRecord.from_dict(data))
+    elif kind == "sample":
+        recorded.samples.append(SocketSample.from_dict(data))
+    elif kind == "environment":
+        recorded.environment = {k: str(v) for k, v in data.items()}
+    elif kind in ("untestable", "error"):
+        recorded.untestable = recorded.untestable or kind == "untestable"
+        recorded.messages.append(str(data.get("message", "")))
+    elif kind == "done":
+        recorded.done = True
+    else:
+        raise WorkerError(f"worker output: unknown line type {kind!r}")
+
+
+def _status(
+    recorded: _Recorded, returncode: int, hung: bool, limit: float, stderr: str
+) -> tuple[RunStatus, str]:
+    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    why = "; ".join(recorded.messages) or last
+    if hung:
+        return "hung", f"watchdog killed the worker after {limit:.1f} s"
+    if recorded.untestable:  # the worker writes this line before exiting 3
+        return "untestable", why or f"worker exited with {returncode}"
+    if recorded.done and returncode == 0:
+        return "completed", ""
+    died = f"worker exited with {returncode}" + (f": {why}" if why else "")
+    return ("crashed" if recorded.records else "untestable"), died

@@ -1,0 +1,35 @@
+"""Bundled client factories, one module each, and the registry that names them.
+
+Each module defines ``create_openai_client(client_kwargs, *, shared) -> OpenAI`` (the factory
+contract in docs/factories.md) and a docstring saying which real change it models.
+``FIXED`` says whether the variant is meant to be healthy; a scenario that does not list its
+variants runs every bundled one, expecting fixed variants to pass and only observing the rest.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+__all__ = ["BUNDLED", "FIXED_VARIANTS", "is_bundled", "module_name"]
+
+# name -> True when the variant is a fixed (healthy) build, False when it carries a bug.
+BUNDLED: Final = MappingProxyType(
+    {
+        "baseline": True,
+        "keepalive-mutating": False,
+        "keepalive-fixed": True,
+        "shared-http-client": False,
+    }
+)
+FIXED_VARIANTS: Final = tuple(name for name, fixed in BUNDLED.items() if fixed)
+
+
+def is_bundled(name: str) -> bool:
+    """True when ``name`` names a bundled variant."""
+    return name in BUNDLED
+
+
+def module_name(name: str) -> str:
+    """The module that implements bundled variant ``name``."""
+    return f"harness.variants.{name.replace('-', '_')}"

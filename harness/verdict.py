@@ -1,0 +1,181 @@
+"""Verdicts: a scenario's expectations applied to a :class:`RunResult`.
+
+``healthy`` says whether the run stayed within every threshold of ``expect:``; ``outcome``
+is ``"pass"`` (healthy) or ``"fail"``; ``as_expected`` compares that with the variant's role
+in the scenario (``pass``: must be healthy, ``fail``: must be caught, ``observe``: anything).
+A run that did not complete (hung, crashed, untestable) is never healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from harness.result import RunResult
+from harness.scenario import Expectations
+
+__all__ = ["RegressEntry", "RegressSummary", "Verdict", "judge"]
+
+Outcome = Literal["pass", "fail"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one run was healthy, why not, and whether that was expected."""
+
+    healthy: bool
+    reasons: tuple[str, ...]
+    expected: Literal["pass", "fail", "observe"]
+
+    @property
+    def outcome(self) -> Outcome:
+        return "pass" if self.healthy else "fail"
+
+    @property
+    def as_expected(self) -> bool:
+        return self.expected == "observe" or self.expected == self.outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": self.outcome, "as_expected": self.as_expected}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(
+            healthy=data["healthy"], reasons=tuple(data["reasons"]), expected=data["expected"]
+        )
+
+
+# expectation field -> the RunResult attribute it bounds
+_THRESHOLDS: tuple[tuple[str, str], ...] = (
+    ("errors", "errors"),
+    ("retries", "retries"),
+    ("close_wait_peak", "close_wait_peak"),
+    ("close_wait_growth", "close_wait_growth"),
+    ("close_wait_after_close", "close_wait_after_close"),
+    ("close_wait_after_gc", "close_wait_after_gc"),
+    ("connections", "connections"),
+    ("p95_latency_ms", "latency_p95_ms"),
+)
+
+
+def judge(
+    result: RunResult, expect: Expectations, expected: Literal["pass", "fail", "observe"]
+) -> Verdict:
+    """Apply ``expect`` to ``result``: one reason per threshold exceeded."""
+    reasons: list[str] = []
+    if result.status != "completed":
+        detail = f": {result.detail}" if result.detail else ""
+        reasons.append(f"run {result.status}{detail}")
+    for name, attr in _THRESHOLDS:
+        limit = getattr(expect, name)
+        value = getattr(result, attr)
+        if limit is not None and value > limit:
+            shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+            reasons.append(f"{name} {shown} > {limit}")
+    return Verdict(healthy=not reasons, reasons=tuple(reasons), expected=expected)
+
+
+@dataclass(frozen=True)
+class RegressEntry:
+    """One (scenario, variant) cell of a regress matrix: its repeats and the verdict."""
+
+    scenario: str
+    variant: str
+    description: str
+    runs: tuple[RunResult, ...]
+    verdicts: tuple[Verdict, ...]  # one per run
+
+    @property
+    def result(self) -> RunResult:
+        """The representative run: the first one whose verdict is not as expected, else the
+        first."""
+        for run, verdict in zip(self.runs, self.verdicts, strict=True):
+            if not verdict.as_expected:
+                return run
+        return self.runs[0]
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.verdicts[self.runs.index(self.result)]
+
+    @property
+    def as_expected(self) -> bool:
+        return all(v.as_expected for v in self.verdicts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "description": self.description,
+            "as_expected": self.as_expected,
+            "runs": [r.to_dict() for r in self.runs],
+            "verdicts": [v.to_dict() for v in self.verdicts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegressEntry:
+        return cls(
+            scenario=data["scenario"],
+            variant=data["variant"],
+            description=data.get("description", ""),
+            runs=tuple(RunResult.from_dict(r) for r in data["runs"]),
+            verdicts=tuple(Verdict.from_dict(v) for v in data["verdicts"]),
+        )
+
+
+@dataclass(frozen=True)
+class RegressSummary:
+    """A whole regress (or run) invocation: what every report writer reads."""
+
+    run_id: str  # sortable by time, e.g. "20261124T141500Z-regress"
+    command: str  # "regress" | "run" | "check"
+    started: str  # ISO 8601 UTC
+    wall_s: float
+    entries: tuple[RegressEntry, ...]
+    environment: Mapping[str, str]
+    interrupted: bool = False
+    scenarios: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> to_dict()
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(e.as_expected for e in self.entries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": 1,
+            "run_id": self.run_id,
+            "command": self.command,
+            "started": self.started,
+            "wall_s": self.wall_s,
+            "ok": self.ok,
+            "interrupted": self.interrupted,
+            "environment": dict(self.environment),
+            "scenarios": {k: dict(v) for k, v in self.scenarios.items()},
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegressSummary:
+        return cls(
+            run_id=data["run_id"],
+            command=data["command"],
+            started=data["started"],
+            wall_s=data["wall_s"],
+            entries=tuple(RegressEntry.from_dict(e) for e in data["entries"]),
+            environment=dict(data["environment"]),
+            interrupted=data.get("interrupted", False),
+            scenarios=dict(data.get("scenarios", {})),
+        )
+
+    def by_scenario(self) -> dict[str, list[RegressEntry]]:
+        """Entries grouped by scenario, in run order."""
+        groups: dict[str, list[RegressEntry]] = {}
+        for entry in self.entries:
+            groups.setdefault(entry.scenario, []).append(entry)
+        return groups
+
+
+def entries_failed(entries: Sequence[RegressEntry]) -> list[RegressEntry]:
+    """The entries whose verdicts differ from what the scenario expects."""
+    return [e for e in entries if not e.as_expected]

@@ -1,0 +1,157 @@
+"""One (scenario, factory) run in its own process: ``python -m harness.worker JOB.json``.
+
+JOB.json holds ``scenario`` (path), ``factory`` (spec), ``root`` (dir), ``base_url``, ``port``
+and ``out`` (a JSON-lines file). The worker appends one JSON object per line, flushed as it
+goes, so a worker killed by the watchdog leaves everything it recorded:
+
+- ``{"type": "environment", "python": ..., "openai": ...}`` first;
+- ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
+  after each turn and its idle gap (with concurrency, once all sessions finished turn N),
+  "after close" once the shared client is closed, "after gc" after ``gc.collect()``;
+- ``{"type": "call", <CallRecord fields>}`` for every call;
+- ``{"type": "untestable", "message": ...}`` when the factory cannot be resolved or raises
+  while building the shared client (exit code 3);
+- ``{"type": "error", "message": ...}`` when the worker itself fails (exit code 1);
+- ``{"type": "done"}`` last, after a complete session (exit code 0).
+
+Exit code 2: the job file itself is unusable. With ``gc: off`` automatic garbage collection
+is disabled for the whole session, so leaks that only GC would hide stay visible until the
+explicit collection between "after close" and "after gc".
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from harness.environment import fingerprint
+from harness.errors import FactoryError, UsageError
+from harness.factory import resolve_factory
+from harness.gateway import Gateway
+from harness.probe import Probe
+from harness.result import CallRecord, SocketSample
+from harness.scenario import load_scenario
+
+__all__ = ["EXIT_ERROR", "EXIT_UNTESTABLE", "Job", "main", "run_job"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNTESTABLE = 3
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker runs; written by the runner as JOB.json."""
+
+    scenario: str
+    factory: str
+    root: str
+    base_url: str
+    port: int
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path: Path) -> Job:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(
+                f"job file {str(path)!r} is unusable: {type(exc).__name__}: {exc}; "
+                f"it needs the keys scenario, factory, root, base_url, port, out"
+            ) from exc
+
+
+class _Sink:
+    """Appends JSON lines and flushes each one; safe to call from session threads."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, kind: str, data: dict[str, Any]) -> None:
+        line = json.dumps({"type": kind, **data}, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def call(self, record: CallRecord) -> None:
+        self.write("call", asdict(record))
+
+    def sample(self, sample: SocketSample) -> None:
+        self.write("sample", asdict(sample))
+
+
+def run_job(job: Job, sink: _Sink) -> int:
+    """Run the job, recording into ``sink``; returns the exit code."""
+    sink.write("environment", fingerprint())
+    try:
+        factory = resolve_factory(job.factory, Path(job.root))
+    except FactoryError as exc:
+        sink.write("untestable", {"message": str(exc)})
+        return EXIT_UNTESTABLE
+    scenario = load_scenario(job.scenario)
+    probe = Probe(job.port, os.getpid())
+    if scenario.session.gc == "off":
+        gc.disable()
+    gateway = Gateway(scenario, factory, job.base_url)
+    sink.sample(probe.sample("start"))
+    try:
+        gateway.open()
+    except Exception as exc:  # the factory is user code: anything may come out of it
+        sink.write(
+            "untestable",
+            {
+                "message": f"factory {job.factory!r} raised building the shared client: "
+                f"{type(exc).__name__}: {exc}",
+            },
+        )
+        return EXIT_UNTESTABLE
+    gateway.run(
+        on_call=sink.call,
+        on_turn=lambda turn: sink.sample(probe.sample(f"turn {turn}", turn)),
+    )
+    gateway.close()
+    sink.sample(probe.sample("after close"))
+    gc.collect()
+    sink.sample(probe.sample("after gc"))
+    sink.write("done", {})
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.worker JOB.json``; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m harness.worker JOB.json", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        job = Job.load(Path(args[0]))
+        out = open(job.out, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except (UsageError, OSError) as exc:
+        print(f"harness worker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with out:
+        sink = _Sink(out)
+        try:
+            return run_job(job, sink)
+        except Exception as exc:
+            # Recorded and printed: the runner scores the run from what is already written.
+            traceback.print_exc()
+            sink.write("error", {"message": f"{type(exc).__name__}: {exc}"})
+            return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""nox sessions: the main job (regress), tests, lint, benchmarks and the bisect driver.
+
+uv is used to build the virtualenvs when it is installed; nox falls back to virtualenv.
+Virtualenvs are reused between runs, so a warm `nox -s regress` skips the install.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+def regress(session: nox.Session) -> None:
+    """Run every bundled scenario across its variants; exit 1 if a verdict is unexpected."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness", "regress", "scenarios", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (real sockets, the real openai SDK, real git repositories)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format check) and mypy --strict on harness/."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy", "harness")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks that print figures (mock server throughput, regress wall time)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_server.py", *session.posargs)
+
+
+@nox.session
+def bisect(session: nox.Session) -> None:
+    """Forward to `harness bisect`: nox -s bisect -- --repo PATH --good A --bad B ..."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness", "bisect", *session.posargs)

@@ -1,0 +1,140 @@
+"""resolve_factory: bundled names, module and file specs, and every FactoryError path."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.errors import FactoryError, UsageError
+from harness.factory import resolve_factory
+from harness.variants import BUNDLED, module_name
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    """A checkout directory; sys.path and sys.modules are restored afterwards."""
+    path_before = list(sys.path)
+    modules_before = set(sys.modules)
+    yield tmp_path
+    sys.path[:] = path_before
+    for name in set(sys.modules) - modules_before:
+        del sys.modules[name]
+
+
+GOOD = (
+    "def create_openai_client(client_kwargs, *, shared):\n"
+    "    return ('made', dict(client_kwargs), shared)\n"
+)
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_name_resolves_to_its_module_function(name: str, root: Path) -> None:
+    factory = resolve_factory(name, root)
+    assert factory.__module__ == module_name(name)
+    assert factory.__name__ == "create_openai_client"
+
+
+def test_module_spec_imports_from_root_first(root: Path) -> None:
+    package = root / "gw_pkg_mod"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "clients.py").write_text(GOOD)
+    factory = resolve_factory("gw_pkg_mod.clients:create_openai_client", root)
+    assert factory({"a": 1}, shared=True) == ("made", {"a": 1}, True)
+    assert sys.path[0] == str(root.resolve())
+
+
+def test_file_spec_is_relative_to_root_and_may_import_siblings(root: Path) -> None:
+    (root / "src").mkdir()
+    (root / "gw_sibling_helper.py").write_text("VALUE = 'sibling'\n")
+    (root / "src" / "factory.py").write_text(
+        "import gw_sibling_helper\n"
+        "def make(client_kwargs, *, shared):\n"
+        "    return gw_sibling_helper.VALUE, shared\n"
+    )
+    factory = resolve_factory("src/factory.py:make", root)
+    assert factory({}, shared=False) == ("sibling", False)
+
+
+def test_the_same_root_is_put_on_sys_path_once(root: Path) -> None:
+    (root / "gw_once.py").write_text(GOOD)
+    resolve_factory("gw_once:create_openai_client", root)
+    resolve_factory("gw_once:create_openai_client", root)
+    assert sys.path.count(str(root.resolve())) == 1
+
+
+def test_factory_error_is_a_usage_error() -> None:
+    assert issubclass(FactoryError, UsageError)
+
+
+def _error(spec: str, root: Path) -> str:
+    with pytest.raises(FactoryError) as info:
+        resolve_factory(spec, root)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"factory {spec!r}: ")
+    return message[len(f"factory {spec!r}: ") :]
+
+
+def test_unknown_name_lists_the_forms(root: Path) -> None:
+    assert _error("keepalive-broken", root) == (
+        "not a known variant or spec; use a bundled variant (baseline, keepalive-mutating, "
+        "keepalive-fixed, shared-http-client), `package.module:function` or "
+        "`path/to/file.py:function`"
+    )
+
+
+@pytest.mark.parametrize("spec", [":make", "gw_x:", ""])
+def test_spec_with_an_empty_part_is_rejected(spec: str, root: Path) -> None:
+    assert _error(spec, root).startswith("not a known variant or spec; use a bundled variant")
+
+
+def test_missing_module(root: Path) -> None:
+    message = _error("gw_no_such_module:make", root)
+    assert message == (
+        f"cannot import module 'gw_no_such_module' (root {str(root)!r}): ModuleNotFoundError: "
+        "No module named 'gw_no_such_module'; check the spec and --root"
+    )
+
+
+def test_module_that_raises_while_importing(root: Path) -> None:
+    (root / "gw_raises.py").write_text("raise RuntimeError('boom at import')\n")
+    assert _error("gw_raises:make", root) == (
+        f"cannot import module 'gw_raises' (root {str(root)!r}): RuntimeError: boom at import; "
+        "check the spec and --root"
+    )
+
+
+def test_missing_file(root: Path) -> None:
+    missing = root / "nope" / "factory.py"
+    assert _error("nope/factory.py:make", root) == (
+        f"no file {str(missing)!r}; the path is relative to --root"
+    )
+
+
+def test_file_with_a_syntax_error(root: Path) -> None:
+    (root / "broken.py").write_text("def make(:\n")
+    message = _error("broken.py:make", root)
+    assert message.startswith(f"importing {str(root / 'broken.py')!r} failed: SyntaxError: ")
+    assert not [name for name in sys.modules if name.startswith("_harness_factory_broken_")]
+
+
+def test_missing_attribute(root: Path) -> None:
+    (root / "gw_noattr.py").write_text(GOOD)
+    assert _error("gw_noattr:make", root) == "module 'gw_noattr' has no attribute 'make'"
+
+
+def test_attribute_that_is_not_callable(root: Path) -> None:
+    (root / "gw_notcallable.py").write_text("make = 42\n")
+    assert _error("gw_notcallable:make", root) == "'make' is a int, not a function"
+
+
+def test_function_with_the_wrong_signature(root: Path) -> None:
+    (root / "gw_badsig.py").write_text("def make(client_kwargs):\n    return None\n")
+    assert _error("gw_badsig:make", root) == (
+        "(client_kwargs) does not accept (client_kwargs, *, shared): "
+        "got an unexpected keyword argument 'shared'"
+    )

@@ -1,0 +1,513 @@
+"""The mock server on real loopback sockets, driven by raw sockets and the real openai SDK.
+
+Timing assertions are lower bounds only (the machine is shared); counts and orderings are
+exact. Every test stops its servers and closes its clients; the autouse fixture checks that
+no server thread outlives a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import h11
+import openai
+import psutil
+import pytest
+
+from harness.errors import UsageError
+from harness.mockserver import MockServer
+from harness.result import ServerStats
+from harness.scenario import (
+    HttpError,
+    Keepalive,
+    Reply,
+    ResetOnReuse,
+    ServerSpec,
+    Stall,
+    TruncateStream,
+)
+
+MESSAGES: list[Any] = [{"role": "user", "content": "ping"}]
+CHAT_TOOLS: list[Any] = [{"type": "function", "function": {
+    "name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+RESPONSES_TOOLS: list[Any] = [{"type": "function", "name": "lookup", "strict": False,
+                               "parameters": {"type": "object", "properties": {}}}]
+CHAT_BODY = json.dumps({"model": "m", "messages": MESSAGES}).encode()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    process = psutil.Process()
+    fds = process.num_fds()
+    yield
+    gc.collect()  # an unclosed socket would warn here, and warnings are errors
+    left = [t.name for t in threading.enumerate() if t.name.startswith("mockserver-")]
+    assert left == []
+    assert process.num_fds() == fds
+    # asyncio and the server log what goes wrong in their threads; nothing may.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@contextmanager
+def serving(spec: ServerSpec | None = None) -> Iterator[MockServer]:
+    with MockServer(spec or ServerSpec()) as server:
+        yield server
+
+
+@contextmanager
+def sdk(server: MockServer, **kwargs: Any) -> Iterator[openai.OpenAI]:
+    client = openai.OpenAI(api_key="test", base_url=server.base_url, **kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def raw(server: MockServer) -> Iterator[socket.socket]:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def request_bytes(method: str, path: str, body: bytes = b"",
+                  headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return head.encode() + b"\r\n" + body
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One complete response read with an h11 client state machine."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+    conn.send(h11.EndOfMessage())
+    status, headers, body = 0, {}, b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(sock.recv(65536))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            headers = {k.decode(): v.decode() for k, v in event.headers}
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            return status, headers, body
+
+
+def statuses(stats: ServerStats) -> list[int]:
+    return [call.status for call in stats.calls]
+
+
+# --- the SDK parses every reply --------------------------------------------------------------
+
+
+def test_sync_chat_plain_stream_and_usage() -> None:
+    with serving() as server, sdk(server) as client:
+        done = client.chat.completions.create(model="m", messages=MESSAGES)
+        assert done.choices[0].message.content == "pong"
+        assert done.usage is not None and done.usage.completion_tokens == 3
+        stream = client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "pong"
+        assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 5
+        stats = server.stats()
+    assert [(c.path, c.stream, c.status) for c in stats.calls] == [
+        ("/v1/chat/completions", False, 200), ("/v1/chat/completions", True, 200)]
+
+
+def test_sync_chat_tool_calls_plain_and_streamed() -> None:
+    with serving() as server, sdk(server) as client:
+        done = client.chat.completions.create(model="m", messages=MESSAGES, tools=CHAT_TOOLS,
+                                              tool_choice="required")
+        calls = done.choices[0].message.tool_calls
+        assert done.choices[0].finish_reason == "tool_calls"
+        assert calls is not None and calls[0].function.name == "lookup"  # type: ignore[union-attr]
+        stream = client.chat.completions.create(model="m", messages=MESSAGES, tools=CHAT_TOOLS,
+                                                tool_choice="required", stream=True)
+        chunks = list(stream)
+        deltas = [c.choices[0].delta for c in chunks]
+        assert deltas[0].tool_calls is not None
+        assert deltas[0].tool_calls[0].function.name == "lookup"  # type: ignore[union-attr]
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+        text = client.chat.completions.create(model="m", messages=MESSAGES, tools=CHAT_TOOLS)
+        assert text.choices[0].message.content == "pong"
+
+
+def test_sync_responses_plain_stream_helper_and_function_call() -> None:
+    with serving() as server, sdk(server) as client:
+        assert client.responses.create(model="m", input="ping").output_text == "pong"
+        events = [e.type for e in client.responses.create(model="m", input="ping", stream=True)]
+        assert events[0] == "response.created" and events[-1] == "response.completed"
+        assert events.count("response.output_text.delta") == 3
+        with client.responses.stream(model="m", input="ping") as stream:
+            deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+        assert (deltas, final.output_text) == (["po", "n", "g"], "pong")
+        called = client.responses.create(model="m", input="ping", tools=RESPONSES_TOOLS,
+                                         tool_choice="required")
+        assert [(o.type, getattr(o, "name", None)) for o in called.output] == [
+            ("function_call", "lookup")]
+        with client.responses.stream(model="m", input="ping", tools=RESPONSES_TOOLS,
+                                     tool_choice="required") as stream:
+            final = stream.get_final_response()
+        assert final.output[0].type == "function_call"
+
+
+def test_models_list() -> None:
+    with serving() as server, sdk(server) as client:
+        assert [m.id for m in client.models.list()] == ["mock-model"]
+
+
+def test_async_client_chat_and_responses() -> None:
+    async def session(base_url: str) -> tuple[str, str, str]:
+        client = openai.AsyncOpenAI(api_key="test", base_url=base_url)
+        try:
+            plain = await client.chat.completions.create(model="m", messages=MESSAGES)
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES,
+                                                          stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in stream])
+            async with client.responses.stream(model="m", input="ping") as rstream:
+                final = await rstream.get_final_response()
+            return plain.choices[0].message.content or "", text, final.output_text
+        finally:
+            await client.close()
+
+    with serving(ServerSpec(api="responses", reply=Reply(text="hello", chunks=2))) as server:
+        assert asyncio.run(session(server.base_url)) == ("hello", "hello", "hello")
+
+
+# --- keep-alive idle reaping ------------------------------------------------------------------
+
+
+def _idle_spec(close: Any) -> ServerSpec:
+    return ServerSpec(keepalive=Keepalive(idle_timeout_ms=50, close=close))
+
+
+def test_idle_fin_closes_with_fin() -> None:
+    with serving(_idle_spec("fin")) as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        assert sock.recv(1024) == b""  # FIN after the idle time
+        assert server.stats().faults_fired == {"idle_close": 1}
+
+
+def test_idle_rst_resets_the_connection() -> None:
+    with serving(_idle_spec("rst")) as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1024)
+        assert server.stats().faults_fired == {"idle_close": 1}
+
+
+def test_idle_silent_keeps_the_socket_open_and_never_answers() -> None:
+    with serving(_idle_spec("silent")) as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        deadline = time.monotonic() + 10
+        while server.stats().faults_fired != {"idle_close": 1}:
+            assert time.monotonic() < deadline, "the idle timeout never fired"
+            time.sleep(0.02)
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(1024)  # neither an answer, nor FIN, nor RST
+        assert len(server.stats().calls) == 1
+
+
+def test_sdk_survives_fin_reaping_without_retries() -> None:
+    # httpcore polls an idle pooled connection before reuse, so a reaped one costs nothing.
+    with serving(_idle_spec("fin")) as server, sdk(server, max_retries=2) as client:
+        for _ in range(3):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+            time.sleep(0.2)
+        stats = server.stats()
+    assert stats.retry_counts == (0, 0, 0)
+    assert stats.requests_per_connection == (1, 1, 1)
+    assert stats.faults_fired == {"idle_close": 3}
+
+
+def test_silent_server_costs_a_read_timeout_and_a_retry() -> None:
+    # A silent close leaves a pooled connection that looks alive: the next request on it waits
+    # for the read timeout, and the SDK's retry (on a new connection) is the call that counts.
+    with serving(_idle_spec("silent")) as server, sdk(server, max_retries=1,
+                                                      timeout=0.5) as client:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+        time.sleep(0.3)
+        start = time.monotonic()
+        assert client.chat.completions.create(model="m", messages=MESSAGES).id
+        assert time.monotonic() - start >= 0.5
+        stats = server.stats()
+    assert stats.retry_counts == (0, 1)
+    assert stats.requests_per_connection == (1, 1)
+
+
+def test_expect_100_continue_gets_an_interim_response() -> None:
+    with serving() as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", b"",
+                                   headers=(("expect", "100-continue"),)).replace(
+            b"content-length: 0", b"content-length: %d" % len(CHAT_BODY)))
+        assert sock.recv(1024) == b"HTTP/1.1 100 \r\n\r\n"
+        sock.sendall(CHAT_BODY)
+        assert read_response(sock)[0] == 200
+
+
+# --- per-call faults --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fin", "rst"])
+def test_reset_on_reuse_drops_exactly_the_reused_requests(mode: Any) -> None:
+    spec = ServerSpec(faults=(ResetOnReuse(mode=mode),))
+    with serving(spec) as server, sdk(server, max_retries=2) as client:
+        for _ in range(3):
+            assert client.chat.completions.create(model="m", messages=MESSAGES).id
+        stats = server.stats()
+    assert statuses(stats) == [200, 0, 200, 0, 200]
+    assert [c.fault for c in stats.calls] == [None, "reset_on_reuse", None, "reset_on_reuse",
+                                              None]
+    assert stats.retry_counts == (0, 0, 1, 0, 1)
+    assert stats.requests_per_connection == (2, 2, 1)
+    assert stats.faults_fired == {"reset_on_reuse": 2}
+
+
+def test_reset_on_reuse_raw_rst() -> None:
+    spec = ServerSpec(faults=(ResetOnReuse(mode="rst", calls=(2,)),))
+    with serving(spec) as server, raw(server) as sock:
+        sock.sendall(request_bytes("GET", "/v1/models"))
+        assert read_response(sock)[0] == 200
+        sock.sendall(request_bytes("GET", "/v1/models"))
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1024)
+
+
+def test_http_429_with_retry_after_is_retried_by_the_sdk() -> None:
+    spec = ServerSpec(faults=(HttpError(status=429, retry_after_s=0.05, calls=(1,)),))
+    with serving(spec) as server:
+        with raw(server) as sock:  # the header as sent
+            sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+            status, headers, body = read_response(sock)
+        assert (status, headers["retry-after"]) == (429, "0.05")
+        assert json.loads(body)["error"]["code"] == "rate_limit_exceeded"
+        server.reset()
+        with sdk(server, max_retries=2) as client:
+            assert client.chat.completions.create(model="m", messages=MESSAGES).id
+        stats = server.stats()
+    assert statuses(stats) == [429, 200]
+    assert stats.retry_counts == (0, 1)
+    assert stats.retries == 1
+    assert stats.faults_fired == {"http_error": 1}
+
+
+def test_http_500_on_every_attempt_raises_after_retries() -> None:
+    spec = ServerSpec(faults=(HttpError(status=500, retry_after_s=0.01),))
+    with serving(spec) as server, sdk(server, max_retries=2) as client:
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        assert server.stats().retry_counts == (0, 1, 2)
+
+
+def test_latency_and_first_byte_stall_are_lower_bounds() -> None:
+    spec = ServerSpec(latency_ms=100, faults=(Stall(ms=300, at="first_byte", calls=(2,)),))
+    with serving(spec) as server, sdk(server, max_retries=0) as client:
+        elapsed = []
+        for _ in range(2):
+            start = time.monotonic()
+            client.chat.completions.create(model="m", messages=MESSAGES)
+            elapsed.append(time.monotonic() - start)
+        stats = server.stats()
+    assert elapsed[0] >= 0.1
+    assert elapsed[1] >= 0.4
+    assert [c.fault for c in stats.calls] == [None, "stall"]
+
+
+def test_between_chunks_stall_comes_after_the_first_chunk() -> None:
+    spec = ServerSpec(faults=(Stall(ms=1500, at="between_chunks"),))
+    with serving(spec) as server, sdk(server, max_retries=0) as client:
+        start = time.monotonic()
+        stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        arrivals = [(time.monotonic() - start, c.choices[0].delta.content) for c in stream]
+    contents = [content for _, content in arrivals]
+    assert contents == ["", "po", "n", "g", None]
+    # Nothing after the first chunk can arrive before the stall has passed; the first chunk
+    # itself comes before it (a one-second margin for a loaded machine).
+    assert arrivals[2][0] >= 1.5
+    assert arrivals[1][0] < 1.0
+
+
+def test_stall_beyond_the_client_timeout_is_a_timeout() -> None:
+    spec = ServerSpec(faults=(Stall(ms=1500, at="first_byte"),))
+    with serving(spec) as server, sdk(server, max_retries=0, timeout=0.2) as client, \
+            pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="m", messages=MESSAGES)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_truncated_stream_makes_the_sdk_raise(api: str) -> None:
+    spec = ServerSpec(faults=(TruncateStream(after_chunks=1, calls=(1,)),))
+    with serving(spec) as server, sdk(server, max_retries=0) as client:
+        received: list[str] = []
+        with pytest.raises(openai.APIConnectionError):
+            if api == "chat":
+                for c in client.chat.completions.create(model="m", messages=MESSAGES,
+                                                        stream=True):
+                    received.append(c.choices[0].delta.content or "")
+            else:
+                for e in client.responses.create(model="m", input="ping", stream=True):
+                    if e.type == "response.output_text.delta":
+                        received.append(e.delta)
+        assert "".join(received) == "po"
+        # the next call is untouched
+        assert client.chat.completions.create(model="m", messages=MESSAGES).id
+        stats = server.stats()
+    assert [(c.status, c.fault) for c in stats.calls] == [(200, "truncate_stream"), (200, None)]
+
+
+def test_chunk_delay_spaces_the_chunks() -> None:
+    spec = ServerSpec(reply=Reply(text="abcd", chunks=4, chunk_delay_ms=50))
+    with serving(spec) as server, sdk(server) as client:
+        start = time.monotonic()
+        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True))
+        assert text == "abcd"
+        assert time.monotonic() - start >= 0.15
+
+
+# --- bad input, and the server keeps serving ---------------------------------------------------
+
+
+def test_malformed_request_gets_400_and_that_connection_closes() -> None:
+    with serving() as server:
+        with raw(server) as sock:
+            sock.sendall(b"NOT AN HTTP REQUEST\r\n\r\n")
+            status, _, body = read_response(sock)
+            assert status == 400
+            assert json.loads(body)["error"]["type"] == "invalid_request_error"
+            assert sock.recv(1024) == b""
+        with sdk(server) as client:
+            assert client.chat.completions.create(model="m", messages=MESSAGES).id
+        assert server.stats().connections == 1  # the malformed connection is not counted
+
+
+def test_oversized_headers_get_400() -> None:
+    with serving() as server:
+        with raw(server) as sock:
+            sock.sendall(request_bytes("GET", "/v1/models", headers=(("x-big", "a" * 20000),)))
+            assert read_response(sock)[0] == 400
+            assert sock.recv(1024) == b""
+        with raw(server) as sock:
+            sock.sendall(request_bytes("GET", "/v1/models"))
+            assert read_response(sock)[0] == 200
+
+
+def test_invalid_json_and_unknown_path_keep_the_connection() -> None:
+    with serving() as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", b"{nope"))
+        status, _, body = read_response(sock)
+        assert status == 400
+        assert set(json.loads(body)["error"]) == {"message", "type", "param", "code"}
+        sock.sendall(request_bytes("POST", "/v1/nowhere", b"{}"))
+        assert read_response(sock)[0] == 404
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        stats = server.stats()
+    assert statuses(stats) == [400, 200]  # the 404 is not an API call
+    assert stats.requests_per_connection == (2,)
+
+
+def test_connection_close_header_is_honoured() -> None:
+    with serving() as server, raw(server) as sock:
+        sock.sendall(request_bytes("GET", "/v1/models", headers=(("connection", "close"),)))
+        assert read_response(sock)[0] == 200
+        assert sock.recv(1024) == b""
+
+
+# --- control path, lifecycle --------------------------------------------------------------------
+
+
+def test_control_path_stats_and_reset_are_not_api_traffic() -> None:
+    with serving() as server, sdk(server) as client:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+        with raw(server) as sock:
+            sock.sendall(request_bytes("GET", "/_harness/stats"))
+            status, _, body = read_response(sock)
+            assert status == 200
+            assert ServerStats.from_dict(json.loads(body)) == server.stats()
+            sock.sendall(request_bytes("POST", "/_harness/reset"))
+            assert read_response(sock)[:1] == (200,)
+        assert server.stats() == ServerStats()
+
+
+def test_several_servers_at_once() -> None:
+    one = ServerSpec(reply=Reply(text="one"))
+    two = ServerSpec(reply=Reply(text="two"), faults=(HttpError(status=503, calls=(1,)),))
+    with serving(one) as a, serving(two) as b, sdk(a) as ca, sdk(b) as cb:
+        results: dict[str, str] = {}
+
+        def call(name: str, client: openai.OpenAI) -> None:
+            done = client.chat.completions.create(model="m", messages=MESSAGES)
+            results[name] = done.choices[0].message.content or ""
+
+        threads = [threading.Thread(target=call, args=(n, c)) for n, c in (("a", ca), ("b", cb))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results == {"a": "one", "b": "two"}
+        assert (statuses(a.stats()), statuses(b.stats())) == ([200], [503, 200])
+        assert a.port != b.port
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "localhost", "::"])
+def test_non_loopback_host_is_refused(host: str) -> None:
+    with pytest.raises(UsageError, match=re.escape("127.0.0.1")):
+        MockServer(ServerSpec(), host=host)
+
+
+def test_other_loopback_address_and_base_url() -> None:
+    with MockServer(ServerSpec(), host="127.0.0.2") as server:
+        assert server.base_url == f"http://127.0.0.2:{server.port}/v1"
+        with sdk(server) as client:
+            assert [m.id for m in client.models.list()] == ["mock-model"]
+
+
+def test_stop_is_idempotent_and_a_server_cannot_restart() -> None:
+    server = MockServer(ServerSpec())
+    server.stop()  # never started: nothing to do
+    server = MockServer(ServerSpec())
+    server.start()
+    server.stop()
+    server.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        server.start()
+
+
+def test_port_in_use_is_a_usage_error() -> None:
+    with serving() as server, pytest.raises(
+            UsageError, match=re.escape(f"cannot listen on 127.0.0.1:{server.port}: ")):
+        MockServer(ServerSpec(), port=server.port).start()
+
+
+def test_stop_closes_open_connections() -> None:
+    server = MockServer(_idle_spec("silent"))
+    server.start()
+    with raw(server) as sock:
+        sock.sendall(request_bytes("GET", "/v1/models"))
+        assert read_response(sock)[0] == 200
+        time.sleep(0.2)  # now idle-silent: the server holds the socket open
+        server.stop()
+        assert sock.recv(1024) == b""

@@ -1,0 +1,148 @@
+"""Probe: CLOSE_WAIT, ESTABLISHED and fds toward one port, on sockets put there on purpose."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from harness.probe import Probe, SocketCounts
+from harness.result import SocketSample
+
+DEADLINE_S = 20.0  # generous: the kernel moves sockets to CLOSE_WAIT promptly, CI may not
+
+
+def _until(predicate: Callable[[], bool]) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached before the deadline"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+
+
+def _connect(listener: socket.socket, clients: list[socket.socket]) -> socket.socket:
+    client = socket.create_connection(listener.getsockname())
+    clients.append(client)
+    return client
+
+
+def _port(sock: socket.socket) -> int:
+    port: int = sock.getsockname()[1]
+    return port
+
+
+def test_counts_close_wait_from_a_peer_that_closed(
+    listener: socket.socket, clients: list[socket.socket]
+) -> None:
+    probe = Probe(_port(listener), os.getpid())
+    for _ in range(3):
+        _connect(listener, clients)
+        conn, _ = listener.accept()
+        conn.close()  # FIN to the client, which keeps its fd: CLOSE_WAIT
+    _until(lambda: probe.counts().close_wait == 3)
+    assert probe.counts().established == 0
+
+
+def test_counts_established_but_not_the_servers_own_end(
+    listener: socket.socket, clients: list[socket.socket]
+) -> None:
+    probe = Probe(_port(listener), os.getpid())
+    accepted = []
+    for _ in range(2):
+        _connect(listener, clients)
+        accepted.append(listener.accept()[0])
+    try:
+        # Both ends live in this process; only the two client ends point at the port.
+        assert probe.counts() == SocketCounts(close_wait=0, established=2, fds=probe.counts().fds)
+    finally:
+        for conn in accepted:
+            conn.close()
+
+
+def test_ignores_sockets_toward_other_ports(
+    listener: socket.socket, clients: list[socket.socket]
+) -> None:
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(1)
+    try:
+        _connect(listener, clients)
+        conn, _ = listener.accept()
+        conn.close()
+        probe = Probe(_port(other), os.getpid())
+        own = Probe(_port(listener), os.getpid())
+        _until(lambda: own.counts().close_wait == 1)
+        assert (probe.counts().close_wait, probe.counts().established) == (0, 0)
+    finally:
+        other.close()
+
+
+def test_a_socket_reset_by_the_peer_shows_only_in_fds(
+    listener: socket.socket, clients: list[socket.socket]
+) -> None:
+    probe = Probe(_port(listener), os.getpid())
+    before = probe.counts().fds
+    client = _connect(listener, clients)
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # RST: the client's socket leaves every listed TCP state
+    _until(lambda: _reset_seen(client))
+    counts = probe.counts()
+    assert (counts.close_wait, counts.established) == (0, 0)
+    assert counts.fds == before + 1
+
+
+def _reset_seen(client: socket.socket) -> bool:
+    client.setblocking(False)
+    try:
+        client.recv(1)
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+def test_fds_count_open_sockets(listener: socket.socket, clients: list[socket.socket]) -> None:
+    probe = Probe(_port(listener), os.getpid())
+    before = probe.counts().fds
+    _connect(listener, clients)
+    accepted, _ = listener.accept()
+    try:
+        assert probe.counts().fds == before + 2
+    finally:
+        accepted.close()
+    assert probe.counts().fds == before + 1
+
+
+def test_sample_is_a_socket_sample(listener: socket.socket, clients: list[socket.socket]) -> None:
+    probe = Probe(_port(listener), os.getpid())
+    _connect(listener, clients)
+    conn, _ = listener.accept()
+    conn.close()
+    _until(lambda: probe.counts().close_wait == 1)
+    sample = probe.sample("turn 4", 4)
+    assert sample == SocketSample(
+        label="turn 4", close_wait=1, established=0, fds=probe.counts().fds, turn=4
+    )
+    assert probe.sample("start").turn == 0

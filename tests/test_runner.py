@@ -1,0 +1,267 @@
+"""run_one: a worker per run, the watchdog, crash and untestable statuses, measured facts."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.errors import UsageError
+from harness.result import RunResult
+from harness.runner import run_one, watchdog_for
+from harness.scenario import Scenario, load_scenario, parse_scenario
+
+OPENAI_MAJOR = int(importlib.metadata.version("openai").split(".")[0])
+DEADLINE_S = 30.0
+
+
+def _scenario(tmp_path: Path, text: str, name: str = "s") -> Scenario:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return load_scenario(path)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # killed, awaiting reaping
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _until(predicate: Callable[[], bool]) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached before the deadline"
+        time.sleep(0.05)
+
+
+# --- the watchdog bound ------------------------------------------------------------------
+
+
+def test_watchdog_for_a_scenario_with_every_delay() -> None:
+    scenario = parse_scenario(
+        "version: 1\n"
+        "server:\n"
+        "  latency_ms: 100\n"
+        "  reply: {chunks: 4, chunk_delay_ms: 50}\n"
+        "  faults:\n"
+        "    - {kind: stall, ms: 500, at: first_byte, calls: [2]}\n"
+        "    - {kind: http_error, status: 429, retry_after_s: 10, calls: [3]}\n"
+        "client: {kwargs: {timeout: 2, max_retries: 1}}\n"
+        "session: {turns: 3, calls_per_turn: 2, idle_between_turns_ms: 200}\n"
+    )
+    # per call: 2 attempts x (2 s timeout + 0.8 s server) + 1 backoff of 10 s = 15.6 s
+    # per turn: 2 calls + 0.2 s gap = 31.4 s; 15 s startup + 1.5 x 3 turns x 31.4 s
+    assert watchdog_for(scenario) == pytest.approx(156.3, abs=1e-9)
+
+
+def test_watchdog_for_the_sdk_defaults() -> None:
+    # 3 attempts x 600 s + 2 backoffs of 8 s, 10 turns
+    assert watchdog_for(parse_scenario("version: 1")) == pytest.approx(27255.0, abs=1e-9)
+
+
+def test_watchdog_grows_with_stalls_between_chunks() -> None:
+    base = "version: 1\nclient: {kwargs: {timeout: 1, max_retries: 0}}\nsession: {turns: 1}\n"
+    stalled = base + "server:\n  faults: [{kind: stall, ms: 1000, at: between_chunks}]\n"
+    # chunks 3 (default) -> up to 4 gaps of 1 s each
+    assert watchdog_for(parse_scenario(stalled)) - watchdog_for(parse_scenario(base)) == (
+        pytest.approx(1.5 * 4.0, abs=1e-9)
+    )
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+CLOSING = """version: 1
+server: {keepalive: {idle_timeout_ms: 50}}
+client: {kwargs: {timeout: 10}, close_request_clients: true}
+session: {turns: 10, idle_between_turns_ms: 100}
+"""
+
+
+def test_a_healthy_run(tmp_path: Path) -> None:
+    result = run_one(_scenario(tmp_path, CLOSING, "closing"), "keepalive-fixed", root=tmp_path)
+    assert (result.scenario, result.variant, result.status) == (
+        "closing",
+        "keepalive-fixed",
+        "completed",
+    )
+    assert (result.calls, result.errors, result.retries, result.connections) == (10, 0, 0, 10)
+    assert result.close_wait_series == (0,) * 10
+    assert (result.close_wait_after_close, result.close_wait_after_gc) == (0, 0)
+    assert result.environment["openai"] == importlib.metadata.version("openai")
+    assert result.detail == ""
+    assert [s.label for s in result.samples] == [
+        "start",
+        *(f"turn {n}" for n in range(1, 11)),
+        "after close",
+        "after gc",
+    ]
+
+
+def test_use_after_close_fails_nine_of_ten_turns(tmp_path: Path) -> None:
+    result = run_one(_scenario(tmp_path, CLOSING), "keepalive-mutating", root=tmp_path)
+    assert result.status == "completed"
+    assert [r.ok for r in result.records] == [True] + [False] * 9
+    expected = "RuntimeError" if OPENAI_MAJOR >= 3 else "openai.APIConnectionError"
+    assert dict(result.errors_by_type) == {expected: 9}
+    assert result.records[-1].error_chain[-1] == (
+        "RuntimeError: Cannot send a request, as the client has been closed."
+    )
+    assert result.connections == 1
+
+
+def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> None:
+    text = CLOSING.replace(
+        "idle_between_turns_ms: 100}",
+        "idle_between_turns_ms: 100, stream: true, abandon_streams: true}",
+    )
+    result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=tmp_path)
+    assert result.status == "completed"
+    assert result.errors == 0
+    assert result.close_wait_series == tuple(range(1, 11))
+    assert (result.close_wait_growth, result.close_wait_peak) == (10, 10)
+    # Leaked until GC, not for good.
+    assert (result.close_wait_after_close, result.close_wait_after_gc) == (10, 0)
+
+
+def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
+    text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
+    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
+    assert (result.status, result.errors, result.retries) == ("completed", 0, 0)
+    assert result.close_wait_series == (1,) * 10
+    assert result.close_wait_after_close == 0
+
+
+def test_lost_connection_limits_run_dry_at_turn_101(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nclient: {kwargs: {timeout: 1, max_retries: 0}}\n"
+        "session: {turns: 102, stream: true, abandon_streams: true}\n"
+    )
+    scenario = _scenario(tmp_path, text)
+    broken = run_one(scenario, "keepalive-mutating", root=tmp_path)
+    assert [(r.turn, r.error_type) for r in broken.records if not r.ok] == [
+        (101, "openai.APITimeoutError"),
+        (102, "openai.APITimeoutError"),
+    ]
+    assert broken.records[100].error_chain[1].endswith("PoolTimeout: ")
+    fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
+    assert (fixed.status, fixed.errors) == ("completed", 0)
+
+
+# --- failures of the run itself -------------------------------------------------------------
+
+HANGING = """
+import os, pathlib, subprocess, sys, time
+import openai
+
+HERE = pathlib.Path(__file__).parent
+
+def make(client_kwargs, *, shared):
+    if shared:
+        return openai.OpenAI(**client_kwargs)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (HERE / "pids.txt").write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(600)
+"""
+
+EXITING = """
+import os, pathlib
+import openai
+
+COUNT = pathlib.Path(__file__).parent / "count"
+
+def make(client_kwargs, *, shared):
+    if not shared:
+        n = int(COUNT.read_text()) + 1 if COUNT.exists() else 1
+        COUNT.write_text(str(n))
+        if n == EXIT_AT:
+            os._exit(7)
+    return openai.OpenAI(**client_kwargs)
+"""
+
+SHORT = "version: 1\nclient: {kwargs: {timeout: 10}}\nsession: {turns: 3}\n"
+
+
+def test_a_hanging_factory_is_killed_with_its_process_group(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text(HANGING)
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path, watchdog_s=20)
+    assert result.status == "hung"
+    assert result.detail == "watchdog killed the worker after 20.0 s"
+    assert result.calls == 0
+    assert [s.label for s in result.samples] == ["start"]  # kept what was recorded
+    worker, child = map(int, (tmp_path / "pids.txt").read_text().split())
+    assert _gone(worker)
+    _until(lambda: _gone(child))
+
+
+@pytest.mark.parametrize(("exit_at", "status", "calls"), [(1, "untestable", 0), (3, "crashed", 2)])
+def test_a_worker_that_dies(tmp_path: Path, exit_at: int, status: str, calls: int) -> None:
+    (tmp_path / "factory.py").write_text(EXITING.replace("EXIT_AT", str(exit_at)))
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
+    assert (result.status, result.calls, result.errors) == (status, calls, 0)
+    assert result.detail == "worker exited with 7"
+
+
+def test_an_unimportable_factory_is_untestable(tmp_path: Path) -> None:
+    result = run_one(_scenario(tmp_path, SHORT), "gw_absent:make", root=tmp_path)
+    assert (result.status, result.calls) == ("untestable", 0)
+    assert result.detail == (
+        f"factory 'gw_absent:make': cannot import module 'gw_absent' (root {str(tmp_path)!r}): "
+        "ModuleNotFoundError: No module named 'gw_absent'; check the spec and --root"
+    )
+    assert result.environment["python"] == sys.version.split()[0]
+
+
+def test_a_scenario_without_a_path_is_a_usage_error() -> None:
+    message = (
+        r"^scenario 'scenario' has no file \('<string>'\); "
+        r"load it with load_scenario\(path\)$"
+    )
+    with pytest.raises(UsageError, match=message):
+        run_one(parse_scenario("version: 1"), "baseline")
+
+
+def test_results_round_trip(tmp_path: Path) -> None:
+    result = run_one(_scenario(tmp_path, SHORT), "baseline", root=tmp_path)
+    assert RunResult.from_dict(result.to_dict()) == result
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from harness.runner import run_one
+from harness.scenario import load_scenario
+root = Path(sys.argv[1])
+run_one(load_scenario(root / "s.yaml"), "factory.py:make", root=root, watchdog_s=600)
+"""
+
+
+def test_ctrl_c_in_the_parent_leaves_no_worker(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text(HANGING)
+    (tmp_path / "s.yaml").write_text(SHORT)
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], stderr=subprocess.PIPE)
+    try:
+        _until(
+            lambda: (
+                (tmp_path / "pids.txt").exists()
+                and len((tmp_path / "pids.txt").read_text().split()) == 2
+            )
+        )
+        worker, child = map(int, (tmp_path / "pids.txt").read_text().split())
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=DEADLINE_S)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode != 0
+    assert stderr.decode().rstrip().endswith("KeyboardInterrupt")
+    assert _gone(worker)
+    _until(lambda: _gone(child))

@@ -1,0 +1,226 @@
+"""Schema v1: defaults, the full example, and every error path with its file:line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ScenarioError
+from harness.scenario import (
+    ClientSpec,
+    Expectations,
+    HttpError,
+    Keepalive,
+    Reply,
+    ResetOnReuse,
+    Scenario,
+    ServerSpec,
+    SessionSpec,
+    Stall,
+    TruncateStream,
+    load_scenario,
+    parse_scenario,
+)
+
+FULL = """\
+version: 1
+name: idle-reap-fin
+description: Provider reaps idle keep-alive connections with a FIN after 50 ms.
+server:
+  api: chat.completions
+  reply: {text: "pong", chunks: 3, chunk_delay_ms: 0}
+  latency_ms: 0
+  keepalive:
+    idle_timeout_ms: 50
+    close: fin
+  faults:
+    - {kind: reset_on_reuse, mode: rst}
+    - {kind: http_error, status: 429, retry_after_s: 0.05, calls: [4, 3]}
+    - {kind: stall, ms: 6000, at: first_byte, calls: [5]}
+    - {kind: truncate_stream, after_chunks: 2, calls: [7]}
+client:
+  kwargs: {max_retries: 2, timeout: 10}
+  close_request_clients: true
+session:
+  turns: 10
+  calls_per_turn: 1
+  idle_between_turns_ms: 120
+  stream: false
+  concurrency: 1
+  abandon_streams: false
+  gc: off
+expect:
+  errors: 0
+  retries: 0
+  close_wait_peak: 0
+  close_wait_growth: 0
+variants:
+  baseline: pass
+  keepalive-mutating: fail
+  keepalive-fixed: pass
+"""
+
+
+def test_full_example_from_the_architecture_doc(tmp_path: Path) -> None:
+    path = tmp_path / "idle.yaml"
+    path.write_text(FULL)
+    s = load_scenario(path)
+    assert s.name == "idle-reap-fin"
+    assert s.path == str(path)
+    assert s.server == ServerSpec(
+        api="chat.completions",
+        reply=Reply(text="pong", chunks=3, chunk_delay_ms=0),
+        latency_ms=0,
+        keepalive=Keepalive(idle_timeout_ms=50, close="fin"),
+        faults=(
+            ResetOnReuse(mode="rst", calls=None),
+            HttpError(status=429, retry_after_s=0.05, calls=(3, 4)),
+            Stall(ms=6000, at="first_byte", calls=(5,)),
+            TruncateStream(after_chunks=2, calls=(7,)),
+        ),
+    )
+    assert dict(s.client.kwargs) == {"max_retries": 2, "timeout": 10.0}
+    assert s.session == SessionSpec(turns=10, idle_between_turns_ms=120)
+    assert s.expect == Expectations(errors=0, retries=0, close_wait_peak=0, close_wait_growth=0)
+    assert dict(s.variants) == {
+        "baseline": "pass",
+        "keepalive-mutating": "fail",
+        "keepalive-fixed": "pass",
+    }
+
+
+def test_only_version_is_required_and_defaults_apply(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.yaml"
+    path.write_text("version: 1\n")
+    s = load_scenario(path)
+    assert s.name == "minimal"
+    assert (s.server, s.client, s.session, s.expect) == (
+        ServerSpec(),
+        ClientSpec(),
+        SessionSpec(),
+        Expectations(),
+    )
+    assert dict(s.variant_expectations()) == {
+        "baseline": "pass",
+        "keepalive-mutating": "observe",
+        "keepalive-fixed": "pass",
+        "shared-http-client": "observe",
+    }
+
+
+def test_scenario_is_frozen_and_serializable() -> None:
+    s = parse_scenario(FULL, path="x.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.name = "other"  # type: ignore[misc]
+    data = s.to_dict()
+    assert data["client"]["kwargs"] == {"max_retries": 2, "timeout": 10.0}
+    assert data["server"]["faults"][1] == {
+        "status": 429,
+        "retry_after_s": 0.05,
+        "calls": [3, 4],
+        "kind": "http_error",
+    }
+    assert isinstance(s, Scenario)
+
+
+def test_calls_all_and_null_values() -> None:
+    s = parse_scenario(
+        "version: 1\nserver:\n  keepalive: {idle_timeout_ms: null}\n"
+        "  faults:\n    - {kind: stall, calls: all}\nexpect:\n  errors: null\n"
+    )
+    assert s.server.keepalive.idle_timeout_ms is None
+    assert s.server.faults == (Stall(calls=None),)
+    assert s.expect.errors is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "fragment"),
+    [
+        ("", 1, "version", "the file is empty"),
+        ("name: x\n", 1, "version", "missing; add `version: 1`"),
+        ("version: 2\n", 1, "version", "2 is not supported; use 1"),
+        ("version: 1\nsesion: {}\n", 2, "sesion", "unknown key; allowed here: version, name"),
+        ("version: 1\nsession:\n  turns: 0\n", 3, "session.turns", "0 is out of range; allowed"),
+        ("version: 1\nsession:\n  turns: ten\n", 3, "session.turns", "must be an integer"),
+        ("version: 1\nsession:\n  turns: 2.5\n", 3, "session.turns", "must be an integer"),
+        ("version: 1\nsession:\n  stream: maybe\n", 3, "session.stream", "true or false"),
+        ("version: 1\nsession:\n  gc: sometimes\n", 3, "session.gc", "use one of: off, auto"),
+        ("version: 1\nsession: 3\n", 2, "session", "must be a mapping"),
+        (
+            "version: 1\nsession:\n  abandon_streams: true\n",
+            3,
+            "session.abandon_streams",
+            "needs `stream: true`",
+        ),
+        ("version: 1\nserver:\n  api: completions\n", 3, "server.api", "chat.completions"),
+        (
+            "version: 1\nserver:\n  keepalive: {close: later}\n",
+            3,
+            "server.keepalive.close",
+            "fin, rst, silent",
+        ),
+        (
+            "version: 1\nserver:\n  faults:\n    - {kind: boom}\n",
+            4,
+            "server.faults[0].kind",
+            "reset_on_reuse, http_error, stall, truncate_stream",
+        ),
+        ("version: 1\nserver:\n  faults:\n    - {ms: 3}\n", 4, "server.faults[0].kind", "missing"),
+        (
+            "version: 1\nserver:\n  faults:\n    - {kind: stall, status: 500}\n",
+            4,
+            "server.faults[0].status",
+            "allowed here: kind, calls, ms, at",
+        ),
+        (
+            "version: 1\nserver:\n  faults:\n    - {kind: http_error, status: 200}\n",
+            4,
+            "server.faults[0].status",
+            "allowed 400..599",
+        ),
+        (
+            "version: 1\nserver:\n  faults:\n    - {kind: stall, calls: [0]}\n",
+            4,
+            "server.faults[0].calls",
+            "use integers >= 1",
+        ),
+        ("version: 1\nserver:\n  faults: {kind: stall}\n", 3, "server.faults", "must be a list"),
+        ("version: 1\nclient:\n  kwargs: {api_key: x}\n", 3, "client.kwargs.api_key", "allowed"),
+        ("version: 1\nclient:\n  kwargs: {timeout: -1}\n", 3, "client.kwargs.timeout", "range"),
+        ("version: 1\nexpect:\n  errors: -1\n", 3, "expect.errors", "out of range"),
+        ("version: 1\nvariants:\n  nope: pass\n", 3, "variants.nope", "unknown variant"),
+        ("version: 1\nvariants:\n  baseline: maybe\n", 3, "variants.baseline", "pass, fail"),
+        ("version: 1\nvariants: {}\n", 2, "variants", "list at least one variant"),
+        ("version: 1\nversion: 1\n", 2, "version", "duplicate key"),
+        ("version: 1\nsession: [\n", 3, "", "not valid YAML"),
+    ],
+)
+def test_errors_name_file_line_and_key(text: str, line: int, key: str, fragment: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, path="bad.yaml")
+    err = info.value
+    assert (err.path, err.line, err.key) == ("bad.yaml", line, key)
+    assert fragment in err.message
+    assert "\n" not in str(err)
+    assert str(err).startswith(f"bad.yaml:{line}: ")
+
+
+def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read the file"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_user_factory_spec_is_allowed_as_variant() -> None:
+    s = parse_scenario("version: 1\nvariants:\n  mygw/factory.py:make: fail\n")
+    assert dict(s.variants) == {"mygw/factory.py:make": "fail"}
+
+
+def test_bundled_scenarios_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 8
+    for path in files:
+        scenario = load_scenario(path)
+        assert scenario.description, f"{path} has no description"

@@ -1,0 +1,164 @@
+"""The worker process: its JSON lines, exit codes and failure records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.mockserver import MockServer
+from harness.scenario import load_scenario
+from harness.worker import Job
+
+SCENARIO = """version: 1
+server: {keepalive: {idle_timeout_ms: 30}}
+client: {kwargs: {timeout: 10}, close_request_clients: false}
+session: {turns: 3, idle_between_turns_ms: 150, gc: GC}
+"""
+TIMEOUT_S = 120  # a bound against a hang, not a speed check
+
+
+def _work(
+    tmp_path: Path, factory: str, *, gc: str = "off", job: dict[str, Any] | None = None
+) -> tuple[int, list[dict[str, Any]], str]:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("GC", gc))
+    with MockServer(load_scenario(path).server) as server:
+        data = (
+            job
+            or Job(
+                scenario=str(path),
+                factory=factory,
+                root=str(tmp_path),
+                base_url=server.base_url,
+                port=server.port,
+                out=str(tmp_path / "out.jsonl"),
+            ).to_dict()
+        )
+        (tmp_path / "job.json").write_text(json.dumps(data))
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.worker", str(tmp_path / "job.json")],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    out = tmp_path / "out.jsonl"
+    lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return proc.returncode, lines, proc.stderr
+
+
+def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> None:
+    code, lines, stderr = _work(tmp_path, "baseline")
+    assert (code, stderr) == (0, "")
+    kinds = [(line["type"], line.get("label") or line.get("turn")) for line in lines]
+    assert kinds == [
+        ("environment", None),
+        ("sample", "start"),
+        ("call", 1),
+        ("sample", "turn 1"),
+        ("call", 2),
+        ("sample", "turn 2"),
+        ("call", 3),
+        ("sample", "turn 3"),
+        ("sample", "after close"),
+        ("sample", "after gc"),
+        ("done", None),
+    ]
+    env = lines[0]
+    assert set(env) == {
+        "type",
+        "python",
+        "openai",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "h11",
+        "os",
+        "platform",
+    }
+    samples = {line["label"]: line for line in lines if line["type"] == "sample"}
+    assert [samples[f"turn {n}"]["turn"] for n in (1, 2, 3)] == [1, 2, 3]
+    # Unclosed baseline clients with GC off: one CLOSE_WAIT more per turn until collected.
+    assert [samples[f"turn {n}"]["close_wait"] for n in (1, 2, 3)] == [1, 2, 3]
+    assert (samples["after close"]["close_wait"], samples["after gc"]["close_wait"]) == (3, 0)
+    calls = [line for line in lines if line["type"] == "call"]
+    assert [(c["session"], c["round"], c["ok"], c["error_type"]) for c in calls] == [
+        (0, 1, True, None)
+    ] * 3
+
+
+def test_gc_auto_leaves_collection_on(tmp_path: Path) -> None:
+    code, lines, _ = _work(tmp_path, "baseline", gc="auto")
+    assert code == 0
+    assert lines[-1] == {"type": "done"}
+    assert [line["close_wait"] for line in lines if line.get("label") == "after gc"] == [0]
+
+
+def test_an_unresolvable_factory_is_untestable(tmp_path: Path) -> None:
+    code, lines, _ = _work(tmp_path, "gw_missing_module:make")
+    assert code == 3
+    assert [line["type"] for line in lines] == ["environment", "untestable"]
+    assert lines[1]["message"].startswith("factory 'gw_missing_module:make': cannot import")
+
+
+def test_a_factory_that_raises_on_the_shared_client_is_untestable(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text(
+        "def make(client_kwargs, *, shared):\n    raise LookupError('no key')\n"
+    )
+    code, lines, _ = _work(tmp_path, "bad.py:make")
+    assert code == 3
+    assert [line["type"] for line in lines] == ["environment", "sample", "untestable"]
+    assert lines[2]["message"] == (
+        "factory 'bad.py:make' raised building the shared client: LookupError: no key"
+    )
+
+
+def test_a_worker_failure_is_recorded_as_error(tmp_path: Path) -> None:
+    (tmp_path / "half.py").write_text(
+        "import openai\n"
+        "def make(client_kwargs, *, shared):\n"
+        "    if shared:\n"
+        "        return object()  # no close(): the shutdown fails\n"
+        "    return openai.OpenAI(**client_kwargs)\n"
+    )
+    code, lines, stderr = _work(tmp_path, "half.py:make")
+    assert code == 1
+    assert lines[-1] == {
+        "type": "error",
+        "message": "AttributeError: 'object' object has no attribute 'close'",
+    }
+    assert sum(1 for line in lines if line["type"] == "call") == 3
+    assert stderr.splitlines()[-1] == "AttributeError: 'object' object has no attribute 'close'"
+
+
+@pytest.mark.parametrize("content", ["{", '{"scenario": "x"}', "[]"])
+def test_an_unusable_job_file_exits_2_with_one_line(tmp_path: Path, content: str) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.worker", str(job)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith(f"harness worker: error: job file {str(job)!r} is unusable: ")
+
+
+def test_usage_without_a_job_file() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.worker"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (2, "usage: python -m harness.worker JOB.json\n")
