@@ -40,7 +40,8 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks that print figures (mock server throughput, regress wall time)."""
     session.install("-e", ".")
-    session.run("python", "benchmarks/bench_server.py", *session.posargs)
+    session.run("python", "benchmarks/bench_server.py")
+    session.run("python", "benchmarks/bench_regress.py", *session.posargs)
 
 
 @nox.session

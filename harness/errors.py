@@ -8,6 +8,7 @@
     |   +-- FactoryError         a factory spec cannot be resolved or imported
     |   +-- BisectInputError     a bisect argument is wrong (repo, refs, bounds)
     +-- WorkerError              a worker process failed in a way the harness cannot score
+    +-- RunCancelled             a run was stopped from outside (Ctrl-C in the parent)
 
 Third-party errors (yaml, psutil, git, openai) are translated at the boundary with
 ``raise X(...) from exc``; the CLI prints ``str(exc)`` on one line and never a traceback.
@@ -19,6 +20,7 @@ __all__ = [
     "BisectInputError",
     "FactoryError",
     "HarnessError",
+    "RunCancelled",
     "ScenarioError",
     "UsageError",
     "WorkerError",
@@ -59,3 +61,7 @@ class BisectInputError(UsageError):
 
 class WorkerError(HarnessError):
     """A worker process failed in a way that yields no result."""
+
+
+class RunCancelled(HarnessError):
+    """A run was cancelled before it finished; it has no result to score."""

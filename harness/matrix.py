@@ -4,7 +4,8 @@ Each cell runs ``repeat`` times through :func:`harness.runner.run_one` (one work
 and one mock server per run) and every run gets a :class:`Verdict`. Cells run on a thread pool
 of ``jobs`` threads: a run spends most of its time in its worker process or asleep in idle
 gaps, so threads are enough to overlap them. On Ctrl-C, cells not yet started are dropped and
-the finished ones are returned with ``interrupted=True`` so the reports still get written.
+running ones are killed, and the finished ones are returned with ``interrupted=True`` so the
+reports still get written.
 """
 
 from __future__ import annotations
@@ -51,12 +52,19 @@ def plan(scenarios: Sequence[Scenario], only: Sequence[str] = ()) -> list[Cell]:
     ]
 
 
-def run_cell(cell: Cell, *, repeat: int, root: Path, runner: RunOne = run_one) -> RegressEntry:
-    """Run one cell ``repeat`` times and judge each run."""
+def run_cell(
+    cell: Cell,
+    *,
+    repeat: int,
+    root: Path,
+    runner: RunOne = run_one,
+    cancel: threading.Event | None = None,
+) -> RegressEntry:
+    """Run one cell ``repeat`` times and judge each run; ``cancel`` stops it (RunCancelled)."""
     runs: list[RunResult] = []
     verdicts: list[Verdict] = []
     for _ in range(repeat):
-        result = runner(cell.scenario, cell.variant, root=root)
+        result = runner(cell.scenario, cell.variant, root=root, cancel=cancel)
         runs.append(result)
         verdicts.append(judge(result, cell.scenario.expect, cell.expected))
     return RegressEntry(
@@ -80,10 +88,11 @@ def run_matrix(
     """Run every cell; results come back in plan order whatever order they finish in."""
     done: dict[int, RegressEntry] = {}
     lock = threading.Lock()
+    cancel = threading.Event()
 
     def finished(index: int, future: Future[RegressEntry]) -> None:
         if future.cancelled() or future.exception() is not None:
-            return
+            return  # a cancelled run has no result; a harness bug re-raises below
         with lock:
             done[index] = future.result()
             if on_entry is not None:
@@ -93,12 +102,15 @@ def run_matrix(
     futures = []
     try:
         for index, cell in enumerate(cells):
-            future = pool.submit(run_cell, cell, repeat=repeat, root=root, runner=runner)
+            future = pool.submit(
+                run_cell, cell, repeat=repeat, root=root, runner=runner, cancel=cancel
+            )
             future.add_done_callback(functools.partial(finished, index))
             futures.append(future)
         for future in futures:
             future.result()  # re-raises a harness bug in a cell instead of hiding it
     except KeyboardInterrupt:
+        cancel.set()  # running workers are killed within RunCancelled's poll interval
         pool.shutdown(wait=True, cancel_futures=True)
         return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
     pool.shutdown(wait=True)

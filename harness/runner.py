@@ -21,12 +21,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from harness.errors import UsageError, WorkerError
+from harness.errors import RunCancelled, UsageError, WorkerError
 from harness.mockserver import MockServer
 from harness.result import CallRecord, RunResult, RunStatus, SocketSample, summarize
 from harness.scenario import HttpError, Scenario, Stall
@@ -38,6 +39,7 @@ LOAD_FACTOR: Final = 1.5  # headroom for a loaded machine
 SDK_TIMEOUT_S: Final = 600.0  # openai's default read timeout
 SDK_MAX_RETRIES: Final = 2
 SDK_MAX_BACKOFF_S: Final = 8.0  # openai's MAX_RETRY_DELAY
+CANCEL_POLL_S: Final = 0.1  # how often a waiting run looks at its cancel event
 
 
 def watchdog_for(scenario: Scenario) -> float:
@@ -91,12 +93,14 @@ def run_one(
     root: Path | None = None,
     watchdog_s: float | None = None,
     python: str = sys.executable,
+    cancel: threading.Event | None = None,
 ) -> RunResult:
     """Run ``scenario`` against ``variant`` (a bundled name or factory spec) and score it.
 
     ``root`` (default: the current directory) is the checkout factory specs resolve in;
     ``watchdog_s`` (default: :func:`watchdog_for`) bounds the worker's run; ``python`` is
     the interpreter the worker runs on (it must be able to import ``harness`` and openai).
+    Setting ``cancel`` kills the worker's process group and raises :class:`RunCancelled`.
     """
     if not scenario.path or not Path(scenario.path).is_file():
         # The worker reloads the scenario from its file: a parsed string cannot travel.
@@ -127,7 +131,7 @@ def run_one(
         job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
         stderr_path = Path(tmp, "stderr.txt")
         started = time.monotonic()
-        returncode, hung = _run_worker(python, job_path, root, stderr_path, limit)
+        returncode, hung = _run_worker(python, job_path, root, stderr_path, limit, cancel)
         wall_s = time.monotonic() - started
         recorded = _read_lines(Path(job.out))
         stderr = stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -155,7 +159,12 @@ def _worker_env() -> dict[str, str]:
 
 
 def _run_worker(
-    python: str, job_path: Path, root: Path, stderr_path: Path, limit: float
+    python: str,
+    job_path: Path,
+    root: Path,
+    stderr_path: Path,
+    limit: float,
+    cancel: threading.Event | None,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
     with open(stderr_path, "wb") as stderr:
@@ -168,12 +177,17 @@ def _run_worker(
             stderr=stderr,
             start_new_session=True,
         )
+        deadline = time.monotonic() + limit
         try:
-            try:
-                return proc.wait(timeout=limit), False
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return proc.wait(), True
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise RunCancelled("the run was cancelled")
+                try:
+                    return proc.wait(timeout=min(CANCEL_POLL_S, limit)), False
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        _kill_group(proc)
+                        return proc.wait(), True
         finally:
             # Every way out (KeyboardInterrupt too): nothing the worker started survives it.
             _kill_group(proc)

@@ -268,6 +268,7 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
     assert report["result"]["sha"] == shas[K]
     assert report["result"]["date"] == f"2026-01-01T00:{K:02d}:00+00:00"
     assert [s["sha"] for s in report["skipped"]] == [shas[S]]
+    assert "SyntaxError: expected ':' (factory.py, line 5)" in report["skipped"][0]["detail"]
     assert report["candidates"] == 26 and report["expected_steps"] == math.ceil(math.log2(26))
     labels = [s["label"] for s in report["steps"]]
     assert labels[:2] == ["good bound", "bad bound"] and set(labels[2:]) == {"step"}

@@ -112,6 +112,15 @@ def statuses(stats: ServerStats) -> list[int]:
     return [call.status for call in stats.calls]
 
 
+def wait_for_idle_closes(server: MockServer, count: int) -> None:
+    """Block until the server has reaped ``count`` idle connections (no fixed sleeps)."""
+    deadline = time.monotonic() + 10
+    while server.stats().faults_fired.get("idle_close", 0) < count:
+        assert time.monotonic() < deadline, "the idle timeout never fired"
+        time.sleep(0.01)
+    time.sleep(0.02)  # the close itself follows the count within the same loop step
+
+
 # --- the SDK parses every reply --------------------------------------------------------------
 
 
@@ -219,10 +228,7 @@ def test_idle_silent_keeps_the_socket_open_and_never_answers() -> None:
     with serving(_idle_spec("silent")) as server, raw(server) as sock:
         sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
         assert read_response(sock)[0] == 200
-        deadline = time.monotonic() + 10
-        while server.stats().faults_fired != {"idle_close": 1}:
-            assert time.monotonic() < deadline, "the idle timeout never fired"
-            time.sleep(0.02)
+        wait_for_idle_closes(server, 1)
         sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):
@@ -233,9 +239,9 @@ def test_idle_silent_keeps_the_socket_open_and_never_answers() -> None:
 def test_sdk_survives_fin_reaping_without_retries() -> None:
     # httpcore polls an idle pooled connection before reuse, so a reaped one costs nothing.
     with serving(_idle_spec("fin")) as server, sdk(server, max_retries=2) as client:
-        for _ in range(3):
+        for turn in range(1, 4):
             client.chat.completions.create(model="m", messages=MESSAGES)
-            time.sleep(0.2)
+            wait_for_idle_closes(server, turn)
         stats = server.stats()
     assert stats.retry_counts == (0, 0, 0)
     assert stats.requests_per_connection == (1, 1, 1)
@@ -246,12 +252,12 @@ def test_silent_server_costs_a_read_timeout_and_a_retry() -> None:
     # A silent close leaves a pooled connection that looks alive: the next request on it waits
     # for the read timeout, and the SDK's retry (on a new connection) is the call that counts.
     with serving(_idle_spec("silent")) as server, sdk(server, max_retries=1,
-                                                      timeout=0.5) as client:
+                                                      timeout=1.0) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)
-        time.sleep(0.3)
+        wait_for_idle_closes(server, 1)
         start = time.monotonic()
         assert client.chat.completions.create(model="m", messages=MESSAGES).id
-        assert time.monotonic() - start >= 0.5
+        assert time.monotonic() - start >= 1.0
         stats = server.stats()
     assert stats.retry_counts == (0, 1)
     assert stats.requests_per_connection == (1, 1)
@@ -508,6 +514,6 @@ def test_stop_closes_open_connections() -> None:
     with raw(server) as sock:
         sock.sendall(request_bytes("GET", "/v1/models"))
         assert read_response(sock)[0] == 200
-        time.sleep(0.2)  # now idle-silent: the server holds the socket open
+        wait_for_idle_closes(server, 1)  # now idle-silent: the server holds the socket open
         server.stop()
         assert sock.recv(1024) == b""

@@ -139,6 +139,21 @@ def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
     assert result.close_wait_after_close == 0
 
 
+def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nserver: {faults: [{kind: reset_on_reuse, mode: rst}]}\n"
+        "client: {kwargs: {timeout: 5, max_retries: 2}, close_request_clients: false}\n"
+        "session: {turns: 5, idle_between_turns_ms: 20}\n"
+    )
+    scenario = _scenario(tmp_path, text)
+    shared = run_one(scenario, "shared-http-client", root=tmp_path)
+    # Every turn after the first reuses the pooled connection, is dropped, and is retried.
+    assert (shared.status, shared.errors, shared.retries) == ("completed", 0, 4)
+    assert shared.established_series == (1,) * 5
+    fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
+    assert (fixed.status, fixed.errors, fixed.retries) == ("completed", 0, 0)
+
+
 def test_lost_connection_limits_run_dry_at_turn_101(tmp_path: Path) -> None:
     text = (
         "version: 1\nclient: {kwargs: {timeout: 1, max_retries: 0}}\n"

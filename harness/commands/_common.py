@@ -80,13 +80,24 @@ def monotonic() -> float:
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    """A plain-text table: numeric columns right-aligned, text columns left-aligned."""
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        parts = [row[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        parts = [
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
-    return "\n".join([line(cells[0]), *(line(r) for r in cells[1:])])
+    return "\n".join(line(r) for r in cells)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == ""
+    return True

@@ -1,7 +1,8 @@
 """``harness regress [PATHS...]``: every scenario across its variants, side by side.
 
 Exit 0 when every verdict is as the scenario expects, 1 when one differs (a fixed variant is
-unhealthy, or a buggy one is no longer caught) or the run was interrupted, 2 on bad input.
+unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on Ctrl-C (after writing
+the reports of the runs that finished).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def main(ns: argparse.Namespace) -> int:
     print(render(summary))
     run_dir = write_reports(summary, ns.report_dir)
     print(f"\nreports: {run_dir}")
+    if summary.interrupted:
+        return 130  # Ctrl-C, after the finished runs' reports are written
     return 0 if summary.ok else 1
 
 

@@ -79,6 +79,8 @@ def main(ns: argparse.Namespace) -> int:
     if ns.json is not None:
         ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
     print(f"reports: {write_reports(summary, ns.report_dir)}")
+    if summary.interrupted:
+        return 130  # Ctrl-C, after the finished runs' reports are written
     return 0 if summary.ok else 1
 
 

@@ -78,6 +78,7 @@ class MockServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._startup_error: OSError | None = None
+        self._listening = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._serials = itertools.count(1)
 
@@ -105,13 +106,17 @@ class MockServer:
             raise UsageError(f"cannot listen on {self.host}:{self.port}: "
                              f"{self._startup_error.strerror}; pick another port") \
                 from self._startup_error
+        if not self._listening:  # the thread died of something else; it reported it
+            self.stop()
+            raise RuntimeError("the mock server's thread failed before listening")
 
     def stop(self) -> None:
         """Close the listener and every connection, and join the thread. Idempotent."""
-        if self._state == "running" and self._loop is not None and self._stopping is not None:
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._loop and self._stopping:
             self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join()
+        if thread is not None:
+            thread.join()
         self._state = "stopped"
 
     def __enter__(self) -> MockServer:
@@ -136,12 +141,13 @@ class MockServer:
         try:
             server = await asyncio.start_server(self._on_connect, self.host, self.port,
                                                 backlog=1024)
+            self.port = server.sockets[0].getsockname()[1]
+            self._listening = True
         except OSError as exc:
             self._startup_error = exc
-            ready.set()
             return
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
+        finally:
+            ready.set()  # whatever happened, start() must not wait forever
         await self._stopping.wait()
         server.close()
         for task in list(self._tasks):
@@ -247,7 +253,8 @@ class _Connection:
                     return None
                 request = event
                 if self.h11.they_are_waiting_for_100_continue:  # e.g. curl with a large body
-                    await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+                    interim = h11.InformationalResponse(status_code=100, headers=[])
+                    await self._write(self.h11.send(interim))
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > _MAX_BODY_BYTES:

@@ -1,0 +1,282 @@
+"""validate, run, check and regress end to end: real workers, real sockets, the real SDK."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.cli import main
+from harness.commands.check import decide
+from harness.result import ServerStats, summarize
+from harness.scenario import Expectations
+from harness.verdict import RegressEntry, judge
+
+USE_AFTER_CLOSE = """\
+version: 1
+description: request clients closed after use
+client:
+  kwargs: {max_retries: 0, timeout: 5}
+  close_request_clients: true
+session:
+  turns: 3
+expect:
+  errors: 0
+variants:
+  baseline: pass
+  keepalive-mutating: fail
+"""
+
+MUTATING_FACTORY = """\
+import openai
+
+
+def create_openai_client(client_kwargs, *, shared):
+    if "http_client" not in client_kwargs:
+        client_kwargs["http_client"] = openai.DefaultHttpxClient()
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "use-after-close.yaml"
+    path.write_text(USE_AFTER_CLOSE)
+    return path
+
+
+def test_validate_ok_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(USE_AFTER_CLOSE)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsession:\n  turns: -3\n")
+    assert main(["validate", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok (good, 2 variants)\n"
+    assert main(["validate", str(good), str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{good}: ok (good, 2 variants)" in out
+    assert err == (
+        f"harness validate: error: {bad}:3: key 'session.turns': -3 is out of range; "
+        "allowed 1..100000\n"
+    )
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: no such file or directory" in capsys.readouterr().err
+
+
+def test_run_prints_turn_table_and_verdict(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "r.json"
+    code = main(
+        [
+            "run",
+            str(scenario),
+            "--variant",
+            "keepalive-mutating",
+            "--json",
+            str(out_json),
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0  # the scenario expects keepalive-mutating to be caught, and it is
+    assert (
+        "turn  calls  errors  close_wait  established  fds  first error\n   1      1       0" in out
+    )
+    assert "verdict: FAIL (errors 2 > 0); expected fail" in out
+    data = json.loads(out_json.read_text())
+    assert data["command"] == "run"
+    (entry,) = data["entries"]
+    assert entry["runs"][0]["errors"] == 2
+    assert entry["runs"][0]["calls"] == 3
+    assert (tmp_path / "reports" / "latest" / "results.json").is_file()
+
+
+def test_run_unknown_variant_is_usage_error(
+    scenario: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(scenario), "--variant", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness run: error: unknown variant 'nope'; use one of: baseline")
+    assert err.count("\n") == 1
+
+
+def test_check_exit_codes(scenario: Path, tmp_path: Path) -> None:
+    (tmp_path / "mutating.py").write_text(MUTATING_FACTORY)
+    (tmp_path / "broken.py").write_text("def create_openai_client(:\n")
+    base = ["check", "--scenario", str(scenario), "--root", str(tmp_path)]
+    assert main([*base, "--factory", "baseline"]) == 0
+    assert main([*base, "--factory", "mutating.py:create_openai_client"]) == 1
+    assert main([*base, "--factory", "broken.py:create_openai_client"]) == 125
+    assert main([*base, "--factory", "no_such_module:create_openai_client"]) == 125
+    assert main([*base, "--factory", "mutating.py:no_such_function"]) == 125
+
+
+def test_check_repeat_writes_every_run(scenario: Path, tmp_path: Path) -> None:
+    out = tmp_path / "check.json"
+    code = main(
+        [
+            "check",
+            "--scenario",
+            str(scenario),
+            "--factory",
+            "keepalive-mutating",
+            "--repeat",
+            "2",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 1
+    data = json.loads(out.read_text())
+    (entry,) = data["entries"]
+    assert [r["errors"] for r in entry["runs"]] == [2, 2]
+    assert [v["healthy"] for v in entry["verdicts"]] == [False, False]
+
+
+def test_check_bad_scenario_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nexpect: {erors: 0}\n")
+    assert main(["check", "--scenario", str(bad), "--factory", "baseline"]) == 2
+    assert f"{bad}:2: key 'expect.erors': unknown key" in capsys.readouterr().err
+
+
+def _entry(*healthy_and_status: tuple[bool, str]) -> RegressEntry:
+    runs, verdicts = [], []
+    for healthy, status in healthy_and_status:
+        run = summarize(
+            scenario="s",
+            variant="v",
+            status=status,  # type: ignore[arg-type]
+            records=[],
+            samples=[],
+            server=ServerStats(),
+            wall_s=0.1,
+            environment={},
+        )
+        expect = Expectations(errors=0) if healthy else Expectations(errors=-1)
+        runs.append(run)
+        verdicts.append(judge(run, expect, "pass"))
+    return RegressEntry("s", "v", "", tuple(runs), tuple(verdicts))
+
+
+def test_decide_policies() -> None:
+    one_of_three = _entry((True, "completed"), (False, "completed"), (True, "completed"))
+    assert decide(one_of_three, "any") == 1
+    assert decide(one_of_three, "majority") == 0
+    two_of_three = _entry((False, "completed"), (False, "completed"), (True, "completed"))
+    assert decide(two_of_three, "majority") == 1
+    untestable = _entry((False, "untestable"), (False, "untestable"))
+    assert decide(untestable, "any") == 125
+    # untestable runs are left out of the count: one healthy testable run decides
+    mixed = _entry((False, "untestable"), (True, "completed"))
+    assert decide(mixed, "majority") == 0
+
+
+def _write_matrix(tmp_path: Path, variants: str) -> Path:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    text = USE_AFTER_CLOSE.split("variants:")[0] + "variants:\n" + textwrap.indent(variants, "  ")
+    (folder / "uac.yaml").write_text(text)
+    (tmp_path / "mutating.py").write_text(MUTATING_FACTORY)
+    return folder
+
+
+def test_regress_all_as_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _write_matrix(tmp_path, "baseline: pass\nkeepalive-mutating: fail\n")
+    reports = tmp_path / "reports"
+    code = main(["regress", str(folder), "--jobs", "2", "--report-dir", str(reports)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "2 runs, 2 as expected, 0 not" in out
+    run_dir = next(p for p in reports.iterdir() if p.name.endswith("-regress"))
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == ["junit.xml", "report.html", "results.json", "summary.md"]
+    data = json.loads((run_dir / "results.json").read_text())
+    cells = {(e["scenario"], e["variant"]): e["runs"][0]["errors"] for e in data["entries"]}
+    assert cells == {("uac", "baseline"): 0, ("uac", "keepalive-mutating"): 2}
+
+
+def test_regress_fails_when_a_fixed_variant_is_broken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a user factory that carries the regression, declared as a fixed build
+    folder = _write_matrix(tmp_path, "baseline: pass\nmutating.py:create_openai_client: pass\n")
+    code = main(
+        ["regress", str(folder), "--root", str(tmp_path), "--report-dir", str(tmp_path / "r")]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "! mutating.py:create_openai_client: expected pass, got fail: errors 2 > 0" in out
+    assert "2 runs, 1 as expected, 1 not" in out
+
+
+def test_regress_fails_when_a_buggy_variant_is_no_longer_caught(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _write_matrix(tmp_path, "keepalive-fixed: fail\n")
+    assert main(["regress", str(folder), "--report-dir", str(tmp_path / "r")]) == 1
+    assert "! keepalive-fixed: expected fail, got pass: healthy" in capsys.readouterr().out
+
+
+def test_regress_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["regress", str(tmp_path)]) == 2
+    assert "no scenario files (*.yaml)" in capsys.readouterr().err
+    (tmp_path / "a.yaml").write_text("version: 1\nname: same\n")
+    (tmp_path / "b.yaml").write_text("version: 1\nname: same\n")
+    assert main(["regress", str(tmp_path)]) == 2
+    assert "scenario name 'same' is already used" in capsys.readouterr().err
+
+
+def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "a-quick.yaml").write_text(
+        USE_AFTER_CLOSE.replace("  keepalive-mutating: fail\n", "")
+    )
+    slow = "version: 1\nsession: {turns: 3, idle_between_turns_ms: 60000}\nvariants: {baseline: pass}\n"
+    (folder / "b-slow.yaml").write_text(slow)
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "regress",
+            str(folder),
+            "--jobs",
+            "1",
+            "--report-dir",
+            str(reports),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "a-quick / baseline" in line:
+                break
+        time.sleep(1.0)  # the slow scenario's worker is running now
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    assert "INTERRUPTED: partial results" in out
+    data = json.loads((reports / "latest" / "results.json").read_text())
+    assert data["interrupted"] is True
+    assert [(e["scenario"], e["variant"]) for e in data["entries"]] == [("a-quick", "baseline")]
+    assert workers, "the slow run's worker should have been running"
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
