@@ -60,8 +60,10 @@ def stability(cells: list[Cell], repeat: int, jobs: int, root: Path) -> None:
         unstable += differing > 0
         mark = "stable" if not differing else f"UNSTABLE ({differing} of {repeat} differ)"
         print(f"  {entry.scenario:28} {entry.variant:20} {outcomes[0]:5} x{repeat}  {mark}")
-    print(f"verdict stability: {len(cells) - unstable} of {len(cells)} cells identical over "
-          f"{repeat} runs")
+    print(
+        f"verdict stability: {len(cells) - unstable} of {len(cells)} cells identical over "
+        f"{repeat} runs"
+    )
 
 
 def turns_to_catch(cells: list[Cell], root: Path) -> None:

@@ -242,7 +242,8 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
     (folder / "a-quick.yaml").write_text(
         USE_AFTER_CLOSE.replace("  keepalive-mutating: fail\n", "")
     )
-    slow = "version: 1\nsession: {turns: 3, idle_between_turns_ms: 60000}\nvariants: {baseline: pass}\n"
+    slow = "version: 1\nsession: {turns: 3, idle_between_turns_ms: 60000}\n"
+    slow += "variants: {baseline: pass}\n"
     (folder / "b-slow.yaml").write_text(slow)
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
