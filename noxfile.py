@@ -20,10 +20,15 @@ def regress(session: nox.Session) -> None:
     session.run("python", "-m", "harness", "regress", "scenarios", *session.posargs)
 
 
+# openai 3.x runs on httpx2/httpcore2, 1.x/2.x on httpx/httpcore: the suite runs on both.
+OPENAI_LINES = {"3": "openai>=3", "2": "openai>=2,<3"}
+
+
 @nox.session
-def tests(session: nox.Session) -> None:
+@nox.parametrize("openai", list(OPENAI_LINES))
+def tests(session: nox.Session, openai: str) -> None:
     """The test suite (real sockets, the real openai SDK, real git repositories)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", OPENAI_LINES[openai])
     session.run("python", "-m", "pytest", *session.posargs)
 
 

@@ -37,7 +37,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="harness",
+        description="Reproduce, compare and bisect connection-lifecycle bugs in LLM clients.",
+    )
     subs = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)

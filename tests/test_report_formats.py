@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -34,6 +35,10 @@ from harness.report.markdown import COLUMNS
 from harness.runner import run_one
 from harness.scenario import load_scenario
 from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
+
+# What use-after-close raises: openai 3.x lets the bare RuntimeError out, 1.x/2.x wrap it.
+OPENAI_MAJOR = int(importlib.metadata.version("openai").split(".")[0])
+CLOSED = "RuntimeError" if OPENAI_MAJOR >= 3 else "openai.APIConnectionError"
 
 # The gateway closes every request client: the mutating factory's shared transport dies with
 # the first one (use-after-close), so turns 2-4 fail; baseline and fixed stay healthy.
@@ -106,7 +111,7 @@ def test_the_real_run_shows_what_the_scenarios_are_built_to_show(
     # Every other test leans on this mix: healthy, caught, not caught, observed.
     caught = _cell(summary, "use-after-close", "keepalive-mutating")
     assert (caught.result.status, caught.result.calls, caught.result.errors) == ("completed", 4, 3)
-    assert dict(caught.result.errors_by_type) == {"RuntimeError": 3}
+    assert dict(caught.result.errors_by_type) == {CLOSED: 3}
     assert caught.verdict.outcome == "fail" and caught.as_expected
     for variant in ("baseline", "keepalive-fixed"):
         healthy = _cell(summary, "use-after-close", variant)
@@ -226,7 +231,7 @@ def test_junit_is_valid_and_junitparser_reads_the_expected_counts(
     assert failed == [("abandoned-clients", "keepalive-mutating")]
     props = {p.name: p.value for p in suites["use-after-close"].properties()}
     assert props["keepalive-mutating.errors"] == "3"
-    assert props["keepalive-mutating.errors_by_type"] == "RuntimeError=3"
+    assert props["keepalive-mutating.errors_by_type"] == f"{CLOSED}=3"
     assert props["keepalive-mutating.as_expected"] == "true"
     assert props["env.openai"] == summary.environment["openai"]
 
@@ -245,7 +250,7 @@ def test_markdown_has_a_headline_and_one_row_per_variant(summary: RegressSummary
         table = lines[lines.index(header, start) + 2 :]
         rows = table[: next(i for i, line in enumerate(table) if not line.startswith("|"))]
         assert [row.split(" | ")[0] for row in rows] == [f"| {e.variant}" for e in entries]
-    assert "| keepalive-mutating | fail | fail | yes | 3 (RuntimeError 3) | 0 |" in text
+    assert f"| keepalive-mutating | fail | fail | yes | 3 ({CLOSED} 3) | 0 |" in text
     assert "Closing a per-request client closes the shared &lt;transport&gt; too." in text
     reasons = text.split("### Not as expected\n", 1)[1]
     assert reasons.startswith(
