@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import subprocess
+from pathlib import Path
 from typing import Final
 
-__all__ = ["PACKAGES", "fingerprint"]
+__all__ = ["PACKAGES", "fingerprint", "target_commit"]
 
 PACKAGES: Final = ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "h11")
 ABSENT: Final = "absent"
@@ -26,3 +28,20 @@ def fingerprint() -> dict[str, str]:
     data["os"] = f"{platform.system()} {platform.release()}"
     data["platform"] = platform.platform()
     return data
+
+
+def target_commit(root: Path) -> str | None:
+    """The commit checked out at ``root`` (the code under test), or None outside git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no git on this machine: the commit is simply not known
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else None

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from harness.environment import fingerprint
+from harness.environment import fingerprint, target_commit
 from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
@@ -95,7 +95,11 @@ class _Sink:
 
 def run_job(job: Job, sink: _Sink) -> int:
     """Run the job, recording into ``sink``; returns the exit code."""
-    sink.write("environment", fingerprint())
+    environment = fingerprint()
+    commit = target_commit(Path(job.root))
+    if commit is not None:
+        environment["target_commit"] = commit
+    sink.write("environment", environment)
     try:
         factory = resolve_factory(job.factory, Path(job.root))
     except FactoryError as exc:

@@ -162,3 +162,22 @@ def test_usage_without_a_job_file() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stderr) == (2, "usage: python -m harness.worker JOB.json\n")
+
+
+def test_environment_names_the_target_commit(tmp_path: Path) -> None:
+    from harness.environment import target_commit
+
+    assert target_commit(tmp_path) is None
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(
+        [*git, "-C", str(tmp_path), "commit", "-q", "--allow-empty", "-m", "x"], check=True
+    )
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert target_commit(tmp_path) == head
+    assert len(head) == 40

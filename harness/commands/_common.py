@@ -1,4 +1,4 @@
-"""Pieces the run/regress/check/validate commands share: scenario discovery and tables."""
+"""Pieces the run/regress/check/validate commands share: arguments, discovery, tables."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.environment import fingerprint
 from harness.errors import UsageError
+from harness.matrix import MatrixOutcome
 from harness.scenario import Scenario, load_scenario
+from harness.verdict import RegressSummary
 
 __all__ = [
+    "add_report_dir_argument",
+    "add_root_argument",
+    "build_summary",
     "discover",
     "format_table",
     "load_all",
@@ -52,6 +58,40 @@ def load_all(paths: Iterable[str]) -> list[Scenario]:
             )
         seen[s.name] = s.path
     return scenarios
+
+
+def add_root_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help=f"where {what} (default: current directory)",
+    )
+
+
+def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+def build_summary(
+    command: str, outcome: MatrixOutcome, scenarios: Iterable[Scenario], started: str, t0: float
+) -> RegressSummary:
+    """The one value every report writer reads, for a finished (or interrupted) matrix."""
+    return RegressSummary(
+        run_id=new_run_id(command),
+        command=command,
+        started=started,
+        wall_s=round(monotonic() - t0, 3),
+        entries=outcome.entries,
+        environment=fingerprint(),
+        interrupted=outcome.interrupted,
+        scenarios={s.name: s.to_dict() for s in scenarios},
+    )
 
 
 def new_run_id(command: str) -> str:

@@ -17,12 +17,17 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness.commands._common import monotonic, new_run_id, positive_int, utc_now
-from harness.environment import fingerprint
+from harness.commands._common import (
+    add_root_argument,
+    build_summary,
+    monotonic,
+    positive_int,
+    utc_now,
+)
 from harness.errors import FactoryError, UsageError
 from harness.matrix import Cell, run_matrix
 from harness.scenario import Scenario, load_scenario
-from harness.verdict import RegressEntry, RegressSummary
+from harness.verdict import RegressEntry
 
 HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
 
@@ -35,12 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="bundled variant, package.module:function or path/to/file.py:function",
     )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path.cwd(),
-        help="the checkout under test (default: current directory)",
-    )
+    add_root_argument(parser, "the factory is resolved: the checkout under test")
     parser.add_argument("--repeat", type=positive_int, default=1, help="runs (default: 1)")
     parser.add_argument(
         "--policy",
@@ -76,15 +76,7 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     entry = outcome.entries[0]
     code = decide(entry, ns.policy)
     if ns.json is not None:
-        summary = RegressSummary(
-            run_id=new_run_id("check"),
-            command="check",
-            started=started,
-            wall_s=round(monotonic() - t0, 3),
-            entries=outcome.entries,
-            environment=fingerprint(),
-            scenarios={scenario.name: scenario.to_dict()},
-        )
+        summary = build_summary("check", outcome, [scenario], started, t0)
         ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
     word = {HEALTHY: "healthy", REGRESSION: "regression", UNTESTABLE: "untestable"}[code]
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):

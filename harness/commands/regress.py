@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from harness.commands._common import (
+    add_report_dir_argument,
+    add_root_argument,
+    build_summary,
     format_table,
     load_all,
     monotonic,
-    new_run_id,
     positive_int,
     utc_now,
 )
-from harness.environment import fingerprint
 from harness.matrix import plan, run_matrix
 from harness.report import write_reports
 from harness.verdict import RegressEntry, RegressSummary
@@ -56,18 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this variant (repeatable)",
     )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path.cwd(),
-        help="where factory specs are resolved (default: current directory)",
-    )
-    parser.add_argument(
-        "--report-dir",
-        type=Path,
-        default=Path("reports"),
-        help="where reports/<run-id>/ is written (default: reports)",
-    )
+    add_root_argument(parser, "factory specs are resolved")
+    add_report_dir_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -81,16 +71,7 @@ def main(ns: argparse.Namespace) -> int:
     outcome = run_matrix(
         cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
     )
-    summary = RegressSummary(
-        run_id=new_run_id("regress"),
-        command="regress",
-        started=started,
-        wall_s=round(monotonic() - t0, 3),
-        entries=outcome.entries,
-        environment=fingerprint(),
-        interrupted=outcome.interrupted,
-        scenarios={s.name: s.to_dict() for s in scenarios},
-    )
+    summary = build_summary("regress", outcome, scenarios, started, t0)
     print()
     print(render(summary))
     run_dir = write_reports(summary, ns.report_dir)

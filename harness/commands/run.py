@@ -11,15 +11,21 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from harness.commands._common import format_table, monotonic, new_run_id, positive_int, utc_now
-from harness.environment import fingerprint
+from harness.commands._common import (
+    add_report_dir_argument,
+    add_root_argument,
+    build_summary,
+    format_table,
+    monotonic,
+    positive_int,
+    utc_now,
+)
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
 from harness.result import RunResult
 from harness.scenario import load_scenario
 from harness.variants import BUNDLED, is_bundled
-from harness.verdict import RegressSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,20 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--factory", metavar="SPEC", help="package.module:function or path/to/file.py:function"
     )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path.cwd(),
-        help="where --factory is resolved (default: current directory)",
-    )
+    add_root_argument(parser, "--factory is resolved")
     parser.add_argument("--repeat", type=positive_int, default=1, help="runs (default: 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
-    parser.add_argument(
-        "--report-dir",
-        type=Path,
-        default=Path("reports"),
-        help="where reports/<run-id>/ is written (default: reports)",
-    )
+    add_report_dir_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -58,16 +54,7 @@ def main(ns: argparse.Namespace) -> int:
     outcome = run_matrix(
         [Cell(scenario, variant, expected)], repeat=ns.repeat, jobs=1, root=ns.root.resolve()
     )
-    summary = RegressSummary(
-        run_id=new_run_id("run"),
-        command="run",
-        started=started,
-        wall_s=round(monotonic() - t0, 3),
-        entries=outcome.entries,
-        environment=fingerprint(),
-        interrupted=outcome.interrupted,
-        scenarios={scenario.name: scenario.to_dict()},
-    )
+    summary = build_summary("run", outcome, [scenario], started, t0)
     for entry in summary.entries:
         for i, (run, verdict) in enumerate(zip(entry.runs, entry.verdicts, strict=True), 1):
             label = f" (run {i} of {len(entry.runs)})" if len(entry.runs) > 1 else ""
