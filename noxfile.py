@@ -20,8 +20,8 @@ def regress(session: nox.Session) -> None:
     session.run("python", "-m", "harness", "regress", "scenarios", *session.posargs)
 
 
-# openai 3.x runs on httpx2/httpcore2, 1.x/2.x on httpx/httpcore: the suite runs on both.
-OPENAI_LINES = {"3": "openai>=3", "2": "openai>=2,<3"}
+# openai 3.x runs on httpx2/httpcore2, 1.x/2.x on httpx/httpcore: the suite runs on each line.
+OPENAI_LINES = {"3": "openai>=3", "2": "openai>=2,<3", "1": "openai>=1.40,<2"}
 
 
 @nox.session

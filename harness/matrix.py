@@ -22,9 +22,10 @@ from harness.runner import run_one
 from harness.scenario import Expectation, Scenario
 from harness.verdict import RegressEntry, Verdict, judge
 
-__all__ = ["Cell", "MatrixOutcome", "plan", "run_cell", "run_matrix"]
+__all__ = ["Cell", "MatrixOutcome", "expected_seconds", "plan", "run_cell", "run_matrix"]
 
 RunOne = Callable[..., RunResult]
+CALL_S = 0.03  # a typical loopback call through the SDK, for scheduling estimates
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,14 @@ def plan(scenarios: Sequence[Scenario], only: Sequence[str] = ()) -> list[Cell]:
         for variant, expected in s.variant_expectations().items()
         if not only or variant in only
     ]
+
+
+def expected_seconds(scenario: Scenario) -> float:
+    """A rough estimate of a run's length, for scheduling only: calls, gaps and stalls."""
+    session = scenario.session
+    calls = session.turns * session.calls_per_turn
+    stalls_ms = sum(getattr(fault, "ms", 0.0) for fault in scenario.server.faults)
+    return CALL_S * calls + (session.turns * session.idle_between_turns_ms + stalls_ms) / 1000
 
 
 def run_cell(
@@ -100,8 +109,11 @@ def run_matrix(
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="cell")
     futures = []
+    # Longest first, so the matrix does not end waiting on one long cell started last.
+    order = sorted(range(len(cells)), key=lambda i: -expected_seconds(cells[i].scenario))
     try:
-        for index, cell in enumerate(cells):
+        for index in order:
+            cell = cells[index]
             future = pool.submit(
                 run_cell, cell, repeat=repeat, root=root, runner=runner, cancel=cancel
             )
