@@ -254,7 +254,7 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
             "regress",
             str(folder),
             "--jobs",
-            "1",
+            "2",
             "--report-dir",
             str(reports),
         ],
@@ -267,7 +267,7 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
         for line in proc.stdout:
             if "a-quick / baseline" in line:
                 break
-        time.sleep(1.0)  # the slow scenario's worker is running now
+        time.sleep(1.0)  # the slow scenario (started first: longest first) is still running
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

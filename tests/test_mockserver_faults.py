@@ -26,7 +26,12 @@ def test_calls_none_selects_every_call_and_a_list_only_its_calls() -> None:
     some = HttpError(status=429, calls=(2, 4))
     assert [select_fault((every,), i, reused=False, stream=False) for i in (1, 7)] == [every] * 2
     assert [select_fault((some,), i, reused=False, stream=False) for i in range(1, 6)] == [
-        None, some, None, some, None]
+        None,
+        some,
+        None,
+        some,
+        None,
+    ]
 
 
 def test_reset_on_reuse_needs_a_reused_connection() -> None:
@@ -55,12 +60,12 @@ def test_ledger_numbers_calls_and_names_connections_lazily() -> None:
     clock = FakeClock()
     ledger = CallLedger((HttpError(status=429, calls=(2,)),), clock)
     clock.now = 101.0
-    first = ledger.begin(socket=7, path="/v1/chat/completions", stream=False, retry_count=0,
-                         reused=False)
+    first = ledger.begin(
+        socket=7, path="/v1/chat/completions", stream=False, retry_count=0, reused=False
+    )
     clock.now = 101.25
     ledger.finish(first, 200)
-    second = ledger.begin(socket=9, path="/v1/responses", stream=True, retry_count=0,
-                          reused=False)
+    second = ledger.begin(socket=9, path="/v1/responses", stream=True, retry_count=0, reused=False)
     ledger.finish(second, 429)
     third = ledger.begin(socket=7, path="/v1/models", stream=False, retry_count=1, reused=True)
     assert (first.index, second.index, third.index) == (1, 2, 3)
@@ -81,8 +86,9 @@ def test_ledger_numbers_calls_and_names_connections_lazily() -> None:
 
 def test_ineligible_call_is_counted_without_a_fault() -> None:
     ledger = CallLedger((HttpError(),))
-    ticket = ledger.begin(socket=1, path="/v1/responses", stream=False, retry_count=0,
-                          reused=False, eligible=False)
+    ticket = ledger.begin(
+        socket=1, path="/v1/responses", stream=False, retry_count=0, reused=False, eligible=False
+    )
     assert ticket.fault is None
     assert ledger.snapshot().faults_fired == {}
 
@@ -117,8 +123,9 @@ def test_concurrent_begins_get_distinct_indices() -> None:
 
     def work(serial: int) -> None:
         for _ in range(200):
-            ticket = ledger.begin(socket=serial, path="/v1/models", stream=False,
-                                  retry_count=0, reused=False)
+            ticket = ledger.begin(
+                socket=serial, path="/v1/models", stream=False, retry_count=0, reused=False
+            )
             with lock:
                 indices.append(ticket.index)
 

@@ -20,8 +20,10 @@ from harness.mockserver.protocol import ApiRequest, Reject
 from harness.scenario import Reply
 
 REPLY = Reply(text="pong", chunks=3)
-CHAT_TOOLS = [{"type": "function", "function": {"name": "lookup"}},
-              {"type": "function", "function": {"name": "other"}}]
+CHAT_TOOLS = [
+    {"type": "function", "function": {"name": "lookup"}},
+    {"type": "function", "function": {"name": "other"}},
+]
 RESPONSES_TOOLS = [{"type": "function", "name": "search", "parameters": {}}]
 
 
@@ -38,20 +40,24 @@ def _frames_json(frames: tuple[bytes, ...]) -> list[Any]:
     return out
 
 
-@pytest.mark.parametrize(("method", "target", "expected"), [
-    ("POST", "/v1/chat/completions", "chat.completions"),
-    ("POST", "/v1/responses?x=1", "responses"),
-    ("GET", "/v1/models", "models"),
-    ("GET", "/_harness/stats", "stats"),
-    ("POST", "/_harness/reset", "reset"),
-])
+@pytest.mark.parametrize(
+    ("method", "target", "expected"),
+    [
+        ("POST", "/v1/chat/completions", "chat.completions"),
+        ("POST", "/v1/responses?x=1", "responses"),
+        ("GET", "/v1/models", "models"),
+        ("GET", "/_harness/stats", "stats"),
+        ("POST", "/_harness/reset", "reset"),
+    ],
+)
 def test_route_known_paths(method: str, target: str, expected: str) -> None:
     assert protocol.route(method, target) == expected
 
 
 def test_route_unknown_path_is_404_and_wrong_method_405() -> None:
     assert protocol.route("POST", "/v1/embeddings") == Reject(
-        404, "Unknown request URL: POST /v1/embeddings.", code="unknown_url")
+        404, "Unknown request URL: POST /v1/embeddings.", code="unknown_url"
+    )
     wrong = protocol.route("GET", "/v1/chat/completions")
     assert isinstance(wrong, Reject)
     assert (wrong.status, wrong.code) == (405, "method_not_allowed")
@@ -67,56 +73,84 @@ def test_parse_rejects_a_body_that_is_not_json(body: bytes) -> None:
 
 def test_parse_rejects_json_that_is_not_an_object() -> None:
     assert protocol.parse_api_request("responses", b"[1, 2]") == Reject(
-        400, "The request body must be a JSON object.")
+        400, "The request body must be a JSON object."
+    )
 
 
 def test_parse_reads_model_stream_usage_and_word_count() -> None:
-    body = _body(model="gpt-x", stream=True, stream_options={"include_usage": True},
-                 messages=[{"role": "user", "content": "hello there world"}])
+    body = _body(
+        model="gpt-x",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "hello there world"}],
+    )
     assert protocol.parse_api_request("chat.completions", body) == ApiRequest(
-        "chat.completions", model="gpt-x", stream=True, include_usage=True, tool=None,
-        prompt_tokens=4)  # "user" + three words
+        "chat.completions",
+        model="gpt-x",
+        stream=True,
+        include_usage=True,
+        tool=None,
+        prompt_tokens=4,
+    )  # "user" + three words
 
 
 def test_parse_defaults_for_a_bare_object() -> None:
     assert protocol.parse_api_request("responses", b"{}") == ApiRequest("responses")
 
 
-@pytest.mark.parametrize(("endpoint", "tools", "choice", "expected"), [
-    ("chat.completions", CHAT_TOOLS, "required", "lookup"),
-    ("chat.completions", CHAT_TOOLS, "auto", None),
-    ("chat.completions", CHAT_TOOLS, None, None),
-    ("chat.completions", [], "required", None),
-    ("chat.completions", CHAT_TOOLS, {"type": "function", "function": {"name": "other"}},
-     "other"),
-    ("responses", RESPONSES_TOOLS, "required", "search"),
-    ("responses", RESPONSES_TOOLS, {"type": "function", "name": "search"}, "search"),
-])
-def test_parse_forced_tool(endpoint: Any, tools: list[Any], choice: Any,
-                           expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("endpoint", "tools", "choice", "expected"),
+    [
+        ("chat.completions", CHAT_TOOLS, "required", "lookup"),
+        ("chat.completions", CHAT_TOOLS, "auto", None),
+        ("chat.completions", CHAT_TOOLS, None, None),
+        ("chat.completions", [], "required", None),
+        (
+            "chat.completions",
+            CHAT_TOOLS,
+            {"type": "function", "function": {"name": "other"}},
+            "other",
+        ),
+        ("responses", RESPONSES_TOOLS, "required", "search"),
+        ("responses", RESPONSES_TOOLS, {"type": "function", "name": "search"}, "search"),
+    ],
+)
+def test_parse_forced_tool(
+    endpoint: Any, tools: list[Any], choice: Any, expected: str | None
+) -> None:
     parsed = protocol.parse_api_request(endpoint, _body(tools=tools, tool_choice=choice))
     assert isinstance(parsed, ApiRequest)
     assert parsed.tool == expected
 
 
-@pytest.mark.parametrize(("text", "chunks", "expected"), [
-    ("pong", 3, ("po", "n", "g")),
-    ("pong", 1, ("pong",)),
-    ("ab", 4, ("a", "b", "", "")),
-    ("", 2, ("", "")),
-    ("abc", 0, ("abc",)),
-])
+@pytest.mark.parametrize(
+    ("text", "chunks", "expected"),
+    [
+        ("pong", 3, ("po", "n", "g")),
+        ("pong", 1, ("pong",)),
+        ("ab", 4, ("a", "b", "", "")),
+        ("", 2, ("", "")),
+        ("abc", 0, ("abc",)),
+    ],
+)
 def test_split_text(text: str, chunks: int, expected: tuple[str, ...]) -> None:
     assert protocol.split_text(text, chunks) == expected
 
 
 def test_error_payload_has_openai_shape_and_retry_after() -> None:
-    payload = protocol.error_payload(Reject(429, "slow down", type="requests",
-                                            code="rate_limit_exceeded"), retry_after_s=0.05)
+    payload = protocol.error_payload(
+        Reject(429, "slow down", type="requests", code="rate_limit_exceeded"), retry_after_s=0.05
+    )
     assert payload.status == 429
     assert payload.headers == (("content-type", "application/json"), ("retry-after", "0.05"))
-    assert json.loads(payload.body) == {"error": {
-        "message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+    assert json.loads(payload.body) == {
+        "error": {
+            "message": "slow down",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
 
 
 def test_models_payload_validates() -> None:
@@ -125,24 +159,29 @@ def test_models_payload_validates() -> None:
 
 
 def test_chat_payload_text_and_tool_call() -> None:
-    text = protocol.api_payload(ApiRequest("chat.completions", prompt_tokens=2), REPLY,
-                                ident="t1", created=7)
+    text = protocol.api_payload(
+        ApiRequest("chat.completions", prompt_tokens=2), REPLY, ident="t1", created=7
+    )
     done = ChatCompletion.model_validate_json(text.body)
     assert (done.id, done.created, done.choices[0].message.content) == ("chatcmpl-t1", 7, "pong")
     assert done.usage is not None
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (2, 3)
-    tool = protocol.api_payload(ApiRequest("chat.completions", tool="lookup"), REPLY,
-                                ident="t2", created=7)
+    tool = protocol.api_payload(
+        ApiRequest("chat.completions", tool="lookup"), REPLY, ident="t2", created=7
+    )
     call = ChatCompletion.model_validate_json(tool.body).choices[0]
     assert call.finish_reason == "tool_calls"
     assert call.message.tool_calls is not None
-    assert [(c.id, c.function.name, c.function.arguments)  # type: ignore[union-attr]
-            for c in call.message.tool_calls] == [("call_t2", "lookup", "{}")]
+    assert [
+        (c.id, c.function.name, c.function.arguments)  # type: ignore[union-attr]
+        for c in call.message.tool_calls
+    ] == [("call_t2", "lookup", "{}")]
 
 
 def test_chat_stream_frames() -> None:
-    plan = protocol.api_stream(ApiRequest("chat.completions", stream=True), REPLY,
-                               ident="s", created=1)
+    plan = protocol.api_stream(
+        ApiRequest("chat.completions", stream=True), REPLY, ident="s", created=1
+    )
     assert (len(plan.head), len(plan.chunks), len(plan.tail)) == (1, 3, 2)
     *chunks, done = _frames_json(plan.head + plan.chunks + plan.tail)
     assert done == "[DONE]"
@@ -153,8 +192,12 @@ def test_chat_stream_frames() -> None:
 
 
 def test_chat_stream_include_usage_adds_a_usage_chunk() -> None:
-    plan = protocol.api_stream(ApiRequest("chat.completions", stream=True, include_usage=True,
-                                          prompt_tokens=5), REPLY, ident="s", created=1)
+    plan = protocol.api_stream(
+        ApiRequest("chat.completions", stream=True, include_usage=True, prompt_tokens=5),
+        REPLY,
+        ident="s",
+        created=1,
+    )
     *chunks, usage, done = _frames_json(plan.head + plan.chunks + plan.tail)
     assert [c["usage"] for c in chunks] == [None] * 5
     assert usage["choices"] == []
@@ -163,30 +206,42 @@ def test_chat_stream_include_usage_adds_a_usage_chunk() -> None:
 
 
 def test_chat_stream_tool_call_frames() -> None:
-    plan = protocol.api_stream(ApiRequest("chat.completions", stream=True, tool="lookup"),
-                               Reply(chunks=2), ident="s", created=1)
+    plan = protocol.api_stream(
+        ApiRequest("chat.completions", stream=True, tool="lookup"),
+        Reply(chunks=2),
+        ident="s",
+        created=1,
+    )
     *chunks, _ = _frames_json(plan.head + plan.chunks + plan.tail)
     parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
     first = parsed[0].choices[0].delta.tool_calls
     assert first is not None and first[0].function is not None
     assert (first[0].id, first[0].function.name) == ("call_s", "lookup")
-    pieces = [c.choices[0].delta.tool_calls[0].function.arguments  # type: ignore[index,union-attr]
-              for c in parsed[1:3]]
+    pieces = [
+        c.choices[0].delta.tool_calls[0].function.arguments  # type: ignore[index,union-attr]
+        for c in parsed[1:3]
+    ]
     assert "".join(piece or "" for piece in pieces) == "{}"
     assert parsed[-1].choices[0].finish_reason == "tool_calls"
 
 
 TEXT_EVENTS = [
-    "response.created", "response.in_progress", "response.output_item.added",
-    "response.content_part.added", "response.output_text.delta", "response.output_text.delta",
-    "response.output_text.delta", "response.output_text.done", "response.content_part.done",
-    "response.output_item.done", "response.completed",
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
 ]
 
 
 def test_responses_stream_event_sequence() -> None:
-    plan = protocol.api_stream(ApiRequest("responses", stream=True), REPLY, ident="r",
-                               created=1)
+    plan = protocol.api_stream(ApiRequest("responses", stream=True), REPLY, ident="r", created=1)
     assert (len(plan.head), len(plan.chunks), len(plan.tail)) == (4, 3, 4)
     frames = plan.head + plan.chunks + plan.tail
     events = _frames_json(frames)
@@ -201,8 +256,9 @@ def test_responses_stream_event_sequence() -> None:
 
 
 def test_responses_payload_function_call() -> None:
-    payload = protocol.api_payload(ApiRequest("responses", tool="search"), REPLY, ident="f",
-                                   created=3)
+    payload = protocol.api_payload(
+        ApiRequest("responses", tool="search"), REPLY, ident="f", created=3
+    )
     response = Response.model_validate_json(payload.body)
     item = response.output[0]
     assert item.type == "function_call"
@@ -210,13 +266,62 @@ def test_responses_payload_function_call() -> None:
 
 
 def test_responses_stream_function_call_events() -> None:
-    plan = protocol.api_stream(ApiRequest("responses", stream=True, tool="search"),
-                               Reply(chunks=1), ident="f", created=1)
+    plan = protocol.api_stream(
+        ApiRequest("responses", stream=True, tool="search"), Reply(chunks=1), ident="f", created=1
+    )
     events = _frames_json(plan.head + plan.chunks + plan.tail)
     assert [e["type"] for e in events] == [
-        "response.created", "response.in_progress", "response.output_item.added",
-        "response.function_call_arguments.delta", "response.function_call_arguments.done",
-        "response.output_item.done", "response.completed"]
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
     for event in events:
         adapter.validate_python(event)
+
+
+# --- templates: answers after the first are byte replacements of a cached one ----------------
+
+
+@pytest.mark.parametrize("endpoint", ["chat.completions", "responses"])
+@pytest.mark.parametrize("tool", [None, "lookup"])
+def test_cached_answers_carry_each_calls_ident_and_created(endpoint: Any, tool: Any) -> None:
+    req = ApiRequest(endpoint, tool=tool, include_usage=True)
+    reply = Reply(text="one two", chunks=2)
+    first = protocol.api_payload(req, reply, ident="mock000001", created=11)
+    second = protocol.api_payload(req, reply, ident="mock000002", created=22)
+    assert first.body.replace(b"mock000001", b"mock000002").replace(b"11", b"22") == second.body
+    created = "created" if endpoint == "chat.completions" else "created_at"
+    assert json.loads(second.body)[created] == 22
+    assert b"mock000001" not in second.body
+    streams = []
+    for ident, stamp in (("mock000003", 1700000033), ("mock000004", 1700000044)):
+        plan = protocol.api_stream(req, reply, ident=ident, created=stamp)
+        frames = b"".join((*plan.head, *plan.chunks, *plan.tail))
+        assert protocol.api_stream_bytes(req, reply, ident=ident, created=stamp) == frames
+        streams.append(frames)
+    assert b"mock000003" in streams[0] and b"1700000033" in streams[0]
+    renamed = streams[0].replace(b"mock000003", b"mock000004")
+    assert renamed.replace(b"1700000033", b"1700000044") == streams[1]
+
+
+@pytest.mark.parametrize(
+    "text", ["7700000000000000007", "\x01ident\x01", "\\u0001ident\\u0001", "plain"]
+)
+def test_reply_text_that_looks_like_a_template_sentinel_is_sent_as_is(text: str) -> None:
+    req = ApiRequest("chat.completions", stream=True)
+    reply = Reply(text=text, chunks=1)
+    done = json.loads(protocol.api_payload(req, reply, ident="m1", created=5).body)
+    assert (done["id"], done["created"], done["choices"][0]["message"]["content"]) == (
+        "chatcmpl-m1",
+        5,
+        text,
+    )
+    frames = protocol.api_stream_bytes(req, reply, ident="m1", created=5).split(b"\n\n")
+    chunks = [json.loads(f[len(b"data: ") :]) for f in frames if f and f != b"data: [DONE]"]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
+    assert {(c["id"], c["created"]) for c in chunks} == {("chatcmpl-m1", 5)}

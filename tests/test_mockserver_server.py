@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.metadata
 import json
 import logging
 import re
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import h11
+import httpx
 import openai
 import psutil
 import pytest
@@ -38,10 +40,20 @@ from harness.scenario import (
 )
 
 MESSAGES: list[Any] = [{"role": "user", "content": "ping"}]
-CHAT_TOOLS: list[Any] = [{"type": "function", "function": {
-    "name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
-RESPONSES_TOOLS: list[Any] = [{"type": "function", "name": "lookup", "strict": False,
-                               "parameters": {"type": "object", "properties": {}}}]
+CHAT_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+    }
+]
+RESPONSES_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "name": "lookup",
+        "strict": False,
+        "parameters": {"type": "object", "properties": {}},
+    }
+]
 CHAT_BODY = json.dumps({"model": "m", "messages": MESSAGES}).encode()
 
 
@@ -82,8 +94,9 @@ def raw(server: MockServer) -> Iterator[socket.socket]:
         sock.close()
 
 
-def request_bytes(method: str, path: str, body: bytes = b"",
-                  headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+def request_bytes(
+    method: str, path: str, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len(body)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers)
     return head.encode() + b"\r\n" + body
@@ -130,24 +143,29 @@ def test_sync_chat_plain_stream_and_usage() -> None:
         assert done.choices[0].message.content == "pong"
         assert done.usage is not None and done.usage.completion_tokens == 3
         stream = client.chat.completions.create(
-            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
         chunks = list(stream)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "pong"
         assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 5
         stats = server.stats()
     assert [(c.path, c.stream, c.status) for c in stats.calls] == [
-        ("/v1/chat/completions", False, 200), ("/v1/chat/completions", True, 200)]
+        ("/v1/chat/completions", False, 200),
+        ("/v1/chat/completions", True, 200),
+    ]
 
 
 def test_sync_chat_tool_calls_plain_and_streamed() -> None:
     with serving() as server, sdk(server) as client:
-        done = client.chat.completions.create(model="m", messages=MESSAGES, tools=CHAT_TOOLS,
-                                              tool_choice="required")
+        done = client.chat.completions.create(
+            model="m", messages=MESSAGES, tools=CHAT_TOOLS, tool_choice="required"
+        )
         calls = done.choices[0].message.tool_calls
         assert done.choices[0].finish_reason == "tool_calls"
         assert calls is not None and calls[0].function.name == "lookup"  # type: ignore[union-attr]
-        stream = client.chat.completions.create(model="m", messages=MESSAGES, tools=CHAT_TOOLS,
-                                                tool_choice="required", stream=True)
+        stream = client.chat.completions.create(
+            model="m", messages=MESSAGES, tools=CHAT_TOOLS, tool_choice="required", stream=True
+        )
         chunks = list(stream)
         deltas = [c.choices[0].delta for c in chunks]
         assert deltas[0].tool_calls is not None
@@ -167,12 +185,15 @@ def test_sync_responses_plain_stream_helper_and_function_call() -> None:
             deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
             final = stream.get_final_response()
         assert (deltas, final.output_text) == (["po", "n", "g"], "pong")
-        called = client.responses.create(model="m", input="ping", tools=RESPONSES_TOOLS,
-                                         tool_choice="required")
+        called = client.responses.create(
+            model="m", input="ping", tools=RESPONSES_TOOLS, tool_choice="required"
+        )
         assert [(o.type, getattr(o, "name", None)) for o in called.output] == [
-            ("function_call", "lookup")]
-        with client.responses.stream(model="m", input="ping", tools=RESPONSES_TOOLS,
-                                     tool_choice="required") as stream:
+            ("function_call", "lookup")
+        ]
+        with client.responses.stream(
+            model="m", input="ping", tools=RESPONSES_TOOLS, tool_choice="required"
+        ) as stream:
             final = stream.get_final_response()
         assert final.output[0].type == "function_call"
 
@@ -187,8 +208,7 @@ def test_async_client_chat_and_responses() -> None:
         client = openai.AsyncOpenAI(api_key="test", base_url=base_url)
         try:
             plain = await client.chat.completions.create(model="m", messages=MESSAGES)
-            stream = await client.chat.completions.create(model="m", messages=MESSAGES,
-                                                          stream=True)
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
             text = "".join([c.choices[0].delta.content or "" async for c in stream])
             async with client.responses.stream(model="m", input="ping") as rstream:
                 final = await rstream.get_final_response()
@@ -251,8 +271,7 @@ def test_sdk_survives_fin_reaping_without_retries() -> None:
 def test_silent_server_costs_a_read_timeout_and_a_retry() -> None:
     # A silent close leaves a pooled connection that looks alive: the next request on it waits
     # for the read timeout, and the SDK's retry (on a new connection) is the call that counts.
-    with serving(_idle_spec("silent")) as server, sdk(server, max_retries=1,
-                                                      timeout=1.0) as client:
+    with serving(_idle_spec("silent")) as server, sdk(server, max_retries=1, timeout=1.0) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)
         wait_for_idle_closes(server, 1)
         start = time.monotonic()
@@ -265,9 +284,11 @@ def test_silent_server_costs_a_read_timeout_and_a_retry() -> None:
 
 def test_expect_100_continue_gets_an_interim_response() -> None:
     with serving() as server, raw(server) as sock:
-        sock.sendall(request_bytes("POST", "/v1/chat/completions", b"",
-                                   headers=(("expect", "100-continue"),)).replace(
-            b"content-length: 0", b"content-length: %d" % len(CHAT_BODY)))
+        sock.sendall(
+            request_bytes(
+                "POST", "/v1/chat/completions", b"", headers=(("expect", "100-continue"),)
+            ).replace(b"content-length: 0", b"content-length: %d" % len(CHAT_BODY))
+        )
         assert sock.recv(1024) == b"HTTP/1.1 100 \r\n\r\n"
         sock.sendall(CHAT_BODY)
         assert read_response(sock)[0] == 200
@@ -284,8 +305,7 @@ def test_reset_on_reuse_drops_exactly_the_reused_requests(mode: Any) -> None:
             assert client.chat.completions.create(model="m", messages=MESSAGES).id
         stats = server.stats()
     assert statuses(stats) == [200, 0, 200, 0, 200]
-    assert [c.fault for c in stats.calls] == [None, "reset_on_reuse", None, "reset_on_reuse",
-                                              None]
+    assert [c.fault for c in stats.calls] == [None, "reset_on_reuse", None, "reset_on_reuse", None]
     assert stats.retry_counts == (0, 0, 1, 0, 1)
     assert stats.requests_per_connection == (2, 2, 1)
     assert stats.faults_fired == {"reset_on_reuse": 2}
@@ -357,9 +377,20 @@ def test_between_chunks_stall_comes_after_the_first_chunk() -> None:
 
 def test_stall_beyond_the_client_timeout_is_a_timeout() -> None:
     spec = ServerSpec(faults=(Stall(ms=1500, at="first_byte"),))
-    with serving(spec) as server, sdk(server, max_retries=0, timeout=0.2) as client, \
-            pytest.raises(openai.APITimeoutError):
+    with (
+        serving(spec) as server,
+        sdk(server, max_retries=0, timeout=0.2) as client,
+        pytest.raises(openai.APITimeoutError),
+    ):
         client.chat.completions.create(model="m", messages=MESSAGES)
+
+
+# openai 3.x wraps a stream cut short in APIConnectionError; 1.x/2.x let httpx's error out.
+TRUNCATED_STREAM_ERROR: type[Exception] = (
+    openai.APIConnectionError
+    if int(importlib.metadata.version("openai").split(".")[0]) >= 3
+    else httpx.RemoteProtocolError
+)
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -367,10 +398,9 @@ def test_truncated_stream_makes_the_sdk_raise(api: str) -> None:
     spec = ServerSpec(faults=(TruncateStream(after_chunks=1, calls=(1,)),))
     with serving(spec) as server, sdk(server, max_retries=0) as client:
         received: list[str] = []
-        with pytest.raises(openai.APIConnectionError):
+        with pytest.raises(TRUNCATED_STREAM_ERROR):
             if api == "chat":
-                for c in client.chat.completions.create(model="m", messages=MESSAGES,
-                                                        stream=True):
+                for c in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
                     received.append(c.choices[0].delta.content or "")
             else:
                 for e in client.responses.create(model="m", input="ping", stream=True):
@@ -387,8 +417,10 @@ def test_chunk_delay_spaces_the_chunks() -> None:
     spec = ServerSpec(reply=Reply(text="abcd", chunks=4, chunk_delay_ms=50))
     with serving(spec) as server, sdk(server) as client:
         start = time.monotonic()
-        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-            model="m", messages=MESSAGES, stream=True))
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        )
         assert text == "abcd"
         assert time.monotonic() - start >= 0.15
 
@@ -503,8 +535,10 @@ def test_stop_is_idempotent_and_a_server_cannot_restart() -> None:
 
 
 def test_port_in_use_is_a_usage_error() -> None:
-    with serving() as server, pytest.raises(
-            UsageError, match=re.escape(f"cannot listen on 127.0.0.1:{server.port}: ")):
+    with (
+        serving() as server,
+        pytest.raises(UsageError, match=re.escape(f"cannot listen on 127.0.0.1:{server.port}: ")),
+    ):
         MockServer(ServerSpec(), port=server.port).start()
 
 
@@ -517,3 +551,81 @@ def test_stop_closes_open_connections() -> None:
         wait_for_idle_closes(server, 1)  # now idle-silent: the server holds the socket open
         server.stop()
         assert sock.recv(1024) == b""
+
+
+# --- framing written by hand (harness/mockserver/wire.py), read back by h11 and the SDK ---------
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    with serving() as server, raw(server) as sock:
+        sock.sendall(
+            request_bytes("POST", "/v1/chat/completions", CHAT_BODY)
+            + request_bytes("GET", "/v1/nowhere")
+            + request_bytes("GET", "/v1/models")
+        )
+        client = h11.Connection(h11.CLIENT)
+        answers: list[tuple[int, bytes]] = []
+        for _ in range(3):
+            client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+            status, body = 0, b""
+            while True:
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    client.receive_data(sock.recv(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            answers.append((status, body))
+            client.start_next_cycle()
+        stats = server.stats()
+    assert [status for status, _ in answers] == [200, 404, 200]
+    assert json.loads(answers[0][1])["choices"][0]["message"]["content"] == "pong"
+    assert json.loads(answers[2][1])["data"][0]["id"] == "mock-model"
+    assert stats.requests_per_connection == (2,)
+
+
+def test_http10_stream_is_close_delimited_and_ends_with_fin() -> None:
+    body = json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode()
+    with serving() as server, raw(server) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.0\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+        stats = server.stats()
+    head, _, stream = received.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [
+        b"HTTP/1.1 200 ",
+        b"content-type: text/event-stream",
+        b"cache-control: no-cache",
+        b"Connection: close",
+    ]
+    assert stream.startswith(b"data: {") and stream.endswith(b"data: [DONE]\n\n")
+    assert statuses(stats) == [200]
+
+
+def test_a_paused_answer_then_the_next_request_on_the_same_connection() -> None:
+    # A chunk-delayed stream is played by a task; the request sent right behind it (already
+    # in the server's buffer) must be read and answered after it, in order.
+    spec = ServerSpec(reply=Reply(text="abc", chunks=3, chunk_delay_ms=20))
+    body = json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode()
+    with serving(spec) as server, raw(server) as sock:
+        sock.sendall(
+            request_bytes("POST", "/v1/chat/completions", body)
+            + request_bytes("POST", "/v1/chat/completions", CHAT_BODY)
+        )
+        received = b""
+        while not received.endswith(b'"completion_tokens":3,"total_tokens":5}}'):
+            received += sock.recv(65536)
+        stats = server.stats()
+    stream, _, plain = received.partition(b"\r\n0\r\n\r\n")
+    assert stream.count(b"data: ") == 6  # role, 3 deltas, finish, [DONE]
+    assert plain.startswith(b"HTTP/1.1 200 \r\n")
+    assert statuses(stats) == [200, 200]
+    assert stats.requests_per_connection == (2,)

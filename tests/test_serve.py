@@ -31,8 +31,12 @@ server:
 
 @contextmanager
 def harness_serve(*args: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killer = threading.Timer(60, proc.kill)  # a hung server must not hang the test run
     killer.start()
     try:
@@ -48,8 +52,13 @@ def harness_serve(*args: str) -> Iterator[subprocess.Popen[str]]:
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", "serve", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -62,8 +71,9 @@ def test_serve_prints_url_answers_and_exits_0_on_signal(tmp_path: Path, sig: int
         assert URL.match(line), line
         client = openai.OpenAI(api_key="test", base_url=line, max_retries=1)
         try:
-            done = client.chat.completions.create(model="m", messages=[
-                {"role": "user", "content": "ping"}])
+            done = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "ping"}]
+            )
         finally:
             client.close()
         assert done.choices[0].message.content == "served from a scenario"
@@ -81,7 +91,8 @@ def test_bad_scenario_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stdout == ""
     # the wording after the key belongs to harness.scenario; here: one line, file:line:key
     assert result.stderr.startswith(
-        f"harness serve: error: {scenario}:3: key 'server.latency_ms': -5 is out of range")
+        f"harness serve: error: {scenario}:3: key 'server.latency_ms': -5 is out of range"
+    )
     assert result.stderr.count("\n") == 1
 
 
@@ -98,20 +109,25 @@ def test_non_loopback_host_is_refused(host: str) -> None:
     assert result.returncode == 2
     assert result.stderr == (
         f"harness serve: error: refusing to serve on {host!r}: the mock server binds to "
-        "loopback only (127.0.0.0/8 or ::1); use 127.0.0.1\n")
+        "loopback only (127.0.0.0/8 or ::1); use 127.0.0.1\n"
+    )
 
 
 def test_port_in_use_is_exit_2() -> None:
     with MockServer(ServerSpec()) as server:
         result = run_serve("--port", str(server.port))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"harness serve: error: cannot listen on 127.0.0.1:"
-                                    f"{server.port}: ")
+    assert result.stderr.startswith(
+        f"harness serve: error: cannot listen on 127.0.0.1:{server.port}: "
+    )
     assert result.stderr.count("\n") == 1
 
 
 def test_package_exports_match_all() -> None:
     # submodules become package attributes once anything imports them; they are not exports
-    public = {name for name, value in vars(harness.mockserver).items()
-              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    public = {
+        name
+        for name, value in vars(harness.mockserver).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
     assert public == set(harness.mockserver.__all__) == {"MockServer", "check_loopback"}

@@ -28,7 +28,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 from harness.result import ServerCall, ServerStats
 from harness.scenario import Fault, ResetOnReuse, TruncateStream
@@ -36,10 +37,12 @@ from harness.scenario import Fault, ResetOnReuse, TruncateStream
 __all__ = ["IDLE_CLOSE", "CallLedger", "Ticket", "select_fault"]
 
 IDLE_CLOSE = "idle_close"  # faults_fired key for keep-alive connections reaped when idle
+_STATUS, _DURATION = 4, 8  # positions of ServerCall.status and .duration_ms in a call list
 
 
-def select_fault(faults: Sequence[Fault], index: int, *, reused: bool,
-                 stream: bool) -> Fault | None:
+def select_fault(
+    faults: Sequence[Fault], index: int, *, reused: bool, stream: bool
+) -> Fault | None:
     """The fault that fires on call ``index``, or None; see the module docstring."""
     for fault in faults:
         if fault.calls is not None and index not in fault.calls:
@@ -52,7 +55,7 @@ def select_fault(faults: Sequence[Fault], index: int, *, reused: bool,
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """One API call in flight: its index, connection id, the fault it gets, its start time."""
 
@@ -66,8 +69,9 @@ class Ticket:
 class CallLedger:
     """Thread-safe call numbering and statistics; see the module docstring."""
 
-    def __init__(self, faults: Sequence[Fault] = (),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, faults: Sequence[Fault] = (), clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._faults = tuple(faults)
         self._clock = clock
         self._lock = threading.Lock()
@@ -80,10 +84,21 @@ class CallLedger:
         self._per_connection: list[int] = []
         self._retry_counts: list[int] = []
         self._fired: Counter[str] = Counter()
-        self._calls: dict[int, ServerCall] = {}
+        # Calls as plain lists in ServerCall field order (index 4: status, 8: duration_ms),
+        # mutated in place by finish(); snapshot() turns them into frozen ServerCalls. Per
+        # request this costs a list, where building and replace()-ing a ServerCall cost 5 us.
+        self._calls: list[list[Any]] = []
 
-    def begin(self, *, socket: int, path: str, stream: bool, retry_count: int, reused: bool,
-              eligible: bool = True) -> Ticket:
+    def begin(
+        self,
+        *,
+        socket: int,
+        path: str,
+        stream: bool,
+        retry_count: int,
+        reused: bool,
+        eligible: bool = True,
+    ) -> Ticket:
         """Number a new API call on socket serial ``socket`` and choose its fault.
 
         ``eligible=False`` (a body the server rejects) records the call without a fault.
@@ -96,15 +111,17 @@ class CallLedger:
                 self._per_connection.append(0)
             self._per_connection[connection - 1] += 1
             self._retry_counts.append(retry_count)
-            fault = select_fault(self._faults, index, reused=reused, stream=stream) \
-                if eligible else None
+            fault = (
+                select_fault(self._faults, index, reused=reused, stream=stream)
+                if eligible
+                else None
+            )
             if fault is not None:
                 self._fired[fault.kind] += 1
             now = self._clock()
-            self._calls[index] = ServerCall(
-                index=index, connection=connection, path=path, stream=stream, status=0,
-                retry_count=retry_count, fault=None if fault is None else fault.kind,
-                started_s=now - self._origin,
+            kind = None if fault is None else fault.kind
+            self._calls.append(
+                [index, connection, path, stream, 0, retry_count, kind, now - self._origin, 0.0]
             )
             return Ticket(index, connection, fault, now, self._epoch)
 
@@ -113,9 +130,9 @@ class CallLedger:
         with self._lock:
             if ticket.epoch != self._epoch:
                 return  # the call began before a reset(); its numbers no longer exist
-            call = self._calls[ticket.index]
-            elapsed_ms = (self._clock() - ticket.started) * 1000
-            self._calls[ticket.index] = replace(call, status=status, duration_ms=elapsed_ms)
+            call = self._calls[ticket.index - 1]
+            call[_STATUS] = status
+            call[_DURATION] = (self._clock() - ticket.started) * 1000
 
     def note(self, kind: str) -> None:
         """Count a connection-level event such as :data:`IDLE_CLOSE`."""
@@ -130,7 +147,7 @@ class CallLedger:
                 requests_per_connection=tuple(self._per_connection),
                 retry_counts=tuple(self._retry_counts),
                 faults_fired=dict(self._fired),
-                calls=tuple(self._calls[i] for i in sorted(self._calls)),
+                calls=tuple(ServerCall(*call) for call in self._calls),
             )
 
     def reset(self) -> None:

@@ -18,12 +18,19 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", metavar="FILE",
-                        help="scenario whose `server:` section to serve (default: a plain server)")
-    parser.add_argument("--port", type=int, default=0,
-                        help="TCP port; 0 (the default) picks a free one")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="loopback address to bind (127.0.0.0/8 or ::1); default 127.0.0.1")
+    parser.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="scenario whose `server:` section to serve (default: a plain server)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="TCP port; 0 (the default) picks a free one"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address to bind (127.0.0.0/8 or ::1); default 127.0.0.1",
+    )
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -56,4 +63,3 @@ class _SignalsSetEvent:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
-
