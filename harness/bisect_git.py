@@ -44,16 +44,7 @@ def git_env() -> dict[str, str]:
 def git(args: Sequence[str], *, cwd: Path, what: str) -> str:
     """Run ``git args`` in ``cwd``; return stdout. ``what`` names the action in errors."""
     try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=git_env(),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
+        done = _probe(args, cwd=cwd)
     except OSError as exc:
         raise HarnessError(f"cannot run git to {what}: {exc}; install git") from exc
     if done.returncode != 0:

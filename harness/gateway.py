@@ -172,26 +172,20 @@ class Gateway:
         tools: bool,
     ) -> CallRecord:
         started = self._clock()
+        failure: Exception | None = None
         try:
             self._round_trip(conversation, tools=tools)
         except Exception as exc:  # count every failure, whatever its type
-            return CallRecord(
-                session=session,
-                turn=turn,
-                round=rnd,
-                ok=False,
-                latency_ms=(self._clock() - started) * 1000,
-                started_s=started - t0,
-                error_type=error_type(exc),
-                error_chain=error_chain(exc),
-            )
+            failure = exc
         return CallRecord(
             session=session,
             turn=turn,
             round=rnd,
-            ok=True,
+            ok=failure is None,
             latency_ms=(self._clock() - started) * 1000,
             started_s=started - t0,
+            error_type=None if failure is None else error_type(failure),
+            error_chain=() if failure is None else error_chain(failure),
         )
 
     def _round_trip(self, conversation: _Conversation, *, tools: bool) -> None:
