@@ -25,17 +25,27 @@ passed in.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.errors import UsageError
 from harness.factory import Factory
 from harness.result import CallRecord
 from harness.scenario import Scenario
 
-__all__ = ["DUMMY_API_KEY", "MODEL", "Gateway", "error_chain", "error_type"]
+__all__ = [
+    "DUMMY_API_KEY",
+    "MODEL",
+    "Gateway",
+    "error_chain",
+    "error_type",
+    "require_loopback_url",
+]
 
 DUMMY_API_KEY: Final = "sk-harness-dummy-key"  # the mock server accepts anything
 MODEL: Final = "mock-model"
@@ -45,6 +55,25 @@ _TOOL: Final = {
     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
 }
 _CHAIN_LIMIT: Final = 10
+
+
+def require_loopback_url(url: str) -> str:
+    """Return ``url`` if its host is a loopback IP (127.0.0.0/8 or ::1), else UsageError.
+
+    The gateway only ever talks to the local mock server: a scenario must never spend real
+    tokens or send traffic off the machine, whatever the caller passes in.
+    """
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"refusing base_url {url!r}: the gateway only talks to a mock server on "
+            "127.0.0.0/8 or ::1"
+        )
+    return url
 
 
 def error_type(exc: BaseException) -> str:
@@ -91,7 +120,7 @@ class Gateway:
         self.scenario = scenario
         self.client_kwargs: dict[str, Any] = {
             "api_key": DUMMY_API_KEY,
-            "base_url": base_url,
+            "base_url": require_loopback_url(base_url),
             **scenario.client.kwargs,
         }
         self._factory = factory

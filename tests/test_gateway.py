@@ -12,8 +12,15 @@ from typing import Any
 import openai
 import pytest
 
+from harness.errors import UsageError
 from harness.factory import resolve_factory
-from harness.gateway import DUMMY_API_KEY, Gateway, error_chain, error_type
+from harness.gateway import (
+    DUMMY_API_KEY,
+    Gateway,
+    error_chain,
+    error_type,
+    require_loopback_url,
+)
 from harness.mockserver import MockServer
 from harness.result import CallRecord
 from harness.scenario import Scenario, parse_scenario
@@ -234,3 +241,26 @@ def test_error_chain_follows_cause_and_context_and_stops_on_cycles() -> None:
     first, second = ValueError("a"), ValueError("b")
     first.__cause__, second.__cause__ = second, first
     assert error_chain(first) == ("ValueError: a", "ValueError: b")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1",
+        "http://10.0.0.5:8080/v1",
+        "http://localhost:8080/v1",
+        "http://[2001:db8::1]:80/v1",
+        "not a url",
+    ],
+)
+def test_gateway_refuses_a_base_url_off_loopback(url: str) -> None:
+    scenario = parse_scenario("version: 1\n")
+    with pytest.raises(UsageError, match=r"only talks to a mock server on 127\.0\.0\.0/8 or ::1"):
+        Gateway(scenario, lambda kwargs, *, shared: None, url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/v1", "http://127.8.9.10/v1", "http://[::1]:9/v1"]
+)
+def test_require_loopback_url_accepts_loopback(url: str) -> None:
+    assert require_loopback_url(url) == url
