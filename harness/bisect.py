@@ -54,8 +54,11 @@ from harness.bisect_report import (
     progress_line,
     render_markdown,
 )
-from harness.bisect_step import MARKER, StepConfig, StepRecord, kill_tree, run_step, write_atomic
+from harness.bisect_step import MARKER, StepConfig, StepRecord, kill_tree, run_step
+from harness.commands._common import positive_int
+from harness.environment import harness_env
 from harness.errors import BisectInputError, HarnessError, UsageError
+from harness.report.layout import atomic_write_text
 from harness.scenario import load_scenario
 
 __all__ = ["BisectRequest", "Interrupted", "add_arguments", "main", "run_bisect"]
@@ -96,13 +99,6 @@ class BisectRequest:
         return f"--{self.terms.new}"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, required=True, help="the git repository to search")
     parser.add_argument("--good", metavar="REF", help="a commit without the regression")
@@ -122,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. gateway/factory.py:create_openai_client",
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=1, help="runs per tested commit (default: 1)"
+        "--repeat", type=positive_int, default=1, help="runs per tested commit (default: 1)"
     )
     parser.add_argument(
         "--policy",
@@ -298,7 +294,7 @@ class _Run:
             terms=req.terms,
         )
         config_path = self.run_dir / "step-config.json"
-        write_atomic(config_path, config.to_json() + "\n")
+        atomic_write_text(config_path, config.to_json() + "\n")
         t = time.monotonic()
         self._check_bounds(config, clone)
         self.timings["bounds_s"] = round(time.monotonic() - t, 3)
@@ -333,7 +329,7 @@ class _Run:
             if g.parse_bisect_log(g.bisect_log(clone), self.req.terms).kind == "unfinished":
                 self._bisect_run(clone, config_path, log)
         text = g.bisect_log(clone)
-        write_atomic(self.run_dir / "bisect-log.txt", text)
+        atomic_write_text(self.run_dir / "bisect-log.txt", text)
         return text
 
     def _bisect_run(self, clone: Path, config_path: Path, log: TextIO) -> None:
@@ -350,7 +346,7 @@ class _Run:
         proc = subprocess.Popen(
             argv,
             cwd=clone,
-            env=g.git_env(),
+            env=harness_env(g.git_env()),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -406,8 +402,8 @@ class _Run:
     def finish(self, status: str, code: int, message: str) -> None:
         """Write bisect.json and bisect.md for whatever has happened so far."""
         report = self._report(status, code, message)
-        write_atomic(self.run_dir / "bisect.json", json.dumps(report, indent=2) + "\n")
-        write_atomic(self.run_dir / "bisect.md", render_markdown(report))
+        atomic_write_text(self.run_dir / "bisect.json", json.dumps(report, indent=2) + "\n")
+        atomic_write_text(self.run_dir / "bisect.md", render_markdown(report))
 
     def _setup(self) -> dict[str, Any]:
         """The part of the report fixed before the first step."""

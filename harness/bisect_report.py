@@ -1,7 +1,8 @@
 """What a bisect reports: progress lines, ``bisect.json`` and ``bisect.md``.
 
 Everything here is pure: it formats :class:`StepRecord` values and the report dict the driver
-assembles; the driver writes the files (atomically, with :func:`write_atomic`).
+assembles; the driver writes the files atomically
+(:func:`harness.report.layout.atomic_write_text`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ from typing import Any, Literal
 import psutil
 
 from harness.bisect_git import Terms, commit_info, git, scrub
+from harness.environment import harness_env
+from harness.report.layout import atomic_write_text
 
 __all__ = [
     "MARKER",
@@ -46,7 +48,6 @@ __all__ = [
     "read_check",
     "run_step",
     "term_of",
-    "write_atomic",
 ]
 
 MARKER = "harness-bisect-step: "
@@ -239,13 +240,6 @@ def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], 
             raise
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def last_line(path: Path) -> str:
     lines = [ln.strip() for ln in path.read_text("utf-8", errors="replace").splitlines()]
     return next((ln for ln in reversed(lines) if ln), "")
@@ -260,7 +254,7 @@ def _next_index(steps_dir: Path) -> int:
 
 def child_env() -> dict[str, str]:
     """The oracle's environment: no bytecode files written into the checkout."""
-    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return harness_env({**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 def run_step(config: StepConfig, label: str) -> StepRecord:
@@ -311,7 +305,7 @@ def run_step(config: StepConfig, label: str) -> StepRecord:
         detail=detail,
         files=files,
     )
-    write_atomic(steps / f"{stem}.step.json", json.dumps(record.to_dict(), indent=2) + "\n")
+    atomic_write_text(steps / f"{stem}.step.json", json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 
 

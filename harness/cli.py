@@ -1,8 +1,9 @@
 """The command line: a dispatcher over subcommands, each in its own module.
 
-Every subcommand module exposes ``add_arguments(parser)`` and ``main(ns) -> int``. This module
-turns the harness's own errors into one line on stderr and exit code 2, and Ctrl-C into 130;
-it never prints a traceback for bad input.
+Every subcommand module exposes ``add_arguments(parser)`` and ``main(ns) -> int`` (and may set
+``USAGE_EXIT``). This module turns the harness's own errors into one line on stderr and exit
+code 2 (``USAGE_EXIT`` where a module sets it), and Ctrl-C into 130; it never prints a
+traceback for bad input.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
+    usage_exit = 2  # `check` uses 125: git bisect run would read 2 as "bad"
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        # argparse exits 2 on usage errors already; keep its one-line style with our prefix.
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(self.usage_exit, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         sub = subs.add_parser(name, help=help_text, description=help_text)
+        sub.usage_exit = getattr(module, "USAGE_EXIT", 2)
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = ns._module.main(ns)
     except UsageError as exc:
         print(f"harness {ns.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(ns._module, "USAGE_EXIT", 2))
     except KeyboardInterrupt:
         print(f"harness {ns.command}: interrupted", file=sys.stderr)
         return 130

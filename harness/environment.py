@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-__all__ = ["PACKAGES", "fingerprint", "target_commit"]
+__all__ = ["PACKAGES", "fingerprint", "harness_env", "target_commit"]
 
 PACKAGES: Final = ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "h11")
 ABSENT: Final = "absent"
@@ -22,8 +24,12 @@ def _version(distribution: str) -> str:
 
 
 def fingerprint() -> dict[str, str]:
-    """Versions of Python and :data:`PACKAGES` (``"absent"`` when not installed), OS, platform."""
-    data = {"python": platform.python_version()}
+    """Versions of Python and :data:`PACKAGES` (``"absent"`` when not installed), OS, platform.
+
+    ``seed`` is ``"none"``: nothing in the harness draws random numbers (call order, payloads
+    and fault selection are fixed by the scenario), so there is no seed to replay.
+    """
+    data = {"python": platform.python_version(), "seed": "none"}
     data.update({name: _version(name) for name in PACKAGES})
     data["os"] = f"{platform.system()} {platform.release()}"
     data["platform"] = platform.platform()
@@ -45,3 +51,15 @@ def target_commit(root: Path) -> str | None:
         return None  # no git on this machine: the commit is simply not known
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and commit else None
+
+
+def harness_env(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with this harness's source first on PYTHONPATH.
+
+    Child processes (workers, the bisect oracle) import this very harness, whatever
+    interpreter or checkout they run in, installed or not.
+    """
+    source = str(Path(__file__).resolve().parent.parent)
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    return env

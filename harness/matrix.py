@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import RunCancelled
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Expectation, Scenario
@@ -73,6 +74,8 @@ def run_cell(
     runs: list[RunResult] = []
     verdicts: list[Verdict] = []
     for _ in range(repeat):
+        if cancel is not None and cancel.is_set():
+            raise RunCancelled(f"{cell.scenario.name} / {cell.variant} was not started")
         result = runner(cell.scenario, cell.variant, root=root, cancel=cancel)
         runs.append(result)
         verdicts.append(judge(result, cell.scenario.expect, cell.expected))
@@ -100,8 +103,13 @@ def run_matrix(
     cancel = threading.Event()
 
     def finished(index: int, future: Future[RegressEntry]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return  # a cancelled run has no result; a harness bug re-raises below
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            # A harness bug (or a cancelled run): stop cells this thread would start next,
+            # before it picks one up; the error itself re-raises in the caller below.
+            cancel.set()
+            return
         with lock:
             done[index] = future.result()
             if on_entry is not None:
@@ -125,5 +133,9 @@ def run_matrix(
         cancel.set()  # running workers are killed within RunCancelled's poll interval
         pool.shutdown(wait=True, cancel_futures=True)
         return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
+    except BaseException:
+        cancel.set()  # a harness bug in one cell: stop the others rather than run them all
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     pool.shutdown(wait=True)
     return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=False)

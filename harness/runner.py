@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from harness.environment import harness_env
 from harness.errors import RunCancelled, UsageError, WorkerError
 from harness.mockserver import MockServer
 from harness.result import CallRecord, RunResult, RunStatus, SocketSample, summarize
@@ -150,14 +151,6 @@ def run_one(
     )
 
 
-def _worker_env() -> dict[str, str]:
-    # The worker imports this very harness, whatever interpreter or checkout it runs in.
-    source = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _run_worker(
     python: str,
     job_path: Path,
@@ -171,7 +164,7 @@ def _run_worker(
         proc = subprocess.Popen(
             [python, "-m", "harness.worker", str(job_path)],
             cwd=root,
-            env=_worker_env(),
+            env=harness_env(os.environ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,

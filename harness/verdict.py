@@ -3,12 +3,13 @@
 ``healthy`` says whether the run stayed within every threshold of ``expect:``; ``outcome``
 is ``"pass"`` (healthy) or ``"fail"``; ``as_expected`` compares that with the variant's role
 in the scenario (``pass``: must be healthy, ``fail``: must be caught, ``observe``: anything).
-A run that did not complete (hung, crashed, untestable) is never healthy.
+A run that did not complete (hung, crashed, untestable), or whose mock server failed, is never
+healthy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +68,9 @@ def judge(
     if result.status != "completed":
         detail = f": {result.detail}" if result.detail else ""
         reasons.append(f"run {result.status}{detail}")
+    server_errors = result.server.faults_fired.get("server_error", 0)
+    if server_errors:
+        reasons.append(f"the mock server failed {server_errors} times (a harness bug; see its log)")
     for name, attr in _THRESHOLDS:
         limit = getattr(expect, name)
         value = getattr(result, attr)
@@ -115,12 +119,19 @@ class RegressEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RegressEntry:
+        scenario, variant = data["scenario"], data["variant"]
+        runs, verdicts = data["runs"], data["verdicts"]
+        if not runs or len(runs) != len(verdicts):
+            raise ValueError(
+                f"entry {scenario!r}/{variant!r} needs one verdict per run and at least one "
+                f"run; has {len(runs)} runs, {len(verdicts)} verdicts"
+            )
         return cls(
-            scenario=data["scenario"],
-            variant=data["variant"],
+            scenario=scenario,
+            variant=variant,
             description=data.get("description", ""),
-            runs=tuple(RunResult.from_dict(r) for r in data["runs"]),
-            verdicts=tuple(Verdict.from_dict(v) for v in data["verdicts"]),
+            runs=tuple(RunResult.from_dict(r) for r in runs),
+            verdicts=tuple(Verdict.from_dict(v) for v in verdicts),
         )
 
 
@@ -174,8 +185,3 @@ class RegressSummary:
         for entry in self.entries:
             groups.setdefault(entry.scenario, []).append(entry)
         return groups
-
-
-def entries_failed(entries: Sequence[RegressEntry]) -> list[RegressEntry]:
-    """The entries whose verdicts differ from what the scenario expects."""
-    return [e for e in entries if not e.as_expected]

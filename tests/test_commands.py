@@ -142,11 +142,18 @@ def test_check_repeat_writes_every_run(scenario: Path, tmp_path: Path) -> None:
     assert [v["healthy"] for v in entry["verdicts"]] == [False, False]
 
 
-def test_check_bad_scenario_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_bad_input_skips_rather_than_marking_bad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # git bisect run reads 2 as "bad": check's bad input is 125 (skip), with one line
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nexpect: {erors: 0}\n")
-    assert main(["check", "--scenario", str(bad), "--factory", "baseline"]) == 2
+    assert main(["check", "--scenario", str(bad), "--factory", "baseline"]) == 125
     assert f"{bad}:2: key 'expect.erors': unknown key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--factory", "baseline"])
+    assert info.value.code == 125
+    assert "the following arguments are required: --scenario" in capsys.readouterr().err
 
 
 def _entry(*healthy_and_status: tuple[bool, str]) -> RegressEntry:
@@ -281,3 +288,53 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
     assert [(e["scenario"], e["variant"]) for e in data["entries"]] == [("a-quick", "baseline")]
     assert workers, "the slow run's worker should have been running"
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_run_unimportable_factory_is_usage_error(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            str(scenario),
+            "--factory",
+            "no_such_module:create",
+            "--root",
+            str(tmp_path),
+            "--report-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness run: error: no_such_module:create: untestable: ")
+    assert err.count("\n") == 1
+
+
+def test_bad_output_paths_are_refused_before_running(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "out.json"
+    assert main(["run", str(scenario), "--variant", "baseline", "--json", str(missing)]) == 2
+    assert "not a file in an existing folder" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main(["regress", str(scenario), "--report-dir", str(a_file)]) == 2
+    assert "is a file; pick a folder" in capsys.readouterr().err
+    base = ["check", "--scenario", str(scenario), "--factory", "baseline"]
+    assert main([*base, "--json", str(missing)]) == 125
+
+
+def test_regress_unknown_variant_filter_is_usage_error(
+    scenario: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["regress", str(scenario), "--variant", "keepalive-fixd"]) == 2
+    err = capsys.readouterr().err
+    assert "--variant 'keepalive-fixd' runs in none of these scenarios; use one of: " in err
+
+
+def test_serve_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", "99999"])
+    assert info.value.code == 2
+    assert "'99999' is not a TCP port; use 0..65535" in capsys.readouterr().err

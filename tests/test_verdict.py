@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from harness.result import RunResult, ServerStats, summarize
 from harness.scenario import Expectations
 from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
@@ -100,3 +102,18 @@ def test_entry_picks_the_unexpected_run_and_summary_round_trips() -> None:
     assert data["ok"] is False
     assert RegressSummary.from_dict(data) == summary
     assert Verdict.from_dict(data["entries"][0]["verdicts"][1]) == verdicts[1]
+
+
+def test_entry_from_dict_refuses_runs_without_verdicts() -> None:
+    run = _run()
+    data = RegressEntry("s", "v", "", (run,), (judge(run, Expectations(), "pass"),)).to_dict()
+    with pytest.raises(ValueError, match="needs one verdict per run and at least one run"):
+        RegressEntry.from_dict({**data, "runs": []})
+    with pytest.raises(ValueError, match="has 1 runs, 0 verdicts"):
+        RegressEntry.from_dict({**data, "verdicts": []})
+
+
+def test_a_mock_server_failure_makes_the_run_unhealthy() -> None:
+    run = _run(server=ServerStats(faults_fired={"server_error": 2}))
+    v = judge(run, Expectations(), "pass")
+    assert v.reasons == ("the mock server failed 2 times (a harness bug; see its log)",)

@@ -73,6 +73,7 @@ def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> 
     assert set(env) == {
         "type",
         "python",
+        "seed",
         "openai",
         "httpx",
         "httpx2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from pathlib import Path
 from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
+from harness.report.layout import atomic_write_text
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressSummary
 
@@ -18,6 +20,7 @@ __all__ = [
     "add_report_dir_argument",
     "add_root_argument",
     "build_summary",
+    "check_output_paths",
     "discover",
     "format_table",
     "load_all",
@@ -25,6 +28,7 @@ __all__ = [
     "new_run_id",
     "positive_int",
     "utc_now",
+    "write_json",
 ]
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -92,6 +96,22 @@ def build_summary(
         interrupted=outcome.interrupted,
         scenarios={s.name: s.to_dict() for s in scenarios},
     )
+
+
+def check_output_paths(json_file: Path | None, report_dir: Path | None) -> None:
+    """Refuse unwritable output paths before any run starts, not after it finished."""
+    if json_file is not None and (json_file.is_dir() or not json_file.parent.is_dir()):
+        raise UsageError(
+            f"--json {str(json_file)!r}: not a file in an existing folder; "
+            "create the folder or pick another path"
+        )
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {str(report_dir)!r} is a file; pick a folder")
+
+
+def write_json(path: Path, summary: RegressSummary) -> None:
+    """``summary.to_dict()`` as JSON, written atomically."""
+    atomic_write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
 
 
 def new_run_id(command: str) -> str:

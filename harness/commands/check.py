@@ -4,6 +4,10 @@ Exit 0 healthy ("good"/"old"), 1 regression ("bad"/"new"), 125 untestable (the f
 be imported or every run died before its first call). Never 128 or more, which would abort
 ``git bisect run``: a harness failure inside a step is reported as 125, never as "bad".
 
+Bad input (a missing or invalid scenario, bad flags, an unwritable ``--json``) also exits 125
+with one line on stderr, not the usual 2: ``git bisect run`` would read 2 as "bad" and name a
+wrong commit with confidence, while 125 only skips.
+
 With ``--repeat N`` the policy decides: ``majority`` (default) calls the commit bad when more
 than half of the testable runs are unhealthy; ``any`` when one is. Untestable runs are left
 out of the count.
@@ -12,7 +16,6 @@ out of the count.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from pathlib import Path
@@ -20,16 +23,19 @@ from pathlib import Path
 from harness.commands._common import (
     add_root_argument,
     build_summary,
+    check_output_paths,
     monotonic,
     positive_int,
     utc_now,
+    write_json,
 )
-from harness.errors import FactoryError, UsageError
+from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
 
 HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
+USAGE_EXIT = UNTESTABLE  # read by the CLI for UsageError and argparse errors (see above)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,12 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(ns: argparse.Namespace) -> int:
-    scenario = load_scenario(ns.scenario)  # bad input: exit 2 via the CLI
+    scenario = load_scenario(ns.scenario)  # bad input: USAGE_EXIT via the CLI
+    check_output_paths(ns.json, None)
     try:
         return _check(ns, scenario)
-    except FactoryError as exc:
-        print(f"harness check: untestable: {exc}", file=sys.stderr)
-        return UNTESTABLE
     except UsageError:
         raise
     except Exception:  # a harness failure must not mark a commit bad
@@ -76,8 +80,7 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     entry = outcome.entries[0]
     code = decide(entry, ns.policy)
     if ns.json is not None:
-        summary = build_summary("check", outcome, [scenario], started, t0)
-        ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json(ns.json, build_summary("check", outcome, [scenario], started, t0))
     word = {HEALTHY: "healthy", REGRESSION: "regression", UNTESTABLE: "untestable"}[code]
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
         why = "; ".join(verdict.reasons) or "within every threshold"

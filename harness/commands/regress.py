@@ -15,12 +15,14 @@ from harness.commands._common import (
     add_report_dir_argument,
     add_root_argument,
     build_summary,
+    check_output_paths,
     format_table,
     load_all,
     monotonic,
     positive_int,
     utc_now,
 )
+from harness.errors import UsageError
 from harness.matrix import plan, run_matrix
 from harness.report import write_reports
 from harness.verdict import RegressEntry, RegressSummary
@@ -62,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths)
+    check_output_paths(None, ns.report_dir)
+    known = {name for s in scenarios for name in s.variant_expectations()}
+    unknown = [name for name in ns.variant if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--variant {unknown[0]!r} runs in none of these scenarios; use one of: "
+            + ", ".join(sorted(known))
+        )
     cells = plan(scenarios, ns.variant)
     started, t0 = utc_now(), monotonic()
     print(

@@ -1,13 +1,14 @@
 """``harness run SCENARIO (--variant NAME | --factory SPEC)``: one scenario, one client factory.
 
 Prints a per-turn table and the verdict. Exit 0 when every run's verdict is what the scenario
-expects of this variant (``pass`` when the scenario does not list it), 1 otherwise.
+expects of this variant (its role in ``variants:``; ``pass`` for a variant or factory the
+scenario does not name), 1 otherwise, 2 on bad input, a factory that cannot be imported
+included.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from harness.commands._common import (
     add_report_dir_argument,
     add_root_argument,
     build_summary,
+    check_output_paths,
     format_table,
     monotonic,
     positive_int,
     utc_now,
+    write_json,
 )
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
@@ -49,6 +52,7 @@ def main(ns: argparse.Namespace) -> int:
             f"unknown variant {ns.variant!r}; use one of: {', '.join(BUNDLED)}, "
             "or --factory SPEC for your own factory"
         )
+    check_output_paths(ns.json, ns.report_dir)
     expected = scenario.variant_expectations().get(variant, "pass")
     started, t0 = utc_now(), monotonic()
     outcome = run_matrix(
@@ -64,10 +68,14 @@ def main(ns: argparse.Namespace) -> int:
             reasons = "; ".join(verdict.reasons) or "within every threshold"
             print(f"verdict: {verdict.outcome.upper()} ({reasons}); expected {verdict.expected}\n")
     if ns.json is not None:
-        ns.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json(ns.json, summary)
     print(f"reports: {write_reports(summary, ns.report_dir)}")
     if summary.interrupted:
         return 130  # Ctrl-C, after the finished runs' reports are written
+    untestable = [r for e in summary.entries for r in e.runs if r.status == "untestable"]
+    if untestable and len(untestable) == sum(len(e.runs) for e in summary.entries):
+        # The factory itself is unusable (cannot be imported, or kills the worker at once).
+        raise UsageError(f"{variant}: untestable: {untestable[0].detail}")
     return 0 if summary.ok else 1
 
 

@@ -24,7 +24,7 @@ from typing import Literal
 import h11
 
 from harness.mockserver import protocol, wire
-from harness.mockserver.faults import IDLE_CLOSE, CallLedger, Ticket
+from harness.mockserver.faults import IDLE_CLOSE, SERVER_ERROR, CallLedger, Ticket
 from harness.mockserver.protocol import ApiRequest, Payload, Reject
 from harness.scenario import HttpError, ResetOnReuse, ServerSpec, Stall, TruncateStream
 
@@ -264,7 +264,9 @@ class Connection(asyncio.Protocol):
         except asyncio.CancelledError:
             return  # the connection was lost, or the server is stopping: nothing to send
         except Exception:
+            # A bug in the mock, not the client's doing: count it so the run's verdict says so.
             log.exception("mock server: unexpected error on connection %d", self.serial)
+            self.ledger.note(SERVER_ERROR)
             self.abort()
             return
         finally:

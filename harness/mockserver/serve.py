@@ -24,13 +24,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scenario whose `server:` section to serve (default: a plain server)",
     )
     parser.add_argument(
-        "--port", type=int, default=0, help="TCP port; 0 (the default) picks a free one"
+        "--port", type=_port, default=0, help="TCP port; 0 (the default) picks a free one"
     )
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="loopback address to bind (127.0.0.0/8 or ::1); default 127.0.0.1",
     )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; use 0..65535")
+    return value
 
 
 def main(ns: argparse.Namespace) -> int:

@@ -64,6 +64,8 @@ class MockServer:
     ) -> None:
         self.spec = spec
         self.host = check_loopback(host)
+        if not 0 <= port <= 65535:
+            raise UsageError(f"port {port} is not a TCP port; use 0..65535 (0 picks a free one)")
         self.port = port
         self._ledger = CallLedger(spec.faults, clock)
         self._state: Literal["new", "running", "stopped"] = "new"
@@ -104,7 +106,8 @@ class MockServer:
                 f"{self._startup_error.strerror}; pick another port"
             ) from self._startup_error
         if not self._listening:  # the thread died of something else; it reported it
-            self.stop()
+            self._thread.join()  # its loop is gone: nothing to signal, only to wait for
+            self._state = "stopped"
             raise RuntimeError("the mock server's thread failed before listening")
 
     def stop(self) -> None:

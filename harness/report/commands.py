@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(ns: argparse.Namespace) -> int:
-    """Load the results, write all formats, print the run directory."""
+    """Load the results, write all formats, print the run directory.
+
+    Unlike a run, a re-render does not append to ``$GITHUB_STEP_SUMMARY``.
+    """
     summary = load_summary(ns.results)
-    print(write_reports(summary, ns.out))
+    # A re-render is not a new run: the CI step summary already holds this run's summary.
+    print(write_reports(summary, ns.out, env={}))
     return 0

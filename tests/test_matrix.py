@@ -1,0 +1,80 @@
+"""The matrix: plan order, results in plan order, and a failing cell stops the rest."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.matrix import Cell, expected_seconds, plan, run_matrix
+from harness.result import RunResult, ServerStats, summarize
+from harness.scenario import Scenario, parse_scenario
+
+QUICK = (
+    "version: 1\nname: quick\nsession: {turns: 1}\n"
+    "variants: {baseline: pass, keepalive-fixed: pass}\n"
+)
+SLOW = "version: 1\nname: slow\nsession: {turns: 50, idle_between_turns_ms: 100}\n"
+
+
+def _result(scenario: Scenario, variant: str) -> RunResult:
+    return summarize(
+        scenario=scenario.name,
+        variant=variant,
+        status="completed",
+        records=[],
+        samples=[],
+        server=ServerStats(),
+        wall_s=0.0,
+        environment={},
+    )
+
+
+def test_plan_and_variant_filter() -> None:
+    quick, slow = parse_scenario(QUICK), parse_scenario(SLOW)
+    assert [(c.scenario.name, c.variant, c.expected) for c in plan([quick, slow])] == [
+        ("quick", "baseline", "pass"),
+        ("quick", "keepalive-fixed", "pass"),
+        ("slow", "baseline", "pass"),
+        ("slow", "keepalive-mutating", "observe"),
+        ("slow", "keepalive-fixed", "pass"),
+        ("slow", "shared-http-client", "observe"),
+    ]
+    assert [c.variant for c in plan([quick, slow], ["keepalive-fixed"])] == [
+        "keepalive-fixed",
+        "keepalive-fixed",
+    ]
+    assert expected_seconds(slow) > expected_seconds(quick)
+
+
+def test_longest_first_but_results_in_plan_order() -> None:
+    quick, slow = parse_scenario(QUICK), parse_scenario(SLOW)
+    cells = [Cell(quick, "baseline", "pass"), Cell(slow, "baseline", "pass")]
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def runner(scenario: Scenario, variant: str, **_: Any) -> RunResult:
+        with lock:
+            started.append(scenario.name)
+        return _result(scenario, variant)
+
+    outcome = run_matrix(cells, jobs=1, root=Path.cwd(), runner=runner)
+    assert started == ["slow", "quick"]
+    assert [e.scenario for e in outcome.entries] == ["quick", "slow"]
+    assert not outcome.interrupted
+
+
+def test_a_failing_cell_stops_the_cells_not_yet_started() -> None:
+    quick = parse_scenario(QUICK)
+    cells = [Cell(quick, f"v{i}", "pass") for i in range(5)]
+    calls: list[str] = []
+
+    def runner(scenario: Scenario, variant: str, **_: Any) -> RunResult:
+        calls.append(variant)
+        raise RuntimeError("harness bug")
+
+    with pytest.raises(RuntimeError, match="harness bug"):
+        run_matrix(cells, jobs=1, root=Path.cwd(), runner=runner)
+    assert calls == ["v0"]
