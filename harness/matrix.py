@@ -129,13 +129,13 @@ def run_matrix(
             futures.append(future)
         for future in futures:
             future.result()  # re-raises a harness bug in a cell instead of hiding it
-    except KeyboardInterrupt:
-        cancel.set()  # running workers are killed within RunCancelled's poll interval
+    except BaseException as exc:
+        # Ctrl-C, or a harness bug in one cell: kill the running workers (within RunCancelled's
+        # poll interval) and drop the cells not yet started rather than run them all.
+        cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
-    except BaseException:
-        cancel.set()  # a harness bug in one cell: stop the others rather than run them all
-        pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(exc, KeyboardInterrupt):
+            return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
         raise
     pool.shutdown(wait=True)
     return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=False)

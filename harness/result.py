@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "SERVER_ERROR",
     "CallRecord",
     "RunResult",
     "RunStatus",
@@ -24,6 +25,9 @@ __all__ = [
     "percentile",
     "summarize",
 ]
+
+# ServerStats.faults_fired key counting the mock server's own failures (a harness bug).
+SERVER_ERROR = "server_error"
 
 # completed: the session ran to its end; hung: the watchdog killed the worker;
 # crashed: the worker died after the first call; untestable: the factory could not be

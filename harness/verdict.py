@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from harness.result import RunResult
+from harness.result import SERVER_ERROR, RunResult
 from harness.scenario import Expectations
 
 __all__ = ["RegressEntry", "RegressSummary", "Verdict", "judge"]
@@ -68,7 +68,7 @@ def judge(
     if result.status != "completed":
         detail = f": {result.detail}" if result.detail else ""
         reasons.append(f"run {result.status}{detail}")
-    server_errors = result.server.faults_fired.get("server_error", 0)
+    server_errors = result.server.faults_fired.get(SERVER_ERROR, 0)
     if server_errors:
         reasons.append(f"the mock server failed {server_errors} times (a harness bug; see its log)")
     for name, attr in _THRESHOLDS:

@@ -72,10 +72,10 @@ def main(ns: argparse.Namespace) -> int:
     print(f"reports: {write_reports(summary, ns.report_dir)}")
     if summary.interrupted:
         return 130  # Ctrl-C, after the finished runs' reports are written
-    untestable = [r for e in summary.entries for r in e.runs if r.status == "untestable"]
-    if untestable and len(untestable) == sum(len(e.runs) for e in summary.entries):
+    runs = [r for e in summary.entries for r in e.runs]
+    if runs and all(r.status == "untestable" for r in runs):
         # The factory itself is unusable (cannot be imported, or kills the worker at once).
-        raise UsageError(f"{variant}: untestable: {untestable[0].detail}")
+        raise UsageError(f"{variant}: untestable: {runs[0].detail}")
     return 0 if summary.ok else 1
 
 

@@ -24,8 +24,9 @@ from typing import Literal
 import h11
 
 from harness.mockserver import protocol, wire
-from harness.mockserver.faults import IDLE_CLOSE, SERVER_ERROR, CallLedger, Ticket
+from harness.mockserver.faults import IDLE_CLOSE, CallLedger, Ticket
 from harness.mockserver.protocol import ApiRequest, Payload, Reject
+from harness.result import SERVER_ERROR
 from harness.scenario import HttpError, ResetOnReuse, ServerSpec, Stall, TruncateStream
 
 __all__ = ["Connection"]

@@ -34,10 +34,9 @@ from typing import Any
 from harness.result import ServerCall, ServerStats
 from harness.scenario import Fault, ResetOnReuse, TruncateStream
 
-__all__ = ["IDLE_CLOSE", "SERVER_ERROR", "CallLedger", "Ticket", "select_fault"]
+__all__ = ["IDLE_CLOSE", "CallLedger", "Ticket", "select_fault"]
 
 IDLE_CLOSE = "idle_close"  # faults_fired key for keep-alive connections reaped when idle
-SERVER_ERROR = "server_error"  # faults_fired key for the mock server's own failures (a bug)
 _STATUS, _DURATION = 4, 8  # positions of ServerCall.status and .duration_ms in a call list
 
 
