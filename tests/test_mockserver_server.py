@@ -256,6 +256,76 @@ def test_idle_silent_keeps_the_socket_open_and_never_answers() -> None:
         assert len(server.stats().calls) == 1
 
 
+@contextmanager
+def loop_blocked(server: MockServer) -> Iterator[threading.Event]:
+    """Block the server's event loop until the yielded event is set (or the block ends)."""
+    blocked, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(10)
+
+    assert server._loop is not None
+    server._loop.call_soon_threadsafe(block)
+    blocked.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("close", ["fin", "rst"])
+def test_settle_ends_an_overdue_idle_connection_at_once(close: Any) -> None:
+    with serving(_idle_spec(close)) as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        results: list[frozenset[int]] = []
+        settling = threading.Thread(target=lambda: results.append(server.settle()))
+        with loop_blocked(server) as release:
+            time.sleep(0.1)  # past the 50 ms idle deadline; the loop cannot run the timer
+            assert server.stats().faults_fired == {}
+            settling.start()  # queued behind the block, so it usually runs before the timer
+            time.sleep(0.02)
+            release.set()
+            settling.join(10)
+        [ports] = results
+        assert ports == frozenset()
+        assert server.stats().faults_fired == {"idle_close": 1}
+        sock.setblocking(False)  # the end is on the wire already: no waiting for it
+        if close == "fin":
+            assert sock.recv(1024) == b""
+        else:
+            with pytest.raises(ConnectionResetError):
+                sock.recv(1024)
+
+
+def test_settle_keeps_serving_and_silent_connections_in_the_set() -> None:
+    with serving(_idle_spec("silent")) as server, raw(server) as quiet:
+        quiet.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(quiet)[0] == 200
+        wait_for_idle_closes(server, 1)
+        with raw(server) as fresh:
+            fresh.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+            assert read_response(fresh)[0] == 200
+            ports = server.settle()  # `fresh` is within its deadline
+            assert ports == {quiet.getsockname()[1], fresh.getsockname()[1]}
+    assert server.settle() == frozenset()  # a stopped server has nothing open
+
+
+def test_settle_leaves_a_connection_within_its_deadline_alone() -> None:
+    spec = ServerSpec(keepalive=Keepalive(idle_timeout_ms=60_000, close="fin"))
+    with serving(spec) as server, raw(server) as sock:
+        sock.sendall(request_bytes("POST", "/v1/chat/completions", CHAT_BODY))
+        assert read_response(sock)[0] == 200
+        assert server.settle() == {sock.getsockname()[1]}
+        assert server.stats().faults_fired == {}
+
+
+def test_settle_needs_a_started_server() -> None:
+    with pytest.raises(RuntimeError, match="cannot settle a MockServer that is new"):
+        MockServer(ServerSpec()).settle()
+
+
 def test_sdk_survives_fin_reaping_without_retries() -> None:
     # httpcore polls an idle pooled connection before reuse, so a reaped one costs nothing.
     with serving(_idle_spec("fin")) as server, sdk(server, max_retries=2) as client:

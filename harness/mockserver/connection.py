@@ -75,6 +75,8 @@ class Connection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.linger_timer: asyncio.TimerHandle | None = None
         self.writable: asyncio.Future[None] | None = None  # set while the transport is paused
+        self.lost = False  # connection_lost has run: the socket is closed
+        self.peer_port = 0
         idle_ms = spec.keepalive.idle_timeout_ms
         self.idle_s = None if idle_ms is None else idle_ms / 1000
 
@@ -83,6 +85,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_port = peer[1] if isinstance(peer, tuple) else 0
         self.registry.add(self)
         self._arm_idle()
 
@@ -111,6 +115,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ending = "closed"
+        self.lost = True
         self.registry.discard(self)
         self._cancel_idle()
         if self.linger_timer is not None:
@@ -322,6 +327,36 @@ class Connection(asyncio.Protocol):
         if self.task is None and not self.ending:
             self.ledger.note(IDLE_CLOSE)
             self._end(self.spec.keepalive.close)
+
+    def reap_if_due(self, now: float) -> bool:
+        """Run the idle close now if its deadline (loop time) is ``now`` or earlier, as the
+        timer would have; True if it ran. For :meth:`MockServer.settle`."""
+        timer = self.idle_timer
+        if timer is None or timer.when() > now:
+            return False
+        timer.cancel()
+        self._on_idle()
+        return True
+
+    @property
+    def is_open(self) -> bool:
+        """The server still considers this connection open: serving, or silent."""
+        return not self.lost and self.ending in ("", "silent")
+
+    @property
+    def close_written(self) -> bool:
+        """Its FIN or RST has left (or it is not closing): nothing of its end is pending."""
+        if self.lost or self.ending in ("", "silent"):
+            return True
+        assert self.transport is not None
+        # write_eof() sends the FIN once the write buffer is empty; close() and abort() close
+        # the socket in connection_lost, a loop step later.
+        transport = self.transport
+        return (
+            self.ending == "fin"
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() == 0
+        )
 
     def _end(self, how: Literal["fin", "rst", "silent"]) -> None:
         if self.ending:

@@ -17,6 +17,7 @@ lock is uncontended in the loop thread (about 0.1 us); ``stats()`` takes it from
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import itertools
 import threading
@@ -75,6 +76,8 @@ class MockServer:
         self._startup_error: OSError | None = None
         self._listening = False
         self._serials = itertools.count(1)
+        self._connections: set[Connection] = set()
+        self._settling: set[asyncio.Task[None]] = set()  # strong references while they run
 
     @property
     def base_url(self) -> str:
@@ -139,10 +142,76 @@ class MockServer:
         """Zero the counters and the call index; safe from any thread."""
         self._ledger.reset()
 
+    def settle(self, timeout_s: float = 2.0) -> frozenset[int]:
+        """Run every overdue idle close now, wait until it is on the wire, and return the peer
+        (client-side) ports of the connections the server still considers open.
+
+        Thread-safe; call it from any thread but the server's. In the server's loop, each
+        keep-alive connection whose idle deadline has passed is closed at once, as its timer
+        would have closed it (a busy or delayed loop may not have run the timer yet); settle
+        returns once those FINs and RSTs (and any close already under way) have left. A
+        connection serving or gone silent is open; one the server has ended is not, so a
+        client socket that is ESTABLISHED toward the server and whose port is not in the set
+        turns CLOSE_WAIT (FIN) or disappears (RST) within moments. A stopped server has no
+        open connections. ``TimeoutError`` if this takes longer than ``timeout_s``.
+        """
+        if self._state == "stopped":
+            return frozenset()
+        loop = self._loop
+        if self._state != "running" or loop is None or not self._listening:
+            raise RuntimeError(f"cannot settle a MockServer that is {self._state}; start it")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("settle() waits for the server's loop; call it from another thread")
+        # A plain callback, not a task: it runs before timers that fall due in the same loop
+        # step, so an overdue close is settle's to run even when the loop was held up.
+        future: concurrent.futures.Future[frozenset[int]] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(self._settle_now, future)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError as exc:
+            future.cancel()
+            raise TimeoutError(f"the mock server did not settle within {timeout_s} s") from exc
+
+    def _settle_now(self, future: concurrent.futures.Future[frozenset[int]]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # the caller timed out before the loop got here
+        try:
+            now = asyncio.get_running_loop().time()
+            connections = list(self._connections)
+            reaped = [conn for conn in connections if conn.reap_if_due(now)]
+            closing = [c for c in connections if c.transport and c.transport.is_closing()]
+            pending = [conn for conn in reaped + closing if not conn.close_written]
+        except Exception as exc:  # a bug in the mock: settle() raises it in the caller
+            future.set_exception(exc)
+            return
+        if not pending:
+            future.set_result(self._open_ports())
+            return
+        task = asyncio.get_running_loop().create_task(self._settle_wait(pending, future))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_wait(
+        self, pending: list[Connection], future: concurrent.futures.Future[frozenset[int]]
+    ) -> None:
+        """Wait until ``pending`` closes are on the wire, then hand over the open ports."""
+        delay = 0.0  # an abort or close() finishes in the next loop step; a FIN may wait longer
+        try:
+            while pending and not future.done():
+                await asyncio.sleep(delay)
+                delay = 0.001
+                pending = [conn for conn in pending if not conn.close_written]
+        finally:  # also when the server stops meanwhile: its connections are all closing
+            if not future.done():
+                future.set_result(self._open_ports())
+
+    def _open_ports(self) -> frozenset[int]:
+        return frozenset(conn.peer_port for conn in self._connections if conn.is_open)
+
     async def _main(self, ready: threading.Event) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        connections: set[Connection] = set()
+        connections = self._connections
 
         def accept() -> Connection:
             return Connection(self.spec, self._ledger, next(self._serials), connections)
