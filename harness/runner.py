@@ -3,8 +3,10 @@
 The mock server runs in this process and keeps the server-side counts; the worker
 (:mod:`harness.worker`) runs the gateway in its own process group, so its sockets are its
 own, and a hung or crashing factory cannot take the harness down. A watchdog derived from
-the scenario (:func:`watchdog_for`) kills the worker's whole process group on expiry. The
-group is killed on every way out, KeyboardInterrupt included, so no worker outlives its run.
+the scenario (:func:`watchdog_for`) kills the worker on expiry. :mod:`harness.processes`
+starts it: the worker and everything it started (daemons in their own session too) are
+killed on every way out, KeyboardInterrupt included, and die with this process even when it
+is SIGKILLed, so no worker outlives its run.
 
 Status: "completed" when the worker finished its session; "hung" when the watchdog fired;
 "untestable" when the factory could not be resolved, raised building the shared client, or
@@ -13,12 +15,9 @@ the worker died before its first call; "crashed" when it died after its first ca
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,6 +29,7 @@ from typing import Any, Final
 from harness.environment import harness_env
 from harness.errors import RunCancelled, UsageError, WorkerError
 from harness.mockserver import MockServer
+from harness.processes import spawn
 from harness.result import CallRecord, RunResult, RunStatus, SocketSample, summarize
 from harness.scenario import HttpError, Scenario, Stall
 
@@ -160,36 +160,26 @@ def _run_worker(
     cancel: threading.Event | None,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
+    with (
+        open(stderr_path, "wb") as stderr,
+        # Every way out (KeyboardInterrupt too) kills the worker and all it started.
+        spawn(
             [python, "-m", "harness.worker", str(job_path)],
             cwd=root,
             env=harness_env(os.environ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
             stderr=stderr,
-            start_new_session=True,
-        )
+        ) as child,
+    ):
         deadline = time.monotonic() + limit
-        try:
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise RunCancelled("the run was cancelled")
-                try:
-                    return proc.wait(timeout=min(CANCEL_POLL_S, limit)), False
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() >= deadline:
-                        _kill_group(proc)
-                        return proc.wait(), True
-        finally:
-            # Every way out (KeyboardInterrupt too): nothing the worker started survives it.
-            _kill_group(proc)
-            proc.wait()
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise RunCancelled("the run was cancelled")
+            code = child.wait(timeout=min(CANCEL_POLL_S, limit))
+            if code is not None:
+                return code, False
+            if time.monotonic() >= deadline:
+                child.kill()
+                return child.proc.returncode, True
 
 
 def _read_lines(path: Path) -> _Recorded:

@@ -14,6 +14,10 @@ goes, so a worker killed by the watchdog leaves everything it recorded:
 - ``{"type": "error", "message": ...}`` when the worker itself fails (exit code 1);
 - ``{"type": "done"}`` last, after a complete session (exit code 0).
 
+The worker runs under :func:`harness.processes.guard`: a supervisor half that reaps and kills
+everything the factory started (daemons too) when the run ends, and everything at once when
+the harness dies.
+
 Exit code 2: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
 explicit collection between "after close" and "after gc".
@@ -37,6 +41,7 @@ from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.probe import Probe
+from harness.processes import guard
 from harness.result import CallRecord, SocketSample
 from harness.scenario import load_scenario
 
@@ -137,6 +142,7 @@ def run_job(job: Job, sink: _Sink) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.worker JOB.json``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    guard()  # from here on, nothing this run starts outlives it or the harness
     if len(args) != 1:
         print("usage: python -m harness.worker JOB.json", file=sys.stderr)
         return EXIT_USAGE
