@@ -5,11 +5,15 @@ A spec is one of (docs/factories.md):
 - a bundled variant name, e.g. ``keepalive-fixed``;
 - ``package.module:function``, imported with ``root`` (the checkout under test) first on
   ``sys.path``;
-- ``path/to/file.py:function``, a file relative to ``root``.
+- ``path/to/file.py:function``, a file relative to ``root``, or at an absolute path: an
+  adapter kept outside the repository that imports the checkout under test (e.g. to call a
+  method of a class whose ``__init__`` is too costly to run).
 
 Every failure, including an exception raised while importing user code, becomes one
 :class:`~harness.errors.FactoryError` line saying which spec, what failed and what to do.
-``root`` stays on ``sys.path`` afterwards: factories may import their siblings lazily.
+``root`` is moved to the front of ``sys.path`` and stays there afterwards: whatever the spec
+imports (also from an adapter outside ``root``) comes from the checkout under test first, and
+factories may import their siblings lazily.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ __all__ = ["Factory", "resolve_factory"]
 # create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI
 Factory = Callable[..., Any]
 
-_FORMS = "a bundled variant ({}), `package.module:function` or `path/to/file.py:function`"
+_FORMS = (
+    "a bundled variant ({}), `package.module:function` or `path/to/file.py:function` "
+    "(relative to --root, or absolute)"
+)
 
 
 def resolve_factory(spec: str, root: Path) -> Factory:
@@ -46,7 +53,7 @@ def resolve_factory(spec: str, root: Path) -> Factory:
             f"use {_FORMS.format(', '.join(BUNDLED))}"
         )
     if target.endswith(".py") or "/" in target or "\\" in target:
-        module = _load_file(spec, root / target, root)
+        module = _load_file(spec, root / target, root)  # an absolute target stays as is
     else:
         module = _import(spec, target, root)
     return _attribute(spec, module, attr)
@@ -54,8 +61,9 @@ def resolve_factory(spec: str, root: Path) -> Factory:
 
 def _with_root(root: Path) -> None:
     entry = str(root.resolve())
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
 
 
 def _import(spec: str, name: str, root: Path) -> ModuleType:
@@ -72,7 +80,8 @@ def _import(spec: str, name: str, root: Path) -> ModuleType:
 def _load_file(spec: str, path: Path, root: Path) -> ModuleType:
     if not path.is_file():
         raise FactoryError(
-            f"factory {spec!r}: no file {str(path)!r}; the path is relative to --root"
+            f"factory {spec!r}: no file {str(path)!r}; a relative path is relative to --root "
+            "(the checkout under test), an absolute one is used as is"
         )
     # A stable, unique module name per file, so two checkouts never share a module.
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]

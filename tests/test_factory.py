@@ -83,7 +83,7 @@ def test_unknown_name_lists_the_forms(root: Path) -> None:
     assert _error("keepalive-broken", root) == (
         "not a known variant or spec; use a bundled variant (baseline, keepalive-mutating, "
         "keepalive-fixed, shared-http-client), `package.module:function` or "
-        "`path/to/file.py:function`"
+        "`path/to/file.py:function` (relative to --root, or absolute)"
     )
 
 
@@ -111,8 +111,35 @@ def test_module_that_raises_while_importing(root: Path) -> None:
 def test_missing_file(root: Path) -> None:
     missing = root / "nope" / "factory.py"
     assert _error("nope/factory.py:make", root) == (
-        f"no file {str(missing)!r}; the path is relative to --root"
+        f"no file {str(missing)!r}; a relative path is relative to --root "
+        "(the checkout under test), an absolute one is used as is"
     )
+
+
+def test_absolute_adapter_outside_root_imports_the_checkout_first(
+    root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    (root / "gw_adapted").mkdir()
+    (root / "gw_adapted" / "__init__.py").write_text("")
+    (root / "gw_adapted" / "agent.py").write_text(
+        "class Agent:\n"
+        "    def __init__(self):\n"
+        "        raise RuntimeError('too costly')\n"
+        "    def _create_openai_client(self, client_kwargs, *, shared):\n"
+        "        return ('method', dict(client_kwargs), shared)\n"
+    )
+    outside = tmp_path_factory.mktemp("adapters") / "adapter.py"
+    outside.write_text(
+        "import gw_adapted.agent\n"
+        "def make(client_kwargs, *, shared):\n"
+        "    agent = object.__new__(gw_adapted.agent.Agent)\n"
+        "    return agent._create_openai_client(client_kwargs, shared=shared)\n"
+    )
+    sys.path.append(str(root.resolve()))  # already on the path, but last: moved to the front
+    factory = resolve_factory(f"{outside}:make", root)
+    assert factory({"k": 1}, shared=False) == ("method", {"k": 1}, False)
+    assert sys.path[0] == str(root.resolve())
+    assert sys.path.count(str(root.resolve())) == 1
 
 
 def test_file_with_a_syntax_error(root: Path) -> None:

@@ -17,19 +17,28 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from harness.bisect.model import Commit, Terms
+from harness.bisect.search import History
 from harness.errors import BisectInputError, HarnessError
 
 __all__ = [
     "BisectOutcome",
-    "Commit",
-    "Terms",
+    "checkout",
+    "commit_info",
+    "common_dir",
     "git",
     "git_env",
+    "history",
+    "is_ancestor",
+    "make_clone",
     "parse_bisect_log",
+    "resolve",
+    "scrub",
+    "write_log",
 ]
 
 # Messages and log comments are parsed, so git must speak untranslated English.
@@ -67,36 +76,6 @@ def _probe(args: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str
     )
 
 
-@dataclass(frozen=True)
-class Terms:
-    """The two ``git bisect`` terms: ``old`` for the earlier state, ``new`` for the later."""
-
-    old: str
-    new: str
-
-    @property
-    def search(self) -> Literal["regression", "fix"]:
-        return "fix" if self.new == "fixed" else "regression"
-
-
-REGRESSION_TERMS = Terms(old="good", new="bad")
-FIX_TERMS = Terms(old="broken", new="fixed")
-
-
-@dataclass(frozen=True)
-class Commit:
-    """What the report says about one commit."""
-
-    sha: str
-    short: str
-    subject: str
-    author: str
-    date: str  # ISO 8601, author date
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 # --- read-only queries on the user's repository -------------------------------------------
 
 
@@ -119,10 +98,20 @@ def resolve(repo: Path, ref: str, option: str) -> str:
         ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], cwd=repo
     )
     if done.returncode != 0 or not done.stdout.strip():
+        if is_shallow(repo):
+            raise BisectInputError(
+                f"{option} {ref!r}: not in {repo}, a shallow clone whose history is cut "
+                "short; run `git fetch --unshallow` (or `--deepen N`) there, then retry"
+            )
         raise BisectInputError(
             f"{option} {ref!r}: no such commit in {repo}; pass a commit sha, branch or tag"
         )
     return done.stdout.strip()
+
+
+def is_shallow(repo: Path) -> bool:
+    done = _probe(["rev-parse", "--is-shallow-repository"], cwd=repo)
+    return done.stdout.strip() == "true"
 
 
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:
@@ -132,15 +121,25 @@ def is_ancestor(repo: Path, older: str, newer: str) -> bool:
     return done.returncode == 0
 
 
-def count_between(repo: Path, older: str, newer: str) -> int:
-    """Commits reachable from ``newer`` but not ``older``: the candidates bisect chooses from."""
-    return int(
-        git(
-            ["rev-list", "--count", f"{older}..{newer}"],
-            cwd=repo,
-            what="count the commits to bisect",
-        )
+def history(repo: Path, older: str, newer: str, *, first_parent: bool) -> History:
+    """The candidates ``git bisect`` chooses from (``older..newer``), ancestors first."""
+    out = git(
+        [
+            "rev-list",
+            "--topo-order",
+            "--reverse",
+            "--parents",
+            *(["--first-parent"] if first_parent else []),
+            f"{older}..{newer}",
+        ],
+        cwd=repo,
+        what="list the commits to bisect",
     )
+    commits = []
+    for line in out.splitlines():
+        sha, *parents = line.split()
+        commits.append((sha, parents[:1] if first_parent else parents))
+    return History.from_parents(commits)
 
 
 def commit_info(repo: Path, sha: str) -> Commit:
@@ -166,28 +165,64 @@ def make_clone(common_dir: Path, dest: Path) -> None:
 
 
 def checkout(clone: Path, sha: str) -> None:
+    """Check out ``sha`` in the clone, with its submodules when it has any."""
     git(
         ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", sha],
         cwd=clone,
         what=f"check out {sha[:12]}",
     )
+    if (clone / ".gitmodules").is_file():
+        # local submodule URLs are file:// transports, which git refuses unless allowed
+        git(
+            [
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "update",
+                "--init",
+                "--recursive",
+                "--force",
+                "--quiet",
+            ],
+            cwd=clone,
+            what=f"check out the submodules of {sha[:12]}",
+        )
 
 
 def scrub(clone: Path) -> None:
     """Undo whatever a step wrote into the checkout, so the next ``git checkout`` is clean."""
     git(["reset", "--quiet", "--hard"], cwd=clone, what="reset the checkout")
     git(["clean", "-ffdxq"], cwd=clone, what="clean the checkout")
+    if (clone / ".gitmodules").is_file():
+        git(
+            [
+                "submodule",
+                "foreach",
+                "--quiet",
+                "--recursive",
+                "git reset --quiet --hard && git clean -ffdxq",
+            ],
+            cwd=clone,
+            what="clean the submodules",
+        )
 
 
-def bisect_start(clone: Path, terms: Terms, old: str, new: str) -> str:
-    return git(
-        ["bisect", "start", f"--term-old={terms.old}", f"--term-new={terms.new}", new, old, "--"],
-        cwd=clone,
-        what="start git bisect",
-    )
-
-
-def bisect_log(clone: Path) -> str:
+def write_log(
+    clone: Path,
+    terms: Terms,
+    bounds: tuple[str, str],
+    marks: Sequence[tuple[str, str]],
+    *,
+    first_parent: bool,
+) -> str:
+    """Record ``marks`` ((term, sha), in order) with ``git bisect`` in the clone and return
+    ``git bisect log``: a log ``git bisect replay`` accepts. ``bounds``: (old, new) shas."""
+    old, new = bounds
+    start = ["bisect", "start", "--no-checkout", f"--term-old={terms.old}"]
+    start += [f"--term-new={terms.new}", *(["--first-parent"] if first_parent else [])]
+    git([*start, new, old, "--"], cwd=clone, what="start git bisect")
+    for term, sha in marks:
+        git(["bisect", term, sha], cwd=clone, what=f"mark {sha[:12]} {term}")
     return git(["bisect", "log"], cwd=clone, what="read the bisect log")
 
 

@@ -1,0 +1,30 @@
+"""``harness bisect``: find the commit that introduced (or fixed) a connection-lifecycle bug.
+
+Modules import in one direction: :mod:`.model` (values) -> :mod:`.search` (pure decisions:
+terms, calibration, the noisy search) -> :mod:`.render` (progress lines, ``bisect.md``) ->
+:mod:`.git` (plumbing, the private clone) -> :mod:`.step` (one oracle call, process control)
+-> :mod:`.driver` (the run) -> :mod:`.command` (arguments). The command layer reaches
+``add_arguments``/``main`` here; they are imported on first use, so importing a pure module
+never loads the driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["BisectRequest", "Interrupted", "add_arguments", "main", "run_bisect"]
+
+_HOMES = {
+    "BisectRequest": "harness.bisect.model",
+    "Interrupted": "harness.bisect.driver",
+    "run_bisect": "harness.bisect.driver",
+    "add_arguments": "harness.bisect.command",
+    "main": "harness.bisect.command",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -1,0 +1,153 @@
+"""``harness bisect``: its arguments and entry point (the search is :mod:`.driver`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from harness.bisect.driver import run_bisect
+from harness.bisect.model import (
+    DEFAULT_CONFIDENCE,
+    FIX_TERMS,
+    REGRESSION_TERMS,
+    BisectRequest,
+)
+from harness.commands._common import positive_int
+from harness.errors import UsageError
+
+__all__ = ["DEFAULT_ORACLE", "add_arguments", "main", "request_from"]
+
+DEFAULT_ORACLE = (sys.executable, "-P", "-m", "harness", "check")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", type=Path, required=True, help="the git repository to search")
+    parser.add_argument("--good", metavar="REF", help="a commit without the regression")
+    parser.add_argument("--bad", metavar="REF", help="a later commit with the regression")
+    parser.add_argument(
+        "--broken",
+        metavar="REF",
+        help="instead of --good/--bad: a commit with the bug (find the fix)",
+    )
+    parser.add_argument("--fixed", metavar="REF", help="a later commit where the bug is gone")
+    parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML file")
+    parser.add_argument(
+        "--factory",
+        required=True,
+        metavar="SPEC",
+        help="factory spec resolved inside each checkout, "
+        "e.g. gateway/factory.py:create_openai_client, or an adapter at an absolute path",
+    )
+    parser.add_argument(
+        "--repeat", type=positive_int, default=1, help="runs per oracle call (default: 1)"
+    )
+    parser.add_argument(
+        "--policy",
+        choices=("majority", "any"),
+        default="majority",
+        help="how an oracle call's repeated runs decide its verdict (default: majority)",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=_confidence,
+        default=DEFAULT_CONFIDENCE,
+        help=f"stop when one commit is this likely (default: {DEFAULT_CONFIDENCE})",
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=positive_int,
+        metavar="N",
+        help="oracle runs at most, bounds included (default: 5 x (ceil(log2 commits) + 4))",
+    )
+    parser.add_argument(
+        "--first-parent",
+        action="store_true",
+        help="follow only the first parent of merges (git bisect start --first-parent)",
+    )
+    parser.add_argument(
+        "--install",
+        metavar="CMD",
+        help="shell command run in each checkout before testing it, with the checker's "
+        "environment ($HARNESS_PYTHON, its virtualenv first on PATH); a failure skips the commit",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set this variable for every install command and oracle run (repeatable)",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports"),
+        help="where bisect-<id>/ goes (default: reports/)",
+    )
+    parser.add_argument(
+        "--oracle",
+        metavar="CMD",
+        default=shlex.join(DEFAULT_ORACLE),
+        help="the oracle command; takes check's arguments and exit codes "
+        "(default: this Python's `harness check`)",
+    )
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.5 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0.5 and 1")
+    return value
+
+
+def _env(entries: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key or "\0" in entry:
+            raise UsageError(f"--env {entry!r}: not KEY=VALUE; pass e.g. --env HOME=/tmp/home")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def request_from(ns: argparse.Namespace) -> BisectRequest:
+    """The request the arguments describe; UsageError unless exactly one pair is given."""
+    regression = ns.good is not None or ns.bad is not None
+    fix = ns.broken is not None or ns.fixed is not None
+    if (
+        regression == fix
+        or (regression and None in (ns.good, ns.bad))
+        or (fix and None in (ns.broken, ns.fixed))
+    ):
+        raise UsageError(
+            "give either --good REF --bad REF (find the first bad commit) or "
+            "--broken REF --fixed REF (find the first fixed commit)"
+        )
+    oracle = tuple(shlex.split(ns.oracle))
+    if not oracle:
+        raise UsageError("--oracle: empty command; leave it out to use `harness check`")
+    return BisectRequest(
+        repo=ns.repo,
+        old_ref=ns.good if regression else ns.broken,
+        new_ref=ns.bad if regression else ns.fixed,
+        terms=REGRESSION_TERMS if regression else FIX_TERMS,
+        scenario=ns.scenario,
+        factory=ns.factory,
+        oracle=oracle,
+        repeat=ns.repeat,
+        policy=ns.policy,
+        install=ns.install,
+        env=_env(ns.env),
+        first_parent=ns.first_parent,
+        confidence=ns.confidence,
+        max_runs=ns.max_runs,
+        report_dir=ns.report_dir,
+    )
+
+
+def main(ns: argparse.Namespace) -> int:
+    return run_bisect(request_from(ns), out=sys.stdout)

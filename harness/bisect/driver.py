@@ -1,0 +1,416 @@
+"""The bisect driver: validate, clone, calibrate on the bounds, search, report.
+
+Theory of operation
+-------------------
+1. Validate without writing anything: the repository, both refs (resolved to shas in the
+   user's repository), ancestry, the scenario file. Bad input raises ``BisectInputError`` or
+   ``ScenarioError``: one line, exit 2, nothing created.
+2. Make a private ``git clone --shared --no-checkout`` in a temporary directory
+   (:mod:`harness.bisect.git` explains why a clone and not a worktree). All checkouts live
+   there; the user's repository is only ever read.
+3. Calibrate: run the bounds (:func:`harness.bisect.search.calibration_next`); a bound that
+   does not show what it should is bad input (exit 2, naming the bound and what was measured).
+4. Search (:mod:`harness.bisect.search`): check out the commit the posterior asks for, call
+   the oracle (:func:`harness.bisect.step.run_step`), feed every run to the posterior, until it
+   names a commit with ``--confidence``, only untestable commits separate the likeliest ones,
+   or ``--max-runs`` is spent. An untestable commit is never tested again.
+5. Record the conclusion with ``git bisect`` in the clone (every tested commit marked with the
+   term the answer gives it, untestable ones skipped), so ``bisect-log.txt`` is a log
+   ``git bisect replay`` accepts and git's own verdict confirms ours; write ``bisect.json`` and
+   ``bisect.md`` into ``<report-dir>/bisect-<id>/``; remove the clone.
+
+SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; the running oracle or
+install command is killed as a tree, the clone is removed, a partial report is written, and
+the command exits 128 + the signal number (130 for Ctrl-C). Further signals are ignored while
+cleaning up.
+
+Exit codes: 0 a commit was named with the asked confidence, 1 no single commit could be named
+(only untestable commits separate the candidates, the budget ran out first, or an oracle call
+failed), 2 bad input, 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from harness.bisect import git as g
+from harness.bisect.model import (
+    BisectReport,
+    BisectRequest,
+    Bound,
+    Outcome,
+    StepRecord,
+    runs_per_commit,
+)
+from harness.bisect.render import bound_message, progress_line, render_markdown
+from harness.bisect.search import (
+    OLD_BOUND,
+    Decision,
+    History,
+    Posterior,
+    calibration_next,
+    decide,
+    default_max_runs,
+    wrong_bound,
+)
+from harness.bisect.step import StepConfig, checker_env, run_step
+from harness.errors import BisectInputError, HarnessError, UsageError
+from harness.report.layout import atomic_write_text
+from harness.scenario import load_scenario
+
+__all__ = ["Interrupted", "run_bisect", "validate"]
+
+
+class Interrupted(BaseException):  # like KeyboardInterrupt: not an Exception
+    """SIGINT or SIGTERM arrived; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    old: Bound
+    new: Bound
+    history: History
+
+
+def validate(req: BisectRequest) -> tuple[Path, _Bounds]:
+    """Check every input without writing anything; return the git dir and resolved bounds."""
+    common = g.common_dir(req.repo)
+    old = g.resolve(req.repo, req.old_ref, req.old_option)
+    new = g.resolve(req.repo, req.new_ref, req.new_option)
+    if old == new:
+        raise BisectInputError(
+            f"{req.old_option} {req.old_ref!r} and {req.new_option} "
+            f"{req.new_ref!r} are the same commit; pass two different ones"
+        )
+    if not g.is_ancestor(req.repo, old, new):
+        hint = (
+            "; the repository is a shallow clone: run `git fetch --unshallow` there"
+            if g.is_shallow(req.repo)
+            else f"; pass an older {req.old_option} commit on the same history"
+        )
+        raise BisectInputError(
+            f"{req.old_option} {req.old_ref!r} is not an ancestor of {req.new_option} "
+            f"{req.new_ref!r}{hint}"
+        )
+    load_scenario(req.scenario)  # ScenarioError names file, line and key
+    history = g.history(req.repo, old, new, first_parent=req.first_parent)
+    return common, _Bounds(
+        Bound(req.old_option, req.old_ref, old), Bound(req.new_option, req.new_ref, new), history
+    )
+
+
+def run_bisect(req: BisectRequest, *, out: TextIO) -> int:
+    """Run the whole bisect; return the exit code. See the module docstring."""
+    common, bounds = validate(req)
+    run = _Run(req, bounds, _make_run_dir(req.report_dir), out)
+    with _handlers(_raise_interrupted):
+        try:
+            return run.execute(common)
+        except UsageError:
+            raise  # bad bounds: the report is written, the CLI prints the one line
+        except HarnessError as exc:
+            with _handlers(signal.SIG_IGN):
+                run.finish(Outcome("error", 1, str(exc)))
+            print(f"harness bisect: error: {exc}", file=sys.stderr)
+            return 1
+        except Interrupted as exc:
+            code = 128 + exc.signum
+            with _handlers(signal.SIG_IGN):
+                run.finish(Outcome("interrupted", code, f"interrupted by {exc}"))
+            print("harness bisect: interrupted; the repository is unchanged", file=sys.stderr)
+            return code
+        finally:
+            with _handlers(signal.SIG_IGN):
+                run.remove_clone()
+
+
+def _make_run_dir(report_dir: Path) -> Path:
+    now = datetime.now(UTC)
+    stamp = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z"
+    for attempt in range(100):
+        path = report_dir.resolve() / f"bisect-{stamp}{'' if not attempt else f'-{attempt}'}"
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BisectInputError(
+                f"--report-dir {str(report_dir)!r}: cannot create {path}: "
+                f"{exc.strerror}; pass a writable folder"
+            ) from exc
+        (path / "steps").mkdir()
+        return path
+    raise HarnessError(f"cannot find a free report folder name under {report_dir}")
+
+
+class _Run:
+    """The state of one bisect while it runs; ``finish`` writes its report."""
+
+    def __init__(self, req: BisectRequest, bounds: _Bounds, run_dir: Path, out: TextIO) -> None:
+        self.req, self.bounds, self.run_dir, self.out = req, bounds, run_dir, out
+        self.history = bounds.history
+        self.t0, self.started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+        self.tmp: Path | None = None
+        self.timings: dict[str, float] = {"clone_s": 0.0, "bounds_s": 0.0, "bisect_s": 0.0}
+        self.posterior = Posterior(self.history, buggy_is_new=req.terms.buggy_is_new)
+        self.records: list[StepRecord] = []
+        self.max_runs = req.max_runs or default_max_runs(len(self.history.shas))
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    @property
+    def runs(self) -> int:
+        """Oracle runs so far; an untestable call counts as one, so skips use the budget."""
+        return sum(max(r.runs, 1) for r in self.records)
+
+    def execute(self, common: Path) -> int:
+        req, b, n = self.req, self.bounds, len(self.history.shas)
+        self.say(
+            f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {b.old.sha[:12]} .. "
+            f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
+            f"{self.max_runs} runs); report: {self.run_dir}"
+        )
+        self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))
+        clone = self.tmp / "checkout"
+        t = time.monotonic()
+        g.make_clone(common, clone)
+        self.timings["clone_s"] = round(time.monotonic() - t, 3)
+        config = StepConfig(
+            oracle=req.oracle,
+            scenario=str(req.scenario.resolve()),
+            factory=req.factory,
+            repeat=req.repeat,
+            policy=req.policy,
+            install=req.install,
+            checkout=str(clone),
+            steps_dir=str(self.run_dir / "steps"),
+            terms=req.terms,
+            env=checker_env(dict(req.env)),
+        )
+        atomic_write_text(self.run_dir / "step-config.json", config.to_json() + "\n")
+        t = time.monotonic()
+        self._calibrate(config, clone)
+        self.timings["bounds_s"] = round(time.monotonic() - t, 3)
+        t = time.monotonic()
+        decision = self._search(config, clone)
+        self.timings["bisect_s"] = round(time.monotonic() - t, 3)
+        return self._conclude(decision, clone)
+
+    def _call(self, config: StepConfig, clone: Path, sha: str, label: str) -> StepRecord:
+        g.checkout(clone, sha)
+        record = run_step(config, label)
+        self.records.append(record)
+        self.say(progress_line(record))
+        return record
+
+    def _calibrate(self, config: StepConfig, clone: Path) -> None:
+        req, buggy_new = self.req, self.req.terms.buggy_is_new
+        sides = {  # side -> (bound, commit index, term, what it should read)
+            "buggy": (self.bounds.new, self.history.new_bound, req.terms.new, "regression")
+            if buggy_new
+            else (self.bounds.old, OLD_BOUND, req.terms.old, "regression"),
+            "clean": (self.bounds.old, OLD_BOUND, req.terms.old, "healthy")
+            if buggy_new
+            else (self.bounds.new, self.history.new_bound, req.terms.new, "healthy"),
+        }
+        runs: dict[str, list[bool]] = {"buggy": [], "clean": []}
+        calls: dict[str, list[StepRecord]] = {"buggy": [], "clean": []}
+        while (side := calibration_next(runs["buggy"], runs["clean"])) is not None:
+            bound, index, term, _ = sides[side]
+            record = self._call(config, clone, bound.sha, f"{term} bound")
+            calls[side].append(record)
+            if record.verdict in ("untestable", "error"):
+                break
+            runs[side] += record.observed
+            for shown in record.observed:
+                self.posterior.observe(index, shown)
+        wrong = [
+            bound_message(sides[side][0].option, calls[side], sides[side][3])
+            for side in ("clean", "buggy")
+            if calls[side]
+            and (
+                calls[side][-1].verdict in ("untestable", "error")
+                or wrong_bound(runs[side], buggy=side == "buggy")
+            )
+        ]
+        if wrong:
+            message = "; ".join(wrong)
+            self.finish(Outcome("bad-bounds", 2, message))
+            raise BisectInputError(message)
+
+    def _search(self, config: StepConfig, clone: Path) -> Decision | None:
+        """Run the search to its decision; None when an oracle call failed."""
+        skipped: set[int] = set()
+        while True:
+            decision = decide(
+                self.posterior,
+                frozenset(skipped),
+                self.runs,
+                confidence=self.req.confidence,
+                max_runs=self.max_runs,
+            )
+            if decision.kind != "test":
+                return decision
+            x = decision.commit
+            record = self._call(config, clone, self.history.shas[x], "step")
+            if record.term == "abort":
+                return None
+            if record.term == "skip":
+                skipped.add(x)
+            for shown in record.observed:
+                self.posterior.observe(x, shown)
+
+    def _conclude(self, decision: Decision | None, clone: Path) -> int:
+        req, (show, alarm) = self.req, self.posterior.rate_estimate()
+        if decision is None:
+            last = self.records[-1]
+            message = f"an oracle call failed, stopping the search: {last.short} {last.detail}"
+            return self._end(Outcome("aborted", 1, message, None, (), 0.0, show, alarm))
+        group = decision.candidates or (decision.commit,)
+        commits = tuple(g.commit_info(req.repo, self.history.shas[c]) for c in group)
+        log = self._write_log(clone, group[0])
+        costs = f"after {self.runs} runs ({len(self.records)} oracle calls)"
+        first, conf = commits[0], decision.confidence
+        if decision.kind == "found":
+            self._confirm(log, first.sha)
+            message = (
+                f"first {req.terms.new} commit: {first.sha} {first.subject!r} by {first.author} "
+                f"on {first.date}; confidence {conf:.3f} {costs}; {_flake_words(show, alarm)}"
+            )
+            return self._end(Outcome("found", 0, message, first, (), conf, show, alarm))
+        if decision.kind == "ambiguous":
+            shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
+            message = (
+                f"no single first {req.terms.new} commit: only untestable (skipped) "
+                f"commits are left; it is one of {shown}"
+            )
+            return self._end(Outcome("skipped", 1, message, None, commits, conf, show, alarm))
+        message = (
+            f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
+            f"{req.terms.new} commit is {first.short} {first.subject!r} ({conf:.3f}); "
+            "raise --max-runs or --repeat"
+        )
+        return self._end(Outcome("uncertain", 1, message, None, commits, conf, show, alarm))
+
+    def _end(self, outcome: Outcome) -> int:
+        self.finish(outcome)
+        self.say(outcome.message)
+        return outcome.exit_code
+
+    def _write_log(self, clone: Path, answer: int) -> str:
+        """Replay the conclusion with ``git bisect``; readings go in as comments."""
+        index = {sha: i for i, sha in enumerate(self.history.shas)}
+        terms, marks = self.req.terms, dict[str, str]()
+        for r in self.records:
+            if r.is_bound or r.sha in marks:
+                continue
+            x = index[r.sha]
+            new = self.history.is_new(x, answer)
+            marks[r.sha] = "skip" if r.term == "skip" else (terms.new if new else terms.old)
+        notes = [
+            f"# harness runs: [{row['sha']}] {row['unhealthy']}/{row['runs']} unhealthy"
+            for row in runs_per_commit(self.records)
+        ]
+        text = g.write_log(
+            clone,
+            terms,
+            (self.bounds.old.sha, self.bounds.new.sha),
+            [(term, sha) for sha, term in marks.items()],
+            first_parent=self.req.first_parent,
+        )
+        text = "\n".join(notes) + "\n" + text
+        atomic_write_text(self.run_dir / "bisect-log.txt", text)
+        return text
+
+    def _confirm(self, log: str, sha: str) -> None:
+        outcome = g.parse_bisect_log(log, self.req.terms)
+        if outcome.kind != "found" or outcome.sha != sha:
+            raise HarnessError(
+                f"git bisect does not confirm {sha[:12]} from the recorded terms "
+                f"({outcome.kind} {outcome.sha[:12]}); see bisect-log.txt"
+            )
+
+    def finish(self, outcome: Outcome) -> None:
+        """Write bisect.json and bisect.md for whatever has happened so far."""
+        report = self.report(outcome)
+        atomic_write_text(
+            self.run_dir / "bisect.json", json.dumps(report.to_dict(), indent=2) + "\n"
+        )
+        atomic_write_text(self.run_dir / "bisect.md", render_markdown(report))
+
+    def report(self, outcome: Outcome) -> BisectReport:
+        req = self.req
+        resolved = replace(
+            req,
+            repo=req.repo.resolve(),
+            scenario=req.scenario.resolve(),
+            max_runs=self.max_runs,
+            report_dir=req.report_dir.resolve(),
+        )
+        return BisectReport(
+            id=self.run_dir.name,
+            started=self.started,
+            request=resolved,
+            old=self.bounds.old,
+            new=self.bounds.new,
+            candidates=len(self.history.shas),
+            outcome=outcome,
+            steps=tuple(self.records),
+            timings={**self.timings, "wall_s": round(time.monotonic() - self.t0, 3)},
+        )
+
+    def remove_clone(self) -> None:
+        if self.tmp is None:
+            return
+        try:
+            shutil.rmtree(self.tmp)
+        except OSError as exc:  # say so: a leftover temp dir is the user's to delete
+            print(f"harness bisect: warning: could not remove {self.tmp}: {exc}", file=sys.stderr)
+        self.tmp = None
+
+
+def _flake_words(show: float, alarm: float) -> str:
+    words = f"the regression showed in {show:.0%} of runs on commits that have it"
+    return words + (f" and in {alarm:.0%} on commits that do not" if alarm >= 0.01 else "")
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _handlers(handler: _Handler) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread; nothing to install
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in saved:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in saved.items():
+            signal.signal(s, old)

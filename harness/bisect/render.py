@@ -1,0 +1,146 @@
+"""What a bisect shows: progress lines, the wrong-bound message and ``bisect.md``.
+
+Everything here is pure: it formats :class:`StepRecord` values and the :class:`BisectReport`;
+the driver writes the files atomically (:func:`harness.report.layout.atomic_write_text`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.bisect.model import BisectReport, StepRecord
+
+__all__ = ["bound_message", "progress_line", "render_markdown"]
+
+
+def _series(values: Sequence[int]) -> str:
+    return ",".join(str(v) for v in values) if values else "-"
+
+
+def _shown(record: StepRecord) -> str:
+    return f"{sum(record.observed)}/{record.runs}"
+
+
+def progress_line(record: StepRecord) -> str:
+    """One line per oracle call: the commit, the verdict, the term and key metrics."""
+    m = record.metrics
+    head = f"{record.label:<10} {record.short}  {_clip(record.subject, 40):<40}"
+    verdict = f"{record.verdict} -> {record.term}"
+    if record.verdict in ("untestable", "error"):
+        return f"{head}  {verdict}: {record.detail or 'no detail'}  ({record.step_s:.1f} s)"
+    disagree = f"  disagree {record.disagree}/{record.runs}" if record.runs > 1 else ""
+    return (
+        f"{head}  {verdict}  errors {_series(m.errors)} retries {_series(m.retries)} "
+        f"CLOSE_WAIT growth {_series(m.close_wait_growth)}{disagree}  ({record.step_s:.1f} s)"
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def bound_message(option: str, records: Sequence[StepRecord], want: str) -> str:
+    """Why a bound is wrong, in one line: what the oracle measured over its runs there."""
+    last = records[-1]
+    if last.verdict in ("untestable", "error"):
+        measured = f"{last.verdict} (check exit {last.oracle_exit}): {last.detail}"
+        return f"{option} {last.short} should be {want} but the oracle found it {measured}"
+    m = [r.metrics for r in records]
+    shown = sum(sum(r.observed) for r in records)
+    runs = sum(r.runs for r in records)
+    found = "regression" if want == "healthy" else "healthy"
+    reasons = list(dict.fromkeys(reason for x in m for reason in x.reasons))
+    measured = (
+        f"{found} ({shown}/{runs} runs unhealthy; errors "
+        f"{_series([e for x in m for e in x.errors])}, retries "
+        f"{_series([e for x in m for e in x.retries])}, CLOSE_WAIT growth "
+        f"{_series([e for x in m for e in x.close_wait_growth])}"
+        + (f"; {'; '.join(reasons)}" if reasons else "")
+        + ")"
+    )
+    return f"{option} {last.short} should be {want} but the oracle found it {measured}"
+
+
+def render_markdown(report: BisectReport) -> str:
+    """``bisect.md``: the result, its confidence, the bounds, every call and the costs."""
+    data = report.to_dict()
+    lines = [f"# Bisect {data['id']}", "", f"**{data['message']}**", ""]
+    lines += [*_setup(data), "", *_runs_per_commit(data), "", *_table(data), ""]
+    skipped = data["skipped"]
+    if skipped:
+        lines += ["## Skipped (untestable) commits", ""]
+        lines += [f"- `{s['short']}` {s['subject']}: {s['detail']}" for s in skipped] + [""]
+    lines += _costs(data)
+    return "\n".join(lines) + "\n"
+
+
+def _setup(data: Mapping[str, Any]) -> list[str]:
+    old, new = data["bounds"]["old"], data["bounds"]["new"]
+    flake = data["flake"]
+    extras = [f"install: `{data['install']}`"] if data["install"] else []
+    extras += [f"env: `{k}={v}`" for k, v in data["env"].items()]
+    extras += ["first parent only"] if data["first_parent"] else []
+    return [
+        f"- search: {data['search']} (`{old['option']} {old['ref']}` = `{old['sha'][:12]}`,"
+        f" `{new['option']} {new['ref']}` = `{new['sha'][:12]}`), "
+        f"{data['candidates']} candidate commits",
+        f"- repository: `{data['repo']}`",
+        f"- scenario: `{data['scenario']}`; factory: `{data['factory']}`",
+        f"- repeat {data['repeat']}, policy {data['policy']}" + "".join(f"; {e}" for e in extras),
+        f"- status: {data['status']} (exit {data['exit_code']}); confidence "
+        f"{data['confidence']:.3f} (target {data['confidence_target']}, at most "
+        f"{data['max_runs']} runs)",
+        *(
+            [
+                f"- estimated flakiness: the regression shows in {flake['show_rate']:.0%} of "
+                f"runs on a commit that has it, and in {flake['false_alarm_rate']:.0%} on one "
+                "that does not"
+            ]
+            if flake["show_rate"] is not None
+            else []
+        ),
+    ]
+
+
+def _runs_per_commit(data: Mapping[str, Any]) -> list[str]:
+    rows = ["## Runs per commit", "", "| commit | calls | runs | unhealthy |", "|---|---|---|---|"]
+    for row in data["runs_per_commit"]:
+        rows.append(f"| `{row['short']}` | {row['calls']} | {row['runs']} | {row['unhealthy']} |")
+    return rows
+
+
+def _table(data: Mapping[str, Any]) -> list[str]:
+    rows = [
+        "| # | step | commit | subject | verdict | term | errors | retries "
+        "| CLOSE_WAIT growth | disagree | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for rec in data["steps"]:
+        m = rec["metrics"]
+        rows.append(
+            f"| {rec['index']} | {rec['label']} | `{rec['short']}` | {_cell(rec['subject'])} "
+            f"| {rec['verdict']} | {rec['term']} | {_series(m['errors'])} "
+            f"| {_series(m['retries'])} | {_series(m['close_wait_growth'])} "
+            f"| {rec['disagree']}/{rec['runs']} | {rec['step_s']:.2f} |"
+        )
+    return ["## Oracle calls", "", *rows]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _costs(data: Mapping[str, Any]) -> list[str]:
+    oracle, t = data["oracle"], data["timings"]
+    return [
+        "## Cost",
+        "",
+        f"- oracle calls: {oracle['calls']} ({oracle['calls'] - oracle['bisect_calls']} on "
+        f"the bounds, {oracle['bisect_calls']} in the search; {oracle['runs']} runs); "
+        f"ceil(log2({data['candidates']})) = {data['expected_steps']}",
+        f"- wall time: {t['wall_s']:.1f} s (clone {t['clone_s']:.2f} s, bounds "
+        f"{t['bounds_s']:.1f} s, search {t['bisect_s']:.1f} s)",
+        f"- scenario runs' own time: {t['scenario_s']:.1f} s; overhead per search call "
+        f"beyond it: mean {t['overhead_mean_s']:.2f} s, max {t['overhead_max_s']:.2f} s",
+    ]

@@ -1,0 +1,221 @@
+"""One oracle call: test the commit checked out in the private clone with ``harness check``.
+
+The driver checks a commit out, then calls :func:`run_step`: it runs the optional install
+command, then the oracle with ``--json`` into the run's ``steps/`` folder (outside the
+checkout, so the tree stays clean), scrubs the checkout, and writes its :class:`StepRecord`
+atomically. An untestable commit (factory not importable, install failed) reads as a skip,
+never as the new or old term; any other oracle exit aborts the search.
+
+Install command and oracle run with the checker's environment (:func:`child_env`): the
+interpreter that runs ``harness bisect`` (``$HARNESS_PYTHON``), its virtualenv's ``bin`` first
+on ``PATH`` and ``VIRTUAL_ENV`` set when it runs in one, plus every ``--env KEY=VALUE``.
+
+Every child runs in its own session; on any interruption its whole process tree is killed
+(:func:`kill_tree`, the one place the bisect kills processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from harness.bisect.git import commit_info, git, scrub
+from harness.bisect.model import CheckMetrics, StepRecord, Terms
+from harness.bisect.search import (
+    bisect_exit,
+    disagreeing,
+    observed_runs,
+    read_check,
+    term_of,
+    word_of,
+)
+from harness.environment import harness_env
+from harness.report.layout import atomic_write_text
+
+__all__ = ["StepConfig", "checker_env", "kill_tree", "run_step"]
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """What every step needs; the driver writes it once as JSON for the step processes."""
+
+    oracle: tuple[str, ...]  # argv prefix, e.g. (python, "-P", "-m", "harness", "check")
+    scenario: str  # absolute path
+    factory: str
+    repeat: int
+    policy: str
+    install: str | None  # shell command run in the checkout before testing, or none
+    checkout: str  # the private clone
+    steps_dir: str  # outside the checkout
+    terms: Terms
+    env: Mapping[str, str]  # the whole environment of install command and oracle
+
+    def to_json(self) -> str:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["terms"] = {"old": self.terms.old, "new": self.terms.new}
+        return json.dumps({**data, "oracle": list(self.oracle), "env": dict(self.env)}, indent=2)
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def kill_tree(pid: int, *, grace_s: float = 3.0) -> None:
+    """Terminate ``pid`` and every descendant (also ones in other sessions, like a check
+    worker), then kill what is left after ``grace_s``."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=grace_s)
+
+
+def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
+    """Run a child with its output in ``log``; on any interruption kill its whole tree."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # argv: the oracle; a str: the user's --install command
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            shell=isinstance(argv, str),
+        )
+        try:
+            return proc.wait()
+        except BaseException:
+            kill_tree(proc.pid)
+            proc.wait()
+            raise
+
+
+def last_line(path: Path) -> str:
+    lines = [ln.strip() for ln in path.read_text("utf-8", errors="replace").splitlines()]
+    return next((ln for ln in reversed(lines) if ln), "")
+
+
+# --- one step -----------------------------------------------------------------------------
+
+
+def _next_index(steps_dir: Path) -> int:
+    return len(list(steps_dir.glob("*.step.json"))) + 1
+
+
+def checker_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the install command and the oracle (see the module docstring):
+    no bytecode files written into the checkout, this harness importable, ``extra`` last."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HARNESS_PYTHON": sys.executable}
+    scripts = sysconfig.get_path("scripts")
+    if sys.prefix != sys.base_prefix:  # a virtualenv: what `activate` would set
+        env["VIRTUAL_ENV"] = sys.prefix
+        env.pop("PYTHONHOME", None)
+    path = [scripts, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != scripts)]
+    env["PATH"] = os.pathsep.join(path)
+    return harness_env({**env, **extra})
+
+
+def run_step(config: StepConfig, label: str) -> StepRecord:
+    """Test the commit checked out in ``config.checkout``; write and return its record.
+    The commit is scrubbed afterwards, also when the call is interrupted."""
+    started, t0 = time.time(), time.monotonic()
+    checkout, steps = Path(config.checkout), Path(config.steps_dir)
+    sha = git(["rev-parse", "HEAD"], cwd=checkout, what="read the commit under test").strip()
+    commit = commit_info(checkout, sha)
+    index = _next_index(steps)
+    stem = f"{index:03d}-{commit.short}"
+    files: dict[str, str] = {}
+    install_s, oracle_exit, detail = 0.0, 125, ""
+    try:
+        if config.install:
+            files["install_log"] = f"steps/{stem}.install.log"
+            code = run_logged(
+                config.install, cwd=checkout, env=config.env, log=steps / f"{stem}.install.log"
+            )
+            install_s = time.monotonic() - t0
+            if code != 0:
+                why = last_line(steps / f"{stem}.install.log")
+                detail = f"install command exited {code}" + (f": {why}" if why else "")
+        if not detail:
+            oracle_exit, metrics, detail = _oracle(config, steps, stem, files)
+        else:
+            metrics = CheckMetrics()
+    finally:
+        scrub(checkout)  # also on failure: the next checkout must find a clean tree
+    word = word_of(oracle_exit)
+    term = term_of(word, config.terms)
+    record = StepRecord(
+        index=index,
+        label=label,
+        sha=sha,
+        short=commit.short,
+        subject=commit.subject,
+        oracle_exit=oracle_exit,
+        verdict=word,
+        term=term,
+        bisect_exit=bisect_exit(term, config.terms),
+        disagree=disagreeing(metrics, word),
+        observed=observed_runs(metrics, word),
+        metrics=metrics,
+        install_s=round(install_s, 3),
+        oracle_s=round(time.monotonic() - t0 - install_s, 3),
+        step_s=round(time.monotonic() - t0, 3),
+        started=started,
+        finished=time.time(),
+        detail=detail,
+        files=files,
+    )
+    atomic_write_text(steps / f"{stem}.step.json", json.dumps(record.to_dict(), indent=2) + "\n")
+    return record
+
+
+def _oracle(
+    config: StepConfig, steps: Path, stem: str, files: dict[str, str]
+) -> tuple[int, CheckMetrics, str]:
+    json_path, log_path = steps / f"{stem}.check.json", steps / f"{stem}.check.log"
+    files["check_json"], files["check_log"] = f"steps/{json_path.name}", f"steps/{log_path.name}"
+    argv = [
+        *config.oracle,
+        "--scenario",
+        config.scenario,
+        "--factory",
+        config.factory,
+        "--root",
+        config.checkout,
+        "--repeat",
+        str(config.repeat),
+        "--policy",
+        config.policy,
+        "--json",
+        str(json_path),
+    ]
+    # cwd outside the checkout: nothing the oracle writes by accident lands in the tree
+    code = run_logged(argv, cwd=steps, env=config.env, log=log_path)
+    metrics = CheckMetrics()
+    if json_path.is_file():
+        metrics = read_check(json.loads(json_path.read_text("utf-8")))
+    # the verdict's reasons say why (e.g. the import error); else the oracle's last words
+    detail = "" if code in (0, 1) else "; ".join(metrics.reasons) or last_line(log_path)
+    return code, metrics, detail

@@ -1,0 +1,394 @@
+"""The bisect's pure decisions, without git: terms, calibration, the noisy search, the report.
+
+The search is driven by a seeded fake oracle: a commit at or after ``truth`` has the bug and
+shows it with probability ``show``; a clean commit shows it with probability ``alarm``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.bisect.git import BisectOutcome, parse_bisect_log
+from harness.bisect.model import (
+    FIX_TERMS,
+    REGRESSION_TERMS,
+    BisectReport,
+    BisectRequest,
+    Bound,
+    CheckMetrics,
+    Commit,
+    Outcome,
+    StepRecord,
+    Terms,
+    expected_steps,
+    overheads,
+)
+from harness.bisect.render import progress_line, render_markdown
+from harness.bisect.search import (
+    OLD_BOUND,
+    Decision,
+    History,
+    Posterior,
+    bisect_exit,
+    calibration_next,
+    decide,
+    default_max_runs,
+    disagreeing,
+    groups,
+    observed_runs,
+    read_check,
+    term_of,
+    wrong_bound,
+)
+
+# --- one oracle call --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "terms", "term", "code"),
+    [
+        ("healthy", REGRESSION_TERMS, "good", 0),
+        ("regression", REGRESSION_TERMS, "bad", 1),
+        ("healthy", FIX_TERMS, "fixed", 1),  # healthy is the NEW term when hunting a fix
+        ("regression", FIX_TERMS, "broken", 0),
+        ("untestable", REGRESSION_TERMS, "skip", 125),
+        ("untestable", FIX_TERMS, "skip", 125),
+        ("error", FIX_TERMS, "abort", 255),
+    ],
+)
+def test_verdicts_map_to_terms_and_git_bisect_run_exit_codes(
+    word: Any, terms: Terms, term: str, code: int
+) -> None:
+    assert term_of(word, terms) == term
+    assert bisect_exit(term, terms) == code
+
+
+def _check_doc(healthy: list[bool], statuses: list[str]) -> dict[str, Any]:
+    runs = [
+        {"status": s, "errors": 0 if h else 9, "retries": 1, "close_wait_growth": 2, "wall_s": 0.5}
+        for h, s in zip(healthy, statuses, strict=True)
+    ]
+    verdicts = [{"healthy": h, "reasons": [] if h else ["errors 9 > 0"]} for h in healthy]
+    return {"command": "check", "entries": [{"runs": runs, "verdicts": verdicts}]}
+
+
+def test_read_check_observed_runs_and_disagreeing() -> None:
+    metrics = read_check(
+        _check_doc(
+            [False, True, False, False], ["completed", "completed", "completed", "untestable"]
+        )
+    )
+    assert metrics == CheckMetrics(
+        statuses=("completed", "completed", "completed", "untestable"),
+        healthy=(False, True, False, False),
+        errors=(9, 0, 9, 9),
+        retries=(1, 1, 1, 1),
+        close_wait_growth=(2, 2, 2, 2),
+        scenario_s=2.0,
+        reasons=("errors 9 > 0",),
+    )
+    assert observed_runs(metrics, "regression") == (True, False, True)  # untestable: no vote
+    assert disagreeing(metrics, "regression") == 1
+    assert disagreeing(metrics, "healthy") == 2
+    assert observed_runs(metrics, "untestable") == ()
+    # an oracle without per-run results counts as one run of its verdict
+    assert observed_runs(CheckMetrics(), "regression") == (True,)
+    assert observed_runs(CheckMetrics(), "healthy") == (False,)
+    assert read_check({"entries": []}) == CheckMetrics()
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("buggy", "clean", "next_side"),
+    [
+        ([], [], "clean"),
+        ([], [False], "buggy"),
+        ([True], [False], "buggy"),
+        ([True, True], [False], None),  # deterministic: one run more than today
+        ([True, False], [False], "buggy"),  # the regression hid once: estimate how often
+        ([True, False, True, True, False, True], [False], None),
+        ([True, True], [True], "clean"),
+        ([True, True], [True, True], None),  # wrong, not flaky: no need to insist
+        ([True, True], [True, False], "clean"),
+        ([True, True], [True, False, False, False, False, False], None),
+    ],
+)
+def test_calibration_runs_the_buggy_bound_twice_and_more_when_it_wavers(
+    buggy: list[bool], clean: list[bool], next_side: str | None
+) -> None:
+    assert calibration_next(buggy, clean) == next_side
+
+
+def test_wrong_bounds() -> None:
+    assert wrong_bound([False] * 6, buggy=True)
+    assert not wrong_bound([False] * 5 + [True], buggy=True)
+    assert wrong_bound([True, True, False, True], buggy=False)
+    assert not wrong_bound([True, False, False, False], buggy=False)
+
+
+# --- the candidates ---------------------------------------------------------------------------
+
+
+def _dag() -> History:
+    """a - b - m(b, s2) - d with a side branch a - s1 - s2 (old bound is a's parent)."""
+    return History.from_parents(
+        [
+            ("a", ["root"]),
+            ("b", ["a"]),
+            ("s1", ["a"]),
+            ("s2", ["s1"]),
+            ("m", ["b", "s2"]),
+            ("d", ["m"]),
+        ]
+    )
+
+
+def test_history_masks_follow_ancestry() -> None:
+    h = _dag()
+    a, b, s1, s2, m, d = range(6)
+    assert h.ancestors[m] == sum(1 << i for i in (a, b, s1, s2, m))
+    assert h.descendants[s1] == sum(1 << i for i in (s1, s2, m, d))
+    assert h.is_new(b, a) and not h.is_new(b, s1) and h.is_new(m, s1)
+    assert not h.is_new(OLD_BOUND, a)
+    assert h.new_bound == d
+    line = History.linear(["x", "y", "z"])
+    assert line.ancestors == (0b001, 0b011, 0b111)
+
+
+def test_untestable_commits_merge_groups() -> None:
+    h = History.linear([f"c{i}" for i in range(6)])
+    assert groups(h, frozenset()) == [(i,) for i in range(6)]
+    # c2 untestable: "c2 first" and "c3 first" differ only at c2
+    assert groups(h, frozenset({2})) == [(0,), (1,), (2, 3), (4,), (5,)]
+
+
+# --- the search with a seeded fake oracle -----------------------------------------------------
+
+
+def _search(
+    n: int,
+    truth: int,
+    rng: random.Random,
+    *,
+    show: float = 1.0,
+    alarm: float = 0.0,
+    untestable: frozenset[int] = frozenset(),
+    confidence: float = 0.95,
+    max_runs: int | None = None,
+) -> tuple[Decision, int, Posterior]:
+    history = History.linear([f"c{i}" for i in range(n)])
+    posterior = Posterior(history, buggy_is_new=True)
+
+    def run(x: int) -> bool:
+        buggy = x != OLD_BOUND and x >= truth
+        return rng.random() < (show if buggy else alarm)
+
+    buggy_runs: list[bool] = []
+    clean_runs: list[bool] = []
+    while (side := calibration_next(buggy_runs, clean_runs)) is not None:
+        x = history.new_bound if side == "buggy" else OLD_BOUND
+        shown = run(x)
+        (buggy_runs if side == "buggy" else clean_runs).append(shown)
+        posterior.observe(x, shown)
+    runs, skipped = len(buggy_runs) + len(clean_runs), set[int]()
+    budget = max_runs or default_max_runs(n)
+    while True:
+        d = decide(posterior, frozenset(skipped), runs, confidence=confidence, max_runs=budget)
+        if d.kind != "test":
+            return d, runs, posterior
+        runs += 1
+        if d.commit in untestable:
+            skipped.add(d.commit)
+        else:
+            posterior.observe(d.commit, run(d.commit))
+
+
+def test_deterministic_oracle_costs_at_most_log2_plus_4_runs() -> None:
+    rng = random.Random(0)
+    for truth in range(39):
+        decision, runs, posterior = _search(39, truth, rng)
+        assert (decision.kind, decision.commit) == ("found", truth)
+        assert decision.confidence >= 0.95
+        assert runs <= expected_steps(39) + 5, truth  # one re-test more at the worst
+    assert posterior.rate_estimate()[0] > 0.9
+
+
+def test_one_sided_flaky_oracle_is_named_right() -> None:
+    rng, right = random.Random(7), 0
+    for _ in range(40):  # the regression shows in 80% of runs on a commit that has it
+        truth = rng.randrange(39)
+        decision, _, _ = _search(39, truth, rng, show=0.8)
+        right += decision.kind == "found" and decision.commit == truth
+    assert right >= 38
+
+
+def test_two_sided_noise_estimates_both_rates() -> None:
+    rng, right, runs, alarms = random.Random(3), 0, 0, []
+    for _ in range(20):  # 10% of runs read wrong, on either side
+        truth = rng.randrange(20)
+        decision, used, posterior = _search(20, truth, rng, show=0.9, alarm=0.1)
+        right += decision.kind == "found" and decision.commit == truth
+        runs += used
+        alarms.append(posterior.rate_estimate()[1])
+    assert right >= 15  # weaker than one-sided noise: see docs/bisect.md
+    assert runs / 20 > expected_steps(20) + 4  # noise costs runs
+    assert 0.03 < sum(alarms) / 20 < 0.2
+
+
+def test_untestable_neighbour_leaves_an_ambiguous_pair() -> None:
+    decision, _, _ = _search(16, 9, random.Random(1), untestable=frozenset({9}))
+    assert (decision.kind, decision.candidates) == ("ambiguous", (9, 10))
+    assert decision.confidence >= 0.95
+
+
+def test_budget_ends_the_search_uncertain() -> None:
+    decision, runs, _ = _search(39, 20, random.Random(2), show=0.5, max_runs=8)
+    assert decision.kind == "uncertain" and runs == 8
+    assert 0.0 < decision.confidence < 0.95
+
+
+def test_fix_search_reads_healthy_as_new() -> None:
+    history = History.linear(["a", "b", "c", "d"])
+    posterior = Posterior(history, buggy_is_new=False)
+    for x, shown in ((OLD_BOUND, True), (3, False), (3, False), (1, True), (2, False)):
+        posterior.observe(x, shown)  # broken up to b, fixed from c
+    marginal = posterior.marginal()
+    assert max(range(4), key=marginal.__getitem__) == 2
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _record(index: int, started: float, step_s: float, scenario_s: float) -> StepRecord:
+    return StepRecord(
+        index=index,
+        label="step",
+        sha="a" * 40,
+        short="aaaaaaa",
+        subject="c1: change | 1",
+        oracle_exit=1,
+        verdict="regression",
+        term="bad",
+        bisect_exit=1,
+        disagree=1,
+        observed=(True, False),
+        metrics=CheckMetrics(
+            statuses=("completed", "completed"),
+            healthy=(False, True),
+            errors=(3, 0),
+            retries=(0, 0),
+            close_wait_growth=(1, 0),
+            scenario_s=scenario_s,
+            reasons=("errors 3 > 0",),
+        ),
+        install_s=0.0,
+        oracle_s=step_s,
+        step_s=step_s,
+        started=started,
+        finished=started + step_s,
+        files={"check_json": "steps/001-aaaaaaa.check.json"},
+    )
+
+
+def _report() -> BisectReport:
+    commit = Commit("a" * 40, "aaaaaaa", "c1", "Dev <d@example.com>", "2026-01-01T00:00:00+00:00")
+    request = BisectRequest(
+        repo=Path("/r"),
+        old_ref="v1",
+        new_ref="v2",
+        terms=REGRESSION_TERMS,
+        scenario=Path("/s.yaml"),
+        factory="gateway/factory.py:create_openai_client",
+        oracle=("python", "-m", "harness", "check"),
+        repeat=2,
+        policy="any",
+        env=(("HOME", "/tmp/h"),),
+        first_parent=True,
+        max_runs=35,
+    )
+    return BisectReport(
+        id="bisect-x",
+        started="2026-01-01T00:00:00+00:00",
+        request=request,
+        old=Bound("--good", "v1", "1" * 40),
+        new=Bound("--bad", "v2", "2" * 40),
+        candidates=5,
+        outcome=Outcome("found", 0, "first bad commit: aaa", commit, (), 0.97, 0.8, 0.01),
+        steps=(_record(1, 100.0, 2.0, 1.5), _record(2, 102.5, 3.0, 1.0)),
+        timings={"clone_s": 0.1, "bounds_s": 4.0, "bisect_s": 4.5, "wall_s": 9.0},
+    )
+
+
+def test_report_round_trips_and_derives_figures() -> None:
+    report = _report()
+    data = json.loads(json.dumps(report.to_dict()))
+    assert BisectReport.from_dict(data) == report
+    assert data["runs_per_commit"] == [
+        {"sha": "a" * 40, "short": "aaaaaaa", "calls": 2, "runs": 4, "unhealthy": 2}
+    ]
+    assert data["flake"] == {"show_rate": 0.8, "false_alarm_rate": 0.01}
+    assert data["oracle"] == {
+        "command": ["python", "-m", "harness", "check"],
+        "calls": 2,
+        "bisect_calls": 2,
+        "runs": 4,
+    }
+    assert data["timings"]["overhead_per_step_s"] == [2.5]  # 0.5 s between + 2.0 s beyond
+    assert overheads(report.steps) == [2.5]
+    assert [expected_steps(n) for n in (1, 2, 3, 26, 32, 33)] == [0, 1, 2, 5, 5, 6]
+
+
+def test_progress_line_and_markdown() -> None:
+    report = _report()
+    assert progress_line(report.steps[0]) == (
+        "step       aaaaaaa  c1: change | 1                            regression -> bad  "
+        "errors 3,0 retries 0,0 CLOSE_WAIT growth 1,0  disagree 1/2  (2.0 s)"
+    )
+    text = render_markdown(report)
+    assert (
+        "| 1 | step | `aaaaaaa` | c1: change \\| 1 | regression | bad | 3,0 | 0,0 | 1,0 "
+        "| 1/2 | 2.00 |" in text
+    )
+    assert "- status: found (exit 0); confidence 0.970 (target 0.95, at most 35 runs)" in text
+    assert "the regression shows in 80% of runs on a commit that has it, and in 1%" in text
+    assert "| `aaaaaaa` | 2 | 4 | 2 |" in text
+    assert "- repeat 2, policy any; env: `HOME=/tmp/h`; first parent only" in text
+    assert "- oracle calls: 2 (0 on the bounds, 2 in the search; 4 runs); ceil(log2(5)) = 3" in text
+
+
+LOG_FOUND = """\
+git bisect start '--term-old=broken' '--term-new=fixed' 'abc' 'def'
+# fixed: [ff0f0243a15f46e8da603b386253b7e748a15cb1] c2
+git bisect fixed ff0f0243a15f46e8da603b386253b7e748a15cb1
+# first fixed commit: [ff0f0243a15f46e8da603b386253b7e748a15cb1] c2
+"""
+
+LOG_SKIPPED = """\
+# skip: [274c725b9c8c9e837877f5e7ba6d13eb0b3ef628] c5
+git bisect skip 274c725b9c8c9e837877f5e7ba6d13eb0b3ef628
+# only skipped commits left to test
+# possible first bad commit: [c147d23ebe55f3ffb72bd986dedac20df7f28963] c7
+# possible first bad commit: [274c725b9c8c9e837877f5e7ba6d13eb0b3ef628] c5
+"""
+
+
+def test_parse_bisect_log() -> None:
+    assert parse_bisect_log(LOG_FOUND, FIX_TERMS) == BisectOutcome(
+        kind="found", sha="ff0f0243a15f46e8da603b386253b7e748a15cb1"
+    )
+    assert parse_bisect_log(LOG_SKIPPED, REGRESSION_TERMS) == BisectOutcome(
+        kind="skipped",
+        candidates=(
+            "c147d23ebe55f3ffb72bd986dedac20df7f28963",
+            "274c725b9c8c9e837877f5e7ba6d13eb0b3ef628",
+        ),
+    )
+    assert parse_bisect_log(LOG_FOUND, REGRESSION_TERMS).kind == "unfinished"
+    assert parse_bisect_log("", REGRESSION_TERMS) == BisectOutcome(kind="unfinished")
