@@ -43,10 +43,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks that print figures (mock server throughput, regress wall time)."""
+    """Benchmarks that print figures (mock server throughput, regress wall time, bisect runs
+    and right answers with flaky oracles)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_server.py")
     session.run("python", "benchmarks/bench_regress.py", *session.posargs)
+    session.run("python", "benchmarks/bench_bisect.py")
 
 
 @nox.session

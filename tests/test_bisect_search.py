@@ -40,6 +40,7 @@ from harness.bisect.search import (
     default_max_runs,
     disagreeing,
     groups,
+    log_marks,
     observed_runs,
     read_check,
     term_of,
@@ -261,6 +262,23 @@ def test_fix_search_reads_healthy_as_new() -> None:
         posterior.observe(x, shown)  # broken up to b, fixed from c
     marginal = posterior.marginal()
     assert max(range(4), key=marginal.__getitem__) == 2
+
+
+def test_log_marks_leave_the_answer_as_the_last_new_mark() -> None:
+    h = History.linear([f"c{i}" for i in range(10)])
+    # tested in search order: 5 (new), 8 (new), 2 (old), 3 untestable, 4 (new), 4 again
+    assert log_marks(h, [5, 8, 2, 3, 4, 4], {3}, 4) == [
+        ("old", 2),
+        ("skip", 3),
+        ("new", 8),
+        ("new", 5),
+        ("new", 4),
+    ]
+    # an untestable answer (an ambiguous pair) is not claimed
+    assert log_marks(h, [2, 5], {3}, 3) == [("old", 2), ("new", 5)]
+    # a DAG: the answer is marked even when only its descendants were tested
+    dag = _dag()
+    assert log_marks(dag, [5, 1], set(), 2) == [("old", 1), ("new", 5), ("new", 2)]
 
 
 # --- the report -------------------------------------------------------------------------------

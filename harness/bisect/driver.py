@@ -64,6 +64,7 @@ from harness.bisect.search import (
     calibration_next,
     decide,
     default_max_runs,
+    log_marks,
     wrong_bound,
 )
 from harness.bisect.step import StepConfig, checker_env, run_step
@@ -318,22 +319,19 @@ class _Run:
     def _write_log(self, clone: Path, answer: int) -> str:
         """Replay the conclusion with ``git bisect``; readings go in as comments."""
         index = {sha: i for i, sha in enumerate(self.history.shas)}
-        terms, marks = self.req.terms, dict[str, str]()
-        for r in self.records:
-            if r.is_bound or r.sha in marks:
-                continue
-            x = index[r.sha]
-            new = self.history.is_new(x, answer)
-            marks[r.sha] = "skip" if r.term == "skip" else (terms.new if new else terms.old)
+        steps = [r for r in self.records if not r.is_bound]
+        skipped = {index[r.sha] for r in steps if r.term == "skip"}
+        marks = log_marks(self.history, [index[r.sha] for r in steps], skipped, answer)
+        terms = {"old": self.req.terms.old, "new": self.req.terms.new, "skip": "skip"}
         notes = [
             f"# harness runs: [{row['sha']}] {row['unhealthy']}/{row['runs']} unhealthy"
             for row in runs_per_commit(self.records)
         ]
         text = g.write_log(
             clone,
-            terms,
+            self.req.terms,
             (self.bounds.old.sha, self.bounds.new.sha),
-            [(term, sha) for sha, term in marks.items()],
+            [(terms[kind], self.history.shas[x]) for kind, x in marks],
             first_parent=self.req.first_parent,
         )
         text = "\n".join(notes) + "\n" + text

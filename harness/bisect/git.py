@@ -222,7 +222,12 @@ def write_log(
     start += [f"--term-new={terms.new}", *(["--first-parent"] if first_parent else [])]
     git([*start, new, old, "--"], cwd=clone, what="start git bisect")
     for term, sha in marks:
-        git(["bisect", term, sha], cwd=clone, what=f"mark {sha[:12]} {term}")
+        done = _probe(["bisect", term, sha], cwd=clone)
+        # exit 2 with this line: git could not narrow past untestable commits, as expected
+        said = done.stdout + done.stderr
+        if done.returncode != 0 and "only 'skip'ped commits left" not in said:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise HarnessError(f"git failed to mark {sha[:12]} {term} in {clone}: {last}")
     return git(["bisect", "log"], cwd=clone, what="read the bisect log")
 
 

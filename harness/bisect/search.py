@@ -33,7 +33,7 @@ when the run budget is spent (uncertain). Nothing here touches git, processes or
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ __all__ = [
     "decide",
     "default_max_runs",
     "disagreeing",
+    "log_marks",
     "observed_runs",
     "read_check",
     "term_of",
@@ -189,23 +190,31 @@ class History:
         the candidates (at or behind the old bound) are ignored."""
         index: dict[str, int] = {}
         anc: list[int] = []
+        children: list[list[int]] = [[] for _ in commits]
         for i, (sha, parents) in enumerate(commits):
             mask = 1 << i
             for p in parents:
                 if p in index:
                     mask |= anc[index[p]]
+                    children[index[p]].append(i)
             index[sha] = i
             anc.append(mask)
         desc = [0] * len(commits)
-        for x, mask in enumerate(anc):
-            for c in _bits(mask):
-                desc[c] |= 1 << x
+        for c in reversed(range(len(commits))):  # children come after their parents
+            desc[c] = 1 << c
+            for child in children[c]:
+                desc[c] |= desc[child]
         return cls(tuple(s for s, _ in commits), tuple(anc), tuple(desc))
 
     @classmethod
     def linear(cls, shas: Sequence[str]) -> History:
         """A chain: each commit's parent is the one before it."""
         return cls.from_parents([(s, shas[i - 1 : i]) for i, s in enumerate(shas)])
+
+    @property
+    def is_linear(self) -> bool:
+        """Whether the candidates form one chain (always so with ``--first-parent``)."""
+        return all(mask == (2 << i) - 1 for i, mask in enumerate(self.ancestors))
 
     @property
     def new_bound(self) -> int:
@@ -272,15 +281,21 @@ class Posterior:
                 shows_old[c] += w * on_old
         h_new = [_entropy_part(m, s) for m, s in zip(mass, shows_new, strict=True)]
         h_old = [_entropy_part(m, s) for m, s in zip(mass, shows_old, strict=True)]
+        d_shown = [a - b for a, b in zip(shows_new, shows_old, strict=True)]
+        d_h = [a - b for a, b in zip(h_new, h_old, strict=True)]
         base_shown, base_h = sum(shows_old), sum(h_old)
+        prefix = self.history.is_linear  # then a commit's ancestors are the ones before it
         best, best_gain = None, -1.0
+        shown, cond = base_shown, base_h
         for x in range(n):
+            if prefix:
+                shown, cond = shown + d_shown[x], cond + d_h[x]
+            else:
+                ancestors = list(_bits(self.history.ancestors[x]))
+                shown = base_shown + sum(d_shown[c] for c in ancestors)
+                cond = base_h + sum(d_h[c] for c in ancestors)
             if x in skipped:
                 continue
-            shown, cond = base_shown, base_h
-            for c in _bits(self.history.ancestors[x]):
-                shown += shows_new[c] - shows_old[c]
-                cond += h_new[c] - h_old[c]
             gain = _entropy(shown) - cond
             if gain > best_gain + 1e-12:
                 best, best_gain = x, gain
@@ -339,6 +354,30 @@ def decide(
     if runs >= max_runs or x is None:
         return Decision("uncertain", commit=top, confidence=marginal[top])
     return Decision("test", commit=x)
+
+
+def log_marks(
+    history: History, tested: Sequence[int], skipped: Collection[int], answer: int
+) -> list[tuple[Literal["old", "new", "skip"], int]]:
+    """How ``git bisect`` records the conclusion that ``answer`` is the first new commit:
+    every tested commit marked with the term the answer gives it (untestable ones skipped),
+    the answer last unless it is untestable. ``git bisect`` keeps only the latest new mark,
+    so new marks go from the latest commit to the earliest."""
+    old: list[int] = []
+    new: set[int] = set() if answer in skipped else {answer}
+    skip: list[int] = []
+    for x in dict.fromkeys(tested):
+        if x in skipped:
+            skip.append(x)
+        elif history.is_new(x, answer):
+            new.add(x)
+        else:
+            old.append(x)
+    return [
+        *(("old", x) for x in old),
+        *(("skip", x) for x in skip),
+        *(("new", x) for x in sorted(new, reverse=True)),
+    ]
 
 
 def default_max_runs(candidates: int) -> int:

@@ -10,15 +10,14 @@ Install command and oracle run with the checker's environment (:func:`child_env`
 interpreter that runs ``harness bisect`` (``$HARNESS_PYTHON``), its virtualenv's ``bin`` first
 on ``PATH`` and ``VIRTUAL_ENV`` set when it runs in one, plus every ``--env KEY=VALUE``.
 
-Every child runs in its own session; on any interruption its whole process tree is killed
-(:func:`kill_tree`, the one place the bisect kills processes).
+Every child is started by :func:`harness.processes.spawn` (its own session, a lifeline): on
+any interruption its whole process tree is killed there, the one way the harness kills.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -26,8 +25,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from harness.bisect.git import commit_info, git, scrub
 from harness.bisect.model import CheckMetrics, StepRecord, Terms
@@ -40,9 +37,10 @@ from harness.bisect.search import (
     word_of,
 )
 from harness.environment import harness_env
+from harness.processes import spawn
 from harness.report.layout import atomic_write_text
 
-__all__ = ["StepConfig", "checker_env", "kill_tree", "run_step"]
+__all__ = ["StepConfig", "checker_env", "run_step"]
 
 
 @dataclass(frozen=True)
@@ -69,47 +67,18 @@ class StepConfig:
 # --- processes --------------------------------------------------------------------------------
 
 
-def kill_tree(pid: int, *, grace_s: float = 3.0) -> None:
-    """Terminate ``pid`` and every descendant (also ones in other sessions, like a check
-    worker), then kill what is left after ``grace_s``."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=grace_s)
-
-
 def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
-    """Run a child with its output in ``log``; on any interruption kill its whole tree."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # argv: the oracle; a str: the user's --install command
-            argv,
-            cwd=cwd,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            shell=isinstance(argv, str),
-        )
-        try:
-            return proc.wait()
-        except BaseException:
-            kill_tree(proc.pid)
-            proc.wait()
-            raise
+    """Run a child (argv: the oracle; a str: the user's shell command) with its output in
+    ``log``; return its exit code. However we leave (Ctrl-C included), its whole tree is
+    killed (:mod:`harness.processes`)."""
+    command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+    with (
+        log.open("wb") as out,
+        spawn(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT) as child,
+    ):
+        code = child.wait()
+    assert code is not None  # no timeout given: wait returns only once the child exited
+    return code
 
 
 def last_line(path: Path) -> str:
