@@ -1,6 +1,6 @@
 """Bisect figures: right answers and oracle runs with deterministic and flaky oracles.
 
-    python benchmarks/bench_bisect.py [--searches 20] [--commits 40] [--seed 1]
+    python benchmarks/bench_bisect.py [--searches 20] [--commits 40] [--seed 1] [--keep DIR]
 
 Builds one repository of ``--commits`` commits (each records its own index), then runs the
 real bisect driver (:func:`harness.bisect.driver.run_bisect`: private clone, checkouts,
@@ -114,9 +114,10 @@ def main() -> None:
     parser.add_argument("--searches", type=int, default=20)
     parser.add_argument("--commits", type=int, default=40)
     parser.add_argument("--seed", default="1")
+    parser.add_argument("--keep", type=Path, help="work here and keep the reports")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bisect-") as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
         shas = build_repo(work / "repo", args.commits)
         (work / "oracle.py").write_text(ORACLE, encoding="utf-8")
         (work / "scenario.yaml").write_text("version: 1\n", encoding="utf-8")
@@ -136,6 +137,8 @@ def main() -> None:
                 first_bad = rng.randrange(1, args.commits)
                 seed = f"{args.seed}-{name}-{i}".replace(" ", "_").replace("%", "pc")
                 rows.append(one_search(work, shas, first_bad, show, alarm, seed))
+                if not rows[-1][0]:
+                    print(f"  wrong: {seed} (first bad c{first_bad})", flush=True)
             runs = [r[1] for r in rows]
             print(
                 f"{name:<15} {sum(r[0] for r in rows):>3}/{len(rows):<3} "

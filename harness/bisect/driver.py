@@ -223,15 +223,12 @@ class _Run:
         return record
 
     def _calibrate(self, config: StepConfig, clone: Path) -> None:
-        req, buggy_new = self.req, self.req.terms.buggy_is_new
-        sides = {  # side -> (bound, commit index, term, what it should read)
-            "buggy": (self.bounds.new, self.history.new_bound, req.terms.new, "regression")
-            if buggy_new
-            else (self.bounds.old, OLD_BOUND, req.terms.old, "regression"),
-            "clean": (self.bounds.old, OLD_BOUND, req.terms.old, "healthy")
-            if buggy_new
-            else (self.bounds.new, self.history.new_bound, req.terms.new, "healthy"),
-        }
+        terms = self.req.terms
+        old = (self.bounds.old, OLD_BOUND, terms.old)
+        new = (self.bounds.new, self.history.new_bound, terms.new)
+        buggy, clean = (new, old) if terms.buggy_is_new else (old, new)
+        # side -> (bound, its commit index, its term, what it should read)
+        sides = {"buggy": (*buggy, "regression"), "clean": (*clean, "healthy")}
         runs: dict[str, list[bool]] = {"buggy": [], "clean": []}
         calls: dict[str, list[StepRecord]] = {"buggy": [], "clean": []}
         while (side := calibration_next(runs["buggy"], runs["clean"])) is not None:
