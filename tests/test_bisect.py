@@ -342,7 +342,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
         "--repo",
         repo,
         "--broken",
-        shas[K],
+        shas[M - 3],
         "--fixed",
         "main",
         "--scenario",
