@@ -101,7 +101,9 @@ def one_search(
     )
     # a flaky bound read as wrong is bad input: the report says so, and it counts as wrong
     with contextlib.suppress(BisectInputError):
-        run_bisect(request, out=io.StringIO())
+        code = run_bisect(request, out=io.StringIO())
+        if code >= 128:  # Ctrl-C or SIGTERM reached the driver: stop the benchmark too
+            raise SystemExit(code)
     report = json.loads(next(reports.glob("bisect-*/bisect.json")).read_text("utf-8"))
     result = report["result"]
     right = result is not None and result["sha"] == shas[first_bad]
@@ -118,6 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-bisect-") as tmp:
         work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         shas = build_repo(work / "repo", args.commits)
         (work / "oracle.py").write_text(ORACLE, encoding="utf-8")
         (work / "scenario.yaml").write_text("version: 1\n", encoding="utf-8")

@@ -45,7 +45,7 @@ __all__ = ["StepConfig", "checker_env", "run_step"]
 
 @dataclass(frozen=True)
 class StepConfig:
-    """What every step needs; the driver writes it once as JSON for the step processes."""
+    """What every oracle call runs with; the driver keeps it as ``step-config.json``."""
 
     oracle: tuple[str, ...]  # argv prefix, e.g. (python, "-P", "-m", "harness", "check")
     scenario: str  # absolute path
