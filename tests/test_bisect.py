@@ -628,6 +628,25 @@ def test_cli_bad_input_is_one_line_exit_2(
     )
 
 
+def test_bad_env_and_confidence_are_one_line_usage_errors(
+    repo: Path, shas: list[str], scenario: Path, tmp_path: Path
+) -> None:
+    base = ["--repo", repo, "--good", shas[0], "--bad", shas[3], "--scenario", scenario]
+    base += ["--factory", FACTORY, "--report-dir", tmp_path / "reports"]
+    env = harness_bisect(*base, "--env", "NO_EQUALS_SIGN", timeout=60)
+    assert env.returncode == 2
+    assert env.stderr == (
+        "harness bisect: error: --env 'NO_EQUALS_SIGN': not KEY=VALUE; "
+        "pass e.g. --env HOME=/tmp/home\n"
+    )
+    confidence = harness_bisect(*base, "--confidence", "1.5", timeout=60)
+    assert confidence.returncode == 2
+    assert confidence.stderr.splitlines()[-1] == (
+        "harness bisect: error: argument --confidence: '1.5' is not a probability between 0.5 and 1"
+    )
+    assert not (tmp_path / "reports").exists()
+
+
 # --- the driver with a fast oracle: merges, shallow clones, submodules ------------------------
 
 STATE_ORACLE = """\

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "DEFAULT_CONFIDENCE",
     "FIX_TERMS",
     "REGRESSION_TERMS",
     "BisectReport",

@@ -18,10 +18,6 @@ def _series(values: Sequence[int]) -> str:
     return ",".join(str(v) for v in values) if values else "-"
 
 
-def _shown(record: StepRecord) -> str:
-    return f"{sum(record.observed)}/{record.runs}"
-
-
 def progress_line(record: StepRecord) -> str:
     """One line per oracle call: the commit, the verdict, the term and key metrics."""
     m = record.metrics

@@ -49,6 +49,7 @@ __all__ = [
     "decide",
     "default_max_runs",
     "disagreeing",
+    "groups",
     "log_marks",
     "observed_runs",
     "read_check",
