@@ -9,8 +9,12 @@ killed on every way out, KeyboardInterrupt included, and die with this process e
 is SIGKILLed, so no worker outlives its run.
 
 Status: "completed" when the worker finished its session; "hung" when the watchdog fired;
-"untestable" when the factory could not be resolved, raised building the shared client, or
-the worker died before its first call; "crashed" when it died after its first call.
+"untestable" when the factory could not be resolved, raised building the shared client, the
+worker died before its first call, or the client's calls never reached the mock server (0
+server-side requests against > 0 client calls: a stub that answers locally tests nothing);
+"crashed" when it died after its first call. ``detail`` says why, in at most
+:data:`DETAIL_MAX_CHARS` characters (a longer one says how much was cut); only the last
+:data:`STDERR_TAIL_BYTES` of the worker's stderr are read.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from harness.environment import harness_env
 from harness.errors import RunCancelled, UsageError, WorkerError
 from harness.mockserver import MockServer
 from harness.processes import spawn
-from harness.result import CallRecord, RunResult, RunStatus, SocketSample, summarize
+from harness.result import (
+    CallRecord,
+    RunResult,
+    RunStatus,
+    ServerStats,
+    SocketSample,
+    summarize,
+)
 from harness.scenario import HttpError, Scenario, Stall
 
 __all__ = ["run_one", "watchdog_for"]
@@ -41,6 +52,8 @@ SDK_TIMEOUT_S: Final = 600.0  # openai's default read timeout
 SDK_MAX_RETRIES: Final = 2
 SDK_MAX_BACKOFF_S: Final = 8.0  # openai's MAX_RETRY_DELAY
 CANCEL_POLL_S: Final = 0.1  # how often a waiting run looks at its cancel event
+STDERR_TAIL_BYTES: Final = 64 * 1024  # of the worker's stderr, read for its last line
+DETAIL_MAX_CHARS: Final = 2000  # of RunResult.detail: a factory may print megabytes
 
 
 def watchdog_for(scenario: Scenario) -> float:
@@ -135,9 +148,10 @@ def run_one(
         returncode, hung = _run_worker(python, job_path, root, stderr_path, limit, cancel)
         wall_s = time.monotonic() - started
         recorded = _read_lines(Path(job.out))
-        stderr = stderr_path.read_text(encoding="utf-8", errors="replace")
+        stderr = _tail(stderr_path)
         stats = server.stats()
     status, detail = _status(recorded, returncode, hung, limit, stderr)
+    status, detail = _unreached(status, detail, len(recorded.records), stats)
     return summarize(
         scenario=scenario.name,
         variant=variant,
@@ -147,7 +161,7 @@ def run_one(
         server=stats,
         wall_s=wall_s,
         environment=recorded.environment,
-        detail=detail,
+        detail=_bounded(detail),
     )
 
 
@@ -214,6 +228,39 @@ def _take(recorded: _Recorded, data: dict[str, Any]) -> None:
         recorded.done = True
     else:
         raise WorkerError(f"worker output: unknown line type {kind!r}")
+
+
+def _tail(path: Path) -> str:
+    """The last :data:`STDERR_TAIL_BYTES` of the worker's stderr; what was cut is said."""
+    with path.open("rb") as stream:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, size - STDERR_TAIL_BYTES))
+        text = stream.read().decode("utf-8", errors="replace")
+    if size <= STDERR_TAIL_BYTES:
+        return text
+    return f"[worker stderr: first {size - STDERR_TAIL_BYTES} bytes cut]" + text
+
+
+def _bounded(detail: str) -> str:
+    """``detail`` cut to :data:`DETAIL_MAX_CHARS`, saying how many characters were cut."""
+    if len(detail) <= DETAIL_MAX_CHARS:
+        return detail
+    cut = len(detail) - DETAIL_MAX_CHARS
+    return f"{detail[:DETAIL_MAX_CHARS]}... [{cut} more characters cut]"
+
+
+def _unreached(
+    status: RunStatus, detail: str, client_calls: int, stats: ServerStats
+) -> tuple[RunStatus, str]:
+    """A run whose client calls never reached the mock server tested nothing: untestable."""
+    server_calls = sum(stats.requests_per_connection)
+    if status not in ("completed", "crashed") or client_calls == 0 or server_calls > 0:
+        return status, detail
+    why = (
+        f"the client never reached the mock server: 0 server calls against {client_calls} "
+        "client calls; the factory must build its client from client_kwargs (base_url)"
+    )
+    return "untestable", why + (f"; {detail}" if detail else "")
 
 
 def _status(

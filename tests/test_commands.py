@@ -175,6 +175,43 @@ def _entry(*healthy_and_status: tuple[bool, str]) -> RegressEntry:
     return RegressEntry("s", "v", "", tuple(runs), tuple(verdicts))
 
 
+LOCAL_STUB = """\
+import httpx
+import openai
+
+REPLY = {
+    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "local"}}],
+}
+
+
+def make(client_kwargs, *, shared):
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=REPLY))
+    return openai.OpenAI(**client_kwargs, http_client=httpx.Client(transport=transport))
+"""
+
+
+def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_regress(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "stub.py").write_text(LOCAL_STUB)
+    args = ["--scenario", str(scenario), "--factory", "stub.py:make", "--root", str(tmp_path)]
+    assert main(["check", *args]) == 125
+    out = capsys.readouterr().out
+    assert "  untestable: errors 0, retries 0, CLOSE_WAIT growth 0: fail (run untestable: " in out
+    assert out.endswith("check: untestable (majority of 1 runs)\n")
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "s.yaml").write_text("version: 1\nvariants: {stub.py:make: pass}\n")
+    reports = tmp_path / "reports"
+    code = main(["regress", str(folder), "--root", str(tmp_path), "--report-dir", str(reports)])
+    assert code == 1
+    entry = json.loads((reports / "latest" / "results.json").read_text())["entries"][0]
+    assert entry["runs"][0]["status"] == "untestable"
+    assert entry["verdicts"][0]["healthy"] is False
+
+
 def test_decide_policies() -> None:
     one_of_three = _entry((True, "completed"), (False, "completed"), (True, "completed"))
     assert decide(one_of_three, "any") == 1
