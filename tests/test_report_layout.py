@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.cli import main as cli_main
 from harness.errors import UsageError
 from harness.report import latest_run, load_summary, render_json, write_reports
 from harness.report.layout import (
@@ -21,9 +24,10 @@ from harness.report.layout import (
     run_dir,
     update_latest,
 )
-from harness.result import CallRecord, ServerStats, SocketSample, summarize
+from harness.report.schema import SchemaMismatch, check
+from harness.result import CallRecord, RunResult, ServerStats, SocketSample, summarize
 from harness.scenario import Expectations
-from harness.verdict import RegressEntry, RegressSummary, judge
+from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
 
 OLD, NEW = "20261124T140000Z-regress", "20261124T150000Z-regress"
 
@@ -118,7 +122,7 @@ def test_latest_written_as_a_text_file_is_read_and_then_replaced(tmp_path: Path)
     assert latest_run(tmp_path / "nowhere") is None
 
 
-@pytest.mark.parametrize("run_id", ["../evil", "a/b", "", "latest", ".hidden"])
+@pytest.mark.parametrize("run_id", ["../evil", "a/b", "", "latest", ".hidden", "/abs", ".."])
 def test_a_run_id_that_is_not_a_plain_name_is_refused(tmp_path: Path, run_id: str) -> None:
     with pytest.raises(UsageError, match="cannot name a report directory"):
         run_dir(tmp_path / "reports", run_id)
@@ -154,17 +158,17 @@ def test_load_summary_round_trips(tmp_path: Path) -> None:
         ('{"run_id": "x"}', r"results\.json: unknown results schema None"),
         (
             '{"schema": 1, "run_id": "x"}',
-            r"results\.json: schema 1 results lack the field 'command'",
+            r"results\.json: field 'command': missing \(a required field\); see docs/reports\.md",
         ),
         (
             '{"schema": 1, "run_id": "x", "command": "regress", "started": "", "wall_s": 1,'
             ' "environment": {}, "entries": [{"scenario": "s"}]}',
-            r"results\.json: schema 1 results lack the field 'variant'",
+            r"results\.json: field 'entries\[0\]\.variant': missing \(a required field\)",
         ),
         (
             '{"schema": 1, "run_id": "x", "command": "regress", "started": "", "wall_s": 1,'
             ' "environment": [1], "entries": []}',
-            r"results\.json: malformed schema 1 results",
+            r"results\.json: field 'environment': expected an object, got a list \[1\]",
         ),
     ],
 )
@@ -215,3 +219,153 @@ def test_the_public_api_is_what_all_names() -> None:
     ]
     for name in harness.report.__all__:
         assert getattr(harness.report, name) is not None
+
+
+def test_a_run_dir_that_is_a_planted_symlink_is_refused(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "reports", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / OLD).symlink_to(elsewhere)
+    with pytest.raises(UsageError, match=r"is a symbolic link; remove it or pick another --out"):
+        write_reports(_summary(OLD), root, env={})
+    assert _every_file(elsewhere) == []
+
+
+def _edited(edit: Callable[[dict[str, Any]], None]) -> str:
+    data = json.loads(render_json(_summary(OLD)))
+    edit(data)
+    return json.dumps(data)
+
+
+def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    """An edit that sets ``data[a][b]...`` for a path like ``entries.0.runs.0.errors``."""
+
+    def edit(data: dict[str, Any]) -> None:
+        *parents, last = (int(k) if k.isdigit() else k for k in path.split("."))
+        target: Any = data
+        for key in parents:
+            target = target[key]
+        target[last] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (_set("run_id", 42), "run_id", "expected a string, got int 42"),
+        (
+            _set("run_id", "../../outside"),
+            "run_id",
+            "run id '../../outside' cannot name a report directory",
+        ),
+        (_set("run_id", "/tmp/abs"), "run_id", "run id '/tmp/abs' cannot name"),
+        (_set("wall_s", "0.3"), "wall_s", "expected a number, got the string '0.3'"),
+        (
+            _set("entries.0.runs.0.errors", "3"),
+            "entries[0].runs[0].errors",
+            "expected an integer, got the string '3'",
+        ),
+        (
+            _set("entries.0.runs.0.calls", True),
+            "entries[0].runs[0].calls",
+            "expected an integer, got the boolean True",
+        ),
+        (
+            _set("entries.0.runs.0.status", "fine"),
+            "entries[0].runs[0].status",
+            "expected one of 'completed', 'hung', 'crashed', 'untestable', got the string 'fine'",
+        ),
+        (
+            _set("entries.0.runs.0.records.1.latency_ms", None),
+            "entries[0].runs[0].records[1].latency_ms",
+            "expected a number, got null",
+        ),
+        (
+            _set("entries.0.runs.0.errors_by_type", {"E": "1"}),
+            "entries[0].runs[0].errors_by_type.E",
+            "expected an integer, got the string '1'",
+        ),
+        (
+            _set("entries.0.runs.0.samples.0.extra", 1),
+            "entries[0].runs[0].samples[0].extra",
+            "unknown field in SocketSample",
+        ),
+        (
+            _set("entries.0.runs.0.server.calls", {}),
+            "entries[0].runs[0].server.calls",
+            "expected a list, got an object",
+        ),
+        (
+            _set("entries.0.verdicts.0.healthy", 1),
+            "entries[0].verdicts[0].healthy",
+            "expected true or false, got int 1",
+        ),
+        (_set("entries.0", []), "entries[0]", "expected an object, got a list []"),
+    ],
+)
+def test_a_hand_edited_results_file_names_the_field(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, message: str
+) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(_edited(edit))
+    with pytest.raises(UsageError) as caught:
+        load_summary(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: field {field!r}: {message}")
+    assert "\n" not in text
+
+
+def test_every_result_field_is_validated(tmp_path: Path) -> None:
+    """The check is derived from the dataclasses: each field of each result class refuses a
+    wrong value, with no list of fields kept anywhere by hand."""
+    data = json.loads(render_json(_summary(OLD)))
+    where = {
+        RegressSummary: (data, ""),
+        RegressEntry: (data["entries"][0], "entries[0]."),
+        RunResult: (data["entries"][0]["runs"][0], "entries[0].runs[0]."),
+        Verdict: (data["entries"][0]["verdicts"][0], "entries[0].verdicts[0]."),
+        CallRecord: (data["entries"][0]["runs"][0]["records"][0], "entries[0].runs[0].records[0]."),
+        SocketSample: (
+            data["entries"][0]["runs"][0]["samples"][0],
+            "entries[0].runs[0].samples[0].",
+        ),
+        ServerStats: (data["entries"][0]["runs"][0]["server"], "entries[0].runs[0].server."),
+    }
+    checked = 0
+    for cls, (part, prefix) in where.items():
+        for f in dataclasses.fields(cls):
+            if f.name == "scenarios":  # scenario settings are free-form objects
+                continue
+            saved = part.get(f.name, _ABSENT)
+            part[f.name] = [{}]  # wrong for every field type the results use
+            with pytest.raises(SchemaMismatch) as caught:
+                check(RegressSummary, data, allowed=frozenset({"schema"}))
+            assert caught.value.field.startswith(prefix + f.name), (cls, f.name)
+            checked += 1
+            if saved is _ABSENT:
+                del part[f.name]
+            else:
+                part[f.name] = saved
+    assert checked == sum(len(dataclasses.fields(c)) for c in where) - 1
+    check(RegressSummary, data, allowed=frozenset({"schema"}))  # restored: valid again
+
+
+_ABSENT = object()
+
+
+def test_report_and_compare_refuse_a_bad_file_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(render_json(_summary(OLD)))
+    bad.write_text(_edited(_set("entries.0.runs.0.retries", "0")))
+    expected = (
+        f"{bad}: field 'entries[0].runs[0].retries': expected an integer, got the string '0'; "
+        "see docs/reports.md (schema 1)\n"
+    )
+    assert cli_main(["report", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"harness report: error: {expected}"
+    assert cli_main(["compare", str(good), str(bad)]) == 2
+    assert capsys.readouterr().err == f"harness compare: error: {expected}"
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,9 @@
 
 Every other format can be re-rendered from this file (``harness report``), and ``harness
 compare`` reads two of them, so loading is strict: a missing file, bad JSON, an unknown
-schema or a missing field is one :class:`UsageError` line naming the file.
+schema, or data that does not fit the result dataclasses (:mod:`harness.report.schema`: a
+missing or unknown field, a number given as a string, a ``run_id`` that could leave the
+output folder) is one :class:`UsageError` line naming the file and the field.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.report.layout import run_id_problem
+from harness.report.schema import SchemaMismatch, check
 from harness.verdict import RegressSummary
 
 __all__ = ["SCHEMA", "load_summary", "parse_summary", "render_json"]
@@ -56,8 +60,15 @@ def parse_summary(text: str, *, path: str = "<string>") -> RegressSummary:
             f"{path}: unknown results schema {schema!r}; this harness reads schema {SCHEMA}"
         )
     try:
+        check(RegressSummary, data, allowed=frozenset({"schema"}))
+    except SchemaMismatch as exc:
+        raise UsageError(
+            f"{path}: field {exc.field!r}: {exc.message}; see docs/reports.md (schema {SCHEMA})"
+        ) from exc
+    problem = run_id_problem(data["run_id"])
+    if problem is not None:
+        raise UsageError(f"{path}: field 'run_id': {problem}")
+    try:
         return RegressSummary.from_dict(data)
-    except KeyError as exc:
-        raise UsageError(f"{path}: schema {SCHEMA} results lack the field {exc.args[0]!r}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
+    except ValueError as exc:  # what types cannot say: e.g. one verdict per run
         raise UsageError(f"{path}: malformed schema {SCHEMA} results: {exc}") from exc

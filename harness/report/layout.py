@@ -28,6 +28,7 @@ __all__ = [
     "atomic_write_text",
     "latest_run",
     "run_dir",
+    "run_id_problem",
     "update_latest",
 ]
 
@@ -36,14 +37,24 @@ LATEST = "latest"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def run_dir(root: Path, run_id: str) -> Path:
-    """Create (if needed) and return ``root/<run_id>``."""
-    if not _RUN_ID.fullmatch(run_id) or run_id == LATEST:
-        raise UsageError(
+def run_id_problem(run_id: object) -> str | None:
+    """Why ``run_id`` cannot name a directory inside a reports root, or None if it can."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or run_id == LATEST:
+        return (
             f"run id {run_id!r} cannot name a report directory; "
-            "use letters, digits, '.', '_' and '-' only"
+            "use letters, digits, '.', '_' and '-' only, starting with a letter or digit"
         )
+    return None
+
+
+def run_dir(root: Path, run_id: str) -> Path:
+    """Create (if needed) and return ``root/<run_id>``, never a folder outside ``root``."""
+    problem = run_id_problem(run_id)
+    if problem is not None:
+        raise UsageError(problem)
     path = root / run_id
+    if path.is_symlink():  # a link planted in the root could send the writes anywhere
+        raise UsageError(f"{str(path)!r} is a symbolic link; remove it or pick another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
