@@ -2,8 +2,8 @@
 
 Every subcommand module exposes ``add_arguments(parser)`` and ``main(ns) -> int`` (and may set
 ``USAGE_EXIT``). This module turns the harness's own errors into one line on stderr and exit
-code 2 (``USAGE_EXIT`` where a module sets it), and Ctrl-C into 130; it never prints a
-traceback for bad input.
+code 2 (``USAGE_EXIT`` where a module sets it), and SIGINT/SIGTERM into 130/143 after the
+command's own cleanup (:mod:`harness.interrupts`); it never prints a traceback for bad input.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.errors import UsageError
+from harness.interrupts import handling
 
 __all__ = ["main"]
 
@@ -57,16 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
     ns = parser.parse_args(argv)
-    try:
-        code: int = ns._module.main(ns)
-    except UsageError as exc:
-        print(f"harness {ns.command}: error: {exc}", file=sys.stderr)
-        return int(getattr(ns._module, "USAGE_EXIT", 2))
-    except KeyboardInterrupt:
-        print(f"harness {ns.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as the standard tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    with handling() as caught:  # SIGTERM too ends the command through its Ctrl-C cleanup
+        try:
+            code: int = ns._module.main(ns)
+        except UsageError as exc:
+            print(f"harness {ns.command}: error: {exc}", file=sys.stderr)
+            return int(getattr(ns._module, "USAGE_EXIT", 2))
+        except KeyboardInterrupt:
+            print(f"harness {ns.command}: interrupted", file=sys.stderr)
+            return caught.exit_code
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as the standard tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     return code

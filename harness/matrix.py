@@ -3,9 +3,10 @@
 Each cell runs ``repeat`` times through :func:`harness.runner.run_one` (one worker process
 and one mock server per run) and every run gets a :class:`Verdict`. Cells run on a thread pool
 of ``jobs`` threads: a run spends most of its time in its worker process or asleep in idle
-gaps, so threads are enough to overlap them. On Ctrl-C, cells not yet started are dropped and
-running ones are killed, and the finished ones are returned with ``interrupted=True`` so the
-reports still get written.
+gaps, so threads are enough to overlap them. On Ctrl-C (any KeyboardInterrupt, so also
+SIGTERM under :func:`harness.interrupts.handling`), cells not yet started are dropped and
+running ones are killed, with further signals ignored meanwhile, and the finished ones are
+returned with ``interrupted=True`` so the reports still get written.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import RunCancelled
+from harness.interrupts import ignoring
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Expectation, Scenario
@@ -130,10 +132,12 @@ def run_matrix(
         for future in futures:
             future.result()  # re-raises a harness bug in a cell instead of hiding it
     except BaseException as exc:
-        # Ctrl-C, or a harness bug in one cell: kill the running workers (within RunCancelled's
-        # poll interval) and drop the cells not yet started rather than run them all.
-        cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Ctrl-C/SIGTERM (harness.interrupts), or a harness bug in one cell: kill the running
+        # workers (within RunCancelled's poll interval) and drop the cells not yet started
+        # rather than run them all. A second signal must not cut this short.
+        with ignoring():
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(exc, KeyboardInterrupt):
             return MatrixOutcome(tuple(done[i] for i in sorted(done)), interrupted=True)
         raise

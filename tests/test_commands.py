@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -280,7 +282,18 @@ def test_regress_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "scenario name 'same' is already used" in capsys.readouterr().err
 
 
-def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [
+        ((signal.SIGINT,), 130),
+        ((signal.SIGTERM,), 143),
+        # a second and third signal right behind the first, as an impatient Ctrl-C Ctrl-C
+        ((signal.SIGINT, signal.SIGINT, signal.SIGTERM), 130),
+    ],
+)
+def test_regress_interrupted_writes_what_finished(
+    tmp_path: Path, signals: tuple[int, ...], code: int
+) -> None:
     folder = tmp_path / "scenarios"
     folder.mkdir()
     (folder / "a-quick.yaml").write_text(
@@ -290,6 +303,8 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
     slow += "variants: {baseline: pass}\n"
     (folder / "b-slow.yaml").write_text(slow)
     reports = tmp_path / "reports"
+    # regress installs its own SIGINT/SIGTERM handlers, whatever disposition it inherits (a
+    # background job ignores SIGINT), so the signals below reach it either way.
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -311,20 +326,41 @@ def test_regress_interrupted_writes_what_finished(tmp_path: Path) -> None:
         for line in proc.stdout:
             if "a-quick / baseline" in line:
                 break
-        time.sleep(1.0)  # the slow scenario (started first: longest first) is still running
-        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)]
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        # The slow scenario (started first: longest first) is still running its worker.
+        workers = _until_found(lambda: _workers(proc.pid))
+        for signum in signals:
+            os.kill(proc.pid, signum)
+        out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert "INTERRUPTED: partial results" in out
     data = json.loads((reports / "latest" / "results.json").read_text())
     assert data["interrupted"] is True
     assert [(e["scenario"], e["variant"]) for e in data["entries"]] == [("a-quick", "baseline")]
-    assert workers, "the slow run's worker should have been running"
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    """Every process below ``pid`` once a worker (supervisor and work halves) is among them."""
+    tree = psutil.Process(pid).children(recursive=True)
+    running = []
+    for proc in tree:
+        try:
+            if "harness.worker" in " ".join(proc.cmdline()):
+                running.append(proc)
+        except psutil.Error:  # gone between the listing and the read: a finished run
+            continue
+    return tree if len(running) >= 2 else []
+
+
+def _until_found(find: Callable[[], list[psutil.Process]]) -> list[psutil.Process]:
+    deadline = time.monotonic() + 60
+    while not (found := find()):
+        assert time.monotonic() < deadline, "no worker started within 60 s"
+        time.sleep(0.05)
+    return found
 
 
 def test_run_unimportable_factory_is_usage_error(

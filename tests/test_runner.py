@@ -249,8 +249,11 @@ def test_results_round_trip(tmp_path: Path) -> None:
 
 
 DRIVER = """
+import signal
 import sys
 from pathlib import Path
+# The test sends SIGINT: set its disposition here, since a background job inherits SIG_IGN.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from harness.runner import run_one
 from harness.scenario import load_scenario
 root = Path(sys.argv[1])

@@ -19,10 +19,10 @@ Theory of operation
    ``git bisect replay`` accepts and git's own verdict confirms ours; write ``bisect.json`` and
    ``bisect.md`` into ``<report-dir>/bisect-<id>/``; remove the clone.
 
-SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; the running oracle or
-install command is killed as a tree, the clone is removed, a partial report is written, and
-the command exits 128 + the signal number (130 for Ctrl-C). Further signals are ignored while
-cleaning up.
+SIGINT and SIGTERM raise :class:`~harness.interrupts.Interrupted` in the main thread; the
+running oracle or install command is killed as a tree, the clone is removed, a partial report
+is written, and the command exits 128 + the signal number (130 for Ctrl-C). Further signals
+are ignored while cleaning up (:mod:`harness.interrupts`, shared with ``regress``).
 
 Exit codes: 0 a commit was named with the asked confidence, 1 no single commit could be named
 (only untestable commits separate the candidates, the budget ran out first, or an oracle call
@@ -33,18 +33,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
 from harness.bisect import git as g
 from harness.bisect.model import (
@@ -69,18 +64,11 @@ from harness.bisect.search import (
 )
 from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, HarnessError, UsageError
+from harness.interrupts import Interrupted, handling, ignoring
 from harness.report.layout import atomic_write_text
 from harness.scenario import load_scenario
 
 __all__ = ["Interrupted", "run_bisect", "validate"]
-
-
-class Interrupted(BaseException):  # like KeyboardInterrupt: not an Exception
-    """SIGINT or SIGTERM arrived; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -121,24 +109,24 @@ def run_bisect(req: BisectRequest, *, out: TextIO) -> int:
     """Run the whole bisect; return the exit code. See the module docstring."""
     common, bounds = validate(req)
     run = _Run(req, bounds, _make_run_dir(req.report_dir), out)
-    with _handlers(_raise_interrupted):
+    with handling():
         try:
             return run.execute(common)
         except UsageError:
             raise  # bad bounds: the report is written, the CLI prints the one line
         except HarnessError as exc:
-            with _handlers(signal.SIG_IGN):
+            with ignoring():
                 run.finish(Outcome("error", 1, str(exc)))
             print(f"harness bisect: error: {exc}", file=sys.stderr)
             return 1
         except Interrupted as exc:
             code = 128 + exc.signum
-            with _handlers(signal.SIG_IGN):
+            with ignoring():
                 run.finish(Outcome("interrupted", code, f"interrupted by {exc}"))
             print("harness bisect: interrupted; the repository is unchanged", file=sys.stderr)
             return code
         finally:
-            with _handlers(signal.SIG_IGN):
+            with ignoring():
                 run.remove_clone()
 
 
@@ -385,27 +373,3 @@ class _Run:
 def _flake_words(show: float, alarm: float) -> str:
     words = f"the regression showed in {show:.0%} of runs on commits that have it"
     return words + (f" and in {alarm:.0%} on commits that do not" if alarm >= 0.01 else "")
-
-
-# --- signals ---------------------------------------------------------------------------------
-
-_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
-
-
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
-
-
-@contextmanager
-def _handlers(handler: _Handler) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals only reach the main thread; nothing to install
-        return
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in saved:
-        signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, old in saved.items():
-            signal.signal(s, old)

@@ -1,8 +1,9 @@
 """``harness regress [PATHS...]``: every scenario across its variants, side by side.
 
 Exit 0 when every verdict is as the scenario expects, 1 when one differs (a fixed variant is
-unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on Ctrl-C (after writing
-the reports of the runs that finished).
+unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on SIGINT (Ctrl-C) and
+143 on SIGTERM, after killing the running workers and writing the reports of the runs that
+finished; further signals are ignored until then (:mod:`harness.interrupts`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from harness.commands._common import (
     utc_now,
 )
 from harness.errors import UsageError
+from harness.interrupts import handling
 from harness.matrix import plan, run_matrix
 from harness.report import write_reports
 from harness.verdict import RegressEntry, RegressSummary
@@ -78,16 +80,19 @@ def main(ns: argparse.Namespace) -> int:
         f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, {ns.jobs} jobs",
         flush=True,
     )
-    outcome = run_matrix(
-        cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
-    )
-    summary = build_summary("regress", outcome, scenarios, started, t0)
-    print()
-    print(render(summary))
-    run_dir = write_reports(summary, ns.report_dir)
-    print(f"\nreports: {run_dir}")
+    # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
+    # further signal is ignored until their reports are written.
+    with handling() as caught:
+        outcome = run_matrix(
+            cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
+        )
+        summary = build_summary("regress", outcome, scenarios, started, t0)
+        print()
+        print(render(summary))
+        run_dir = write_reports(summary, ns.report_dir)
+        print(f"\nreports: {run_dir}")
     if summary.interrupted:
-        return 130  # Ctrl-C, after the finished runs' reports are written
+        return caught.exit_code  # 130 / 143, after the finished runs' reports are written
     return 0 if summary.ok else 1
 
 
