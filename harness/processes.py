@@ -36,6 +36,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -166,10 +167,10 @@ def kill_descendants() -> None:
     """SIGKILL every descendant of this process and reap those that are its children."""
     me = psutil.Process()
     for _ in range(REAP_ROUNDS):
-        _kill_all(_freeze(me, include_root=False))
+        # No child left means no descendant either: a subreaper inherits every orphan below.
         if not _reap_children():
             return
-        time.sleep(REAP_PAUSE_S)  # killed, not yet exited
+        _kill_all(_freeze(me, include_root=False))
     raise RuntimeError(f"descendants of {me.pid} kept appearing after {REAP_ROUNDS} rounds")
 
 
@@ -233,6 +234,8 @@ def guard() -> None:
     if raw is None:
         return
     lifeline = int(raw)
+    if not stat.S_ISFIFO(os.fstat(lifeline).st_mode):
+        raise ValueError(f"{LIFELINE_ENV}={raw}: not a pipe; only spawn() sets this variable")
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     sys.stdout.flush()
     sys.stderr.flush()

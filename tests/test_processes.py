@@ -213,3 +213,20 @@ def test_sigkill_of_a_runner_leaves_no_worker(tmp_path: Path) -> None:
     finally:
         driver.kill()
         driver.wait()
+
+
+def test_a_lifeline_variable_that_names_no_pipe_is_refused(tmp_path: Path) -> None:
+    code = "from harness.processes import guard; guard()"
+    env = {**_env(), LIFELINE_ENV: "0"}  # stdin: /dev/null, not a pipe
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ValueError: HARNESS_LIFELINE_FD=0: not a pipe; only spawn() sets this variable"
+    )
