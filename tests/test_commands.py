@@ -201,7 +201,11 @@ def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_reg
     args = ["--scenario", str(scenario), "--factory", "stub.py:make", "--root", str(tmp_path)]
     assert main(["check", *args]) == 125
     out = capsys.readouterr().out
-    assert "  untestable: errors 0, retries 0, CLOSE_WAIT growth 0: fail (run untestable: " in out
+    assert (
+        "  untestable: errors 0, retries 0, CLOSE_WAIT growth 0: fail (run untestable: the "
+        "client never reached the mock server: 0 server calls against 3 client calls; the "
+        "factory must build its client from client_kwargs (base_url))\n"
+    ) in out
     assert out.endswith("check: untestable (majority of 1 runs)\n")
     folder = tmp_path / "scenarios"
     folder.mkdir()
@@ -210,7 +214,13 @@ def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_reg
     code = main(["regress", str(folder), "--root", str(tmp_path), "--report-dir", str(reports)])
     assert code == 1
     entry = json.loads((reports / "latest" / "results.json").read_text())["entries"][0]
-    assert entry["runs"][0]["status"] == "untestable"
+    run = entry["runs"][0]
+    assert (run["status"], run["calls"], run["errors"], run["server"]["connections"]) == (
+        "untestable",
+        10,  # the default turns
+        0,
+        0,
+    )
     assert entry["verdicts"][0]["healthy"] is False
 
 

@@ -285,37 +285,6 @@ def test_ctrl_c_in_the_parent_leaves_no_worker(tmp_path: Path) -> None:
     _until(lambda: _gone(child))
 
 
-LOCAL_STUB = """
-import httpx
-import openai
-
-REPLY = {
-    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "local"}}],
-}
-
-def make(client_kwargs, *, shared):
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=REPLY))
-    return openai.OpenAI(**client_kwargs, http_client=httpx.Client(transport=transport))
-"""
-
-
-def test_a_client_that_never_reaches_the_server_is_untestable(tmp_path: Path) -> None:
-    (tmp_path / "factory.py").write_text(LOCAL_STUB)
-    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
-    assert (result.status, result.calls, result.errors, result.connections) == (
-        "untestable",
-        3,
-        0,
-        0,
-    )
-    assert result.detail == (
-        "the client never reached the mock server: 0 server calls against 3 client calls; "
-        "the factory must build its client from client_kwargs (base_url)"
-    )
-
-
 LOUD = """
 import os, sys
 def make(client_kwargs, *, shared):
