@@ -255,7 +255,11 @@ def _supervise(work: int, lifeline: int) -> NoReturn:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _end_on_signal)
     threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True).start()
-    _, status = os.waitpid(work, 0)
+    try:
+        _, status = os.waitpid(work, 0)
+    except ChildProcessError:  # the lifeline watcher reaped it first: it ends this process
+        while True:
+            time.sleep(60)
     kill_descendants()
     code = os.waitstatus_to_exitcode(status)
     if code < 0:  # die the way the work died, so the parent sees the same signal
@@ -266,10 +270,12 @@ def _supervise(work: int, lifeline: int) -> NoReturn:
 
 
 def _watch_lifeline(lifeline: int) -> None:
+    # EOF, or a read error (the pipe is unusable), means the parent can no longer be known
+    # to be alive: end the run either way.
     with contextlib.suppress(OSError):
         while os.read(lifeline, 1):
             pass  # the parent never writes; any byte is ignored
-    kill_descendants()  # EOF: the parent is gone
+    kill_descendants()
     os._exit(LIFELINE_EXIT)
 
 
