@@ -313,6 +313,8 @@ def test_regress_interrupted_writes_what_finished(
     slow += "variants: {baseline: pass}\n"
     (folder / "b-slow.yaml").write_text(slow)
     reports = tmp_path / "reports"
+    temp = tmp_path / "temp"  # the runs' temporary folders go here: all must be removed
+    temp.mkdir()
     # regress installs its own SIGINT/SIGTERM handlers, whatever disposition it inherits (a
     # background job ignores SIGINT), so the signals below reach it either way.
     proc = subprocess.Popen(
@@ -330,6 +332,7 @@ def test_regress_interrupted_writes_what_finished(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     try:
         assert proc.stdout is not None
@@ -338,6 +341,7 @@ def test_regress_interrupted_writes_what_finished(
                 break
         # The slow scenario (started first: longest first) is still running its worker.
         workers = _until_found(lambda: _workers(proc.pid))
+        assert [p.name[:12] for p in temp.iterdir()] == ["harness-run-"]  # the slow run's
         for signum in signals:
             os.kill(proc.pid, signum)
         out, _ = proc.communicate(timeout=60)
@@ -350,6 +354,7 @@ def test_regress_interrupted_writes_what_finished(
     assert data["interrupted"] is True
     assert [(e["scenario"], e["variant"]) for e in data["entries"]] == [("a-quick", "baseline")]
     assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert list(temp.iterdir()) == []
 
 
 def _workers(pid: int) -> list[psutil.Process]:
