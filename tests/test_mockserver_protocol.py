@@ -325,3 +325,99 @@ def test_reply_text_that_looks_like_a_template_sentinel_is_sent_as_is(text: str)
     chunks = [json.loads(f[len(b"data: ") :]) for f in frames if f and f != b"data: [DONE]"]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
     assert {(c["id"], c["created"]) for c in chunks} == {("chatcmpl-m1", 5)}
+
+
+# --- hostile bodies: every one is answered, never raised ----------------------------------------
+
+WRONG_VALUES: dict[str, Any] = {
+    "string": "x",
+    "integer": 7,
+    "number": 1.5,
+    "boolean": True,
+    "array": [1],
+    "object": {"a": 1},
+}
+# field -> the JSON types OpenAI accepts for it (null always means "absent")
+FIELD_TYPES = {
+    "model": {"string"},
+    "stream": {"boolean"},
+    "stream_options": {"object"},
+    "messages": {"array"},
+    "input": {"string", "array"},
+    "tools": {"array"},
+    "tool_choice": {"string", "object"},
+}
+
+
+def hostile_bodies(endpoint: str, seed: int, count: int) -> list[tuple[bytes, str | None]]:
+    """``count`` bodies built from a valid request, each with the ``param`` a 400 must name
+    (None: any answer but a crash). Deterministic for a seed."""
+    import random
+
+    rng = random.Random(seed)
+    nested = ["messages", "input", "tools", "tool_choice", "stream_options", "metadata"]
+    shapes: list[tuple[bytes, str | None]] = []
+    for field, allowed in FIELD_TYPES.items():
+        for kind, value in WRONG_VALUES.items():
+            if kind not in allowed and not (kind == "integer" and "number" in allowed):
+                shapes.append((_body(**{field: value}), field))
+    shapes += [
+        (_body(tools=[{"function": 3}], tool_choice="required"), "tools[0].function")
+        if endpoint == "chat.completions"
+        else (_body(tools=[{"name": 3}], tool_choice="required"), "tools[0].name"),
+        (_body(tools=[{"function": {"name": 3}}]), "tools[0].function.name")
+        if endpoint == "chat.completions"
+        else (_body(tools=[{"name": {}}]), "tools[0].name"),
+        (_body(tools=["lookup"], tool_choice="required"), "tools[0]"),
+        (_body(tool_choice={"function": "lookup"}, tools=CHAT_TOOLS), "tool_choice.function"),
+        (_body(tool_choice={"name": ["x"]}, tools=CHAT_TOOLS), "tool_choice.name"),
+        (_body(messages=["hi"]), "messages[0]"),
+        (_body(input=[3]), "input[0]"),
+        (_body(stream_options={"include_usage": "yes"}), "stream_options.include_usage"),
+        (b'{"model": "m", "n": ' + b"9" * 5000 + b"}", None),
+        (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
+    ]
+    leaves = [b"1e999", b"-" + b"1" * 4000, b'"\\u0000"', b"null", b"true", b'"a b c"']
+    while len(shapes) < count:
+        opens, closes = [], []
+        for _ in range(rng.choice([1, 10, 500, 5000])):  # built as text: json.dumps recurses
+            is_list = rng.random() < 0.5
+            opens.append(b"[" if is_list else b'{"k":')
+            closes.append(b"]" if is_list else b"}")
+        inner = b"".join(opens) + rng.choice(leaves) + b"".join(reversed(closes))
+        shapes.append((b'{"%s":%s}' % (rng.choice(nested).encode(), inner), None))
+    return shapes[:count]
+
+
+@pytest.mark.parametrize("endpoint", ["chat.completions", "responses"])
+def test_every_hostile_body_gets_a_400_naming_the_field_or_an_answer(endpoint: Any) -> None:
+    for body, param in hostile_bodies(endpoint, seed=10, count=400):
+        parsed = protocol.parse_api_request(endpoint, body)
+        if param is not None:
+            assert isinstance(parsed, Reject), body[:80]
+            assert (parsed.status, parsed.param, parsed.code) == (400, param, "invalid_type")
+            assert parsed.message.startswith(f"Invalid type for '{param}': expected ")
+        else:
+            assert isinstance(parsed, ApiRequest) or parsed.status == 400, body[:80]
+
+
+def test_wrong_type_message_has_openai_wording() -> None:
+    assert protocol.parse_api_request("responses", _body(input=5)) == Reject(
+        400,
+        "Invalid type for 'input': expected a string or an array, but got an integer instead.",
+        code="invalid_type",
+        param="input",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "it is nested too deeply."),
+        (b'{"n": ' + b"9" * 5000 + b"}", "a number in it has too many digits."),
+    ],
+)
+def test_unparsable_json_structures_are_400(body: bytes, message: str) -> None:
+    assert protocol.parse_api_request("chat.completions", body) == Reject(
+        400, f"We could not parse the JSON body of your request: {message}"
+    )

@@ -112,18 +112,30 @@ def route(method: str, target: str) -> Endpoint | Reject:
 def parse_api_request(
     endpoint: Literal["chat.completions", "responses"], body: bytes
 ) -> ApiRequest | Reject:
-    """Read the fields the mock honours; anything else in the body is ignored."""
+    """Read the fields the mock honours; anything else in the body is ignored.
+
+    Never raises: a body that is not JSON, nests deeper than the parser allows, holds a number
+    Python refuses to convert, or gives a field the mock reads a type OpenAI does not accept is
+    a 400 :class:`Reject` naming the field (``param``), as OpenAI answers.
+    """
     try:
         data = json.loads(body)
+    except RecursionError:
+        return Reject(400, f"{_UNPARSABLE}: it is nested too deeply.")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Reject(400, f"We could not parse the JSON body of your request: {exc}.")
+        return Reject(400, f"{_UNPARSABLE}: {exc}.")
+    except ValueError:  # int() refuses numbers of more than sys.get_int_max_str_digits()
+        return Reject(400, f"{_UNPARSABLE}: a number in it has too many digits.")
     if not isinstance(data, dict):
         return Reject(400, "The request body must be a JSON object.")
+    wrong = _check_shape(endpoint, data)
+    if wrong is not None:
+        return wrong
     model = data.get("model")
     options = data.get("stream_options")
     return ApiRequest(
         endpoint=endpoint,
-        model=model if isinstance(model, str) and model else MODEL,
+        model=model if model else MODEL,
         stream=data.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         tool=_forced_tool(endpoint, data.get("tools"), data.get("tool_choice")),
@@ -131,16 +143,122 @@ def parse_api_request(
     )
 
 
+_UNPARSABLE: Final = "We could not parse the JSON body of your request"
+# The JSON types OpenAI accepts for each top-level field the mock reads (null: absent).
+_FIELD_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
+    "model": ("string",),
+    "stream": ("boolean",),
+    "stream_options": ("object",),
+    "messages": ("array",),
+    "input": ("string", "array"),
+    "tools": ("array",),
+    "tool_choice": ("string", "object"),
+}
+_JSON_TYPES: Final[Mapping[type, str]] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+def _check_shape(endpoint: str, data: Mapping[str, Any]) -> Reject | None:
+    """The first field the mock reads whose JSON type is wrong, as OpenAI's 400; or None."""
+    for name, allowed in _FIELD_TYPES.items():
+        value = data.get(name)
+        if value is not None and _json_type(value) not in allowed:
+            return _invalid_type(name, value, allowed)
+    options = data.get("stream_options") or {}
+    usage = options.get("include_usage")
+    if usage is not None and not isinstance(usage, bool):
+        return _invalid_type("stream_options.include_usage", usage, ("boolean",))
+    # In order, lazily: _check_tools relies on _check_items having passed.
+    checks: tuple[Callable[[], Reject | None], ...] = (
+        lambda: _check_items("messages", data.get("messages"), ("object",)),
+        lambda: _check_items("input", data.get("input"), ("object", "string")),
+        lambda: _check_items("tools", data.get("tools"), ("object",)),
+        lambda: _check_tools(endpoint, data.get("tools") or []),
+        lambda: _check_tool_choice(data.get("tool_choice")),
+    )
+    for check in checks:
+        wrong = check()
+        if wrong is not None:
+            return wrong
+    return None
+
+
+def _check_items(name: str, items: Any, allowed: tuple[str, ...]) -> Reject | None:
+    if not isinstance(items, list):
+        return None
+    for number, item in enumerate(items):
+        if _json_type(item) not in allowed:
+            return _invalid_type(f"{name}[{number}]", item, allowed)
+    return None
+
+
+def _check_tools(endpoint: str, tools: list[Any]) -> Reject | None:
+    """Chat tools keep their name in ``function.name``, Responses tools in ``name``."""
+    for number, tool in enumerate(tools):
+        where = f"tools[{number}]"
+        if endpoint == "chat.completions" and "function" in tool:
+            function = tool["function"]
+            if not isinstance(function, dict):
+                return _invalid_type(f"{where}.function", function, ("object",))
+            tool, where = function, f"{where}.function"
+        name = tool.get("name")
+        if name is not None and not isinstance(name, str):
+            return _invalid_type(f"{where}.name", name, ("string",))
+    return None
+
+
+def _check_tool_choice(choice: Any) -> Reject | None:
+    if not isinstance(choice, dict):
+        return None
+    function = choice.get("function")
+    if function is not None and not isinstance(function, dict):
+        return _invalid_type("tool_choice.function", function, ("object",))
+    for where, owner in (("tool_choice", choice), ("tool_choice.function", function or {})):
+        name = owner.get("name")
+        if name is not None and not isinstance(name, str):
+            return _invalid_type(f"{where}.name", name, ("string",))
+    return None
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "unknown")
+
+
+def _invalid_type(param: str, value: Any, allowed: tuple[str, ...]) -> Reject:
+    expected = " or ".join(map(_a, allowed))
+    return Reject(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {_a(_json_type(value))}"
+        " instead.",
+        code="invalid_type",
+        param=param,
+    )
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _forced_tool(endpoint: str, tools: Any, choice: Any) -> str | None:
-    """The tool a reply must call: the first one for ``"required"``, or the one named."""
-    if not isinstance(tools, list) or not tools:
+    """The tool a reply must call: the first one for ``"required"``, or the one named.
+
+    Runs after :func:`_check_shape`: every dict and name here has the type it must have.
+    """
+    if not tools:
         return None
     if isinstance(choice, dict):  # {"type": "function", "name"| "function": {"name"}}
         named = choice.get("name") or (choice.get("function") or {}).get("name")
         return named if isinstance(named, str) else None
     if choice != "required":
         return None
-    first = tools[0] if isinstance(tools[0], dict) else {}
+    first = tools[0]
     name = (
         first.get("name") if endpoint == "responses" else (first.get("function") or {}).get("name")
     )
@@ -148,14 +266,20 @@ def _forced_tool(endpoint: str, tools: Any, choice: Any) -> str | None:
 
 
 def _count_words(value: Any) -> int:
-    """A deterministic stand-in for token counting: words in every string in ``value``."""
-    if isinstance(value, str):
-        return len(value.split())
-    if isinstance(value, list):
-        return sum(_count_words(item) for item in value)
-    if isinstance(value, dict):
-        return sum(_count_words(item) for item in value.values())
-    return 0
+    """A deterministic stand-in for token counting: words in every string in ``value``.
+
+    Iterative: a body nested as deep as the JSON parser allows must not exhaust the stack.
+    """
+    words, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            words += len(item.split())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return words
 
 
 def split_text(text: str, chunks: int) -> tuple[str, ...]:
