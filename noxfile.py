@@ -47,6 +47,7 @@ def bench(session: nox.Session) -> None:
     and right answers with flaky oracles)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_server.py")
+    session.run("python", "benchmarks/bench_server_memory.py")  # 1,000,000 calls: minutes
     session.run("python", "benchmarks/bench_regress.py", *session.posargs)
     session.run("python", "benchmarks/bench_bisect.py")
 

@@ -94,14 +94,24 @@ class ServerStats:
 
     connections: int = 0
     requests_per_connection: tuple[int, ...] = ()
-    retry_counts: tuple[int, ...] = ()  # x-stainless-retry-count of every API request
+    retry_counts: tuple[int, ...] = ()  # x-stainless-retry-count of each call in `calls`
     faults_fired: Mapping[str, int] = field(default_factory=dict)
-    calls: tuple[ServerCall, ...] = ()
+    calls: tuple[ServerCall, ...] = ()  # the most recent calls (the server's call log limit)
+    # Exact over the whole run, however many calls the log kept. Values built without them
+    # (older results.json files, hand-made values) take them from the calls listed.
+    total_calls: int = 0
+    total_retries: int = 0
+
+    def __post_init__(self) -> None:
+        if self.total_calls < len(self.retry_counts):
+            listed_retries = sum(1 for count in self.retry_counts if count > 0)
+            object.__setattr__(self, "total_calls", len(self.retry_counts))
+            object.__setattr__(self, "total_retries", max(self.total_retries, listed_retries))
 
     @property
     def retries(self) -> int:
-        """Requests that were SDK retries (retry-count header > 0)."""
-        return sum(1 for count in self.retry_counts if count > 0)
+        """Requests that were SDK retries (retry-count header > 0), over the whole run."""
+        return self.total_retries
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +124,8 @@ class ServerStats:
             retry_counts=tuple(data.get("retry_counts", ())),
             faults_fired=dict(data.get("faults_fired", {})),
             calls=tuple(ServerCall.from_dict(c) for c in data.get("calls", ())),
+            total_calls=data.get("total_calls", 0),
+            total_retries=data.get("total_retries", 0),
         )
 
 

@@ -117,6 +117,7 @@ class Connection(asyncio.Protocol):
         self.ending = "closed"
         self.lost = True
         self.registry.discard(self)
+        self.ledger.forget(self.serial)
         self._cancel_idle()
         if self.linger_timer is not None:
             self.linger_timer.cancel()

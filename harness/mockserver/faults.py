@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from harness.result import ServerCall, ServerStats
+from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT, CallLog
+from harness.result import ServerStats
 from harness.scenario import Fault, ResetOnReuse, TruncateStream
 
 __all__ = ["IDLE_CLOSE", "CallLedger", "Ticket", "select_fault"]
 
 IDLE_CLOSE = "idle_close"  # faults_fired key for keep-alive connections reaped when idle
-_STATUS, _DURATION = 4, 8  # positions of ServerCall.status and .duration_ms in a call list
 
 
 def select_fault(
@@ -67,27 +67,36 @@ class Ticket:
 
 
 class CallLedger:
-    """Thread-safe call numbering and statistics; see the module docstring."""
+    """Thread-safe call numbering and statistics; see the module docstring.
+
+    Memory does not grow with the call count: totals and per-connection counts are exact,
+    the per-call detail (``calls``, ``retry_counts``) covers the last ``call_log_limit``
+    calls (:class:`~harness.mockserver.calllog.CallLog`), and a socket's connection id is
+    dropped when the socket closes (:meth:`forget`).
+    """
 
     def __init__(
-        self, faults: Sequence[Fault] = (), clock: Callable[[], float] = time.monotonic
+        self,
+        faults: Sequence[Fault] = (),
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        call_log_limit: int = DEFAULT_CALL_LOG_LIMIT,
     ) -> None:
         self._faults = tuple(faults)
         self._clock = clock
+        self._limit = call_log_limit
         self._lock = threading.Lock()
         self._epoch = 0
         self._clear()
 
     def _clear(self) -> None:
         self._origin = self._clock()
-        self._connection_ids: dict[int, int] = {}  # socket serial -> 1-based connection id
-        self._per_connection: list[int] = []
-        self._retry_counts: list[int] = []
+        self._connection_ids: dict[int, int] = {}  # open socket serial -> 1-based id
+        self._per_connection = array("L")  # 8 bytes per connection that carried a call
+        self._total = 0
+        self._retried = 0
         self._fired: Counter[str] = Counter()
-        # Calls as plain lists in ServerCall field order (index 4: status, 8: duration_ms),
-        # mutated in place by finish(); snapshot() turns them into frozen ServerCalls. Per
-        # request this costs a list, where building and replace()-ing a ServerCall cost 5 us.
-        self._calls: list[list[Any]] = []
+        self._log = CallLog(self._limit)
 
     def begin(
         self,
@@ -104,13 +113,13 @@ class CallLedger:
         ``eligible=False`` (a body the server rejects) records the call without a fault.
         """
         with self._lock:
-            index = len(self._retry_counts) + 1
+            self._total = index = self._total + 1
+            self._retried += retry_count > 0
             connection = self._connection_ids.get(socket)
             if connection is None:
                 connection = self._connection_ids[socket] = len(self._per_connection) + 1
                 self._per_connection.append(0)
             self._per_connection[connection - 1] += 1
-            self._retry_counts.append(retry_count)
             fault = (
                 select_fault(self._faults, index, reused=reused, stream=stream)
                 if eligible
@@ -120,9 +129,7 @@ class CallLedger:
                 self._fired[fault.kind] += 1
             now = self._clock()
             kind = None if fault is None else fault.kind
-            self._calls.append(
-                [index, connection, path, stream, 0, retry_count, kind, now - self._origin, 0.0]
-            )
+            self._log.add(index, connection, path, stream, retry_count, kind, now - self._origin)
             return Ticket(index, connection, fault, now, self._epoch)
 
     def finish(self, ticket: Ticket, status: int) -> None:
@@ -130,24 +137,30 @@ class CallLedger:
         with self._lock:
             if ticket.epoch != self._epoch:
                 return  # the call began before a reset(); its numbers no longer exist
-            call = self._calls[ticket.index - 1]
-            call[_STATUS] = status
-            call[_DURATION] = (self._clock() - ticket.started) * 1000
+            self._log.finish(ticket.index, status, (self._clock() - ticket.started) * 1000)
 
     def note(self, kind: str) -> None:
         """Count a connection-level event such as :data:`IDLE_CLOSE`."""
         with self._lock:
             self._fired[kind] += 1
 
+    def forget(self, socket: int) -> None:
+        """Socket serial ``socket`` has closed: its id is not needed any more."""
+        with self._lock:
+            self._connection_ids.pop(socket, None)
+
     def snapshot(self) -> ServerStats:
         """A frozen copy of the counts; calls in index order (status 0: dropped or in flight)."""
         with self._lock:
+            calls = self._log.calls()
             return ServerStats(
                 connections=len(self._per_connection),
                 requests_per_connection=tuple(self._per_connection),
-                retry_counts=tuple(self._retry_counts),
+                retry_counts=tuple(call.retry_count for call in calls),
                 faults_fired=dict(self._fired),
-                calls=tuple(ServerCall(*call) for call in self._calls),
+                calls=calls,
+                total_calls=self._total,
+                total_retries=self._retried,
             )
 
     def reset(self) -> None:

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Literal
 
 from harness.errors import UsageError
+from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.connection import Connection
 from harness.mockserver.faults import CallLedger
 from harness.result import ServerStats
@@ -62,13 +63,16 @@ class MockServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        call_log_limit: int = DEFAULT_CALL_LOG_LIMIT,
     ) -> None:
         self.spec = spec
         self.host = check_loopback(host)
         if not 0 <= port <= 65535:
             raise UsageError(f"port {port} is not a TCP port; use 0..65535 (0 picks a free one)")
         self.port = port
-        self._ledger = CallLedger(spec.faults, clock)
+        if call_log_limit < 0:
+            raise UsageError(f"call log limit {call_log_limit} is negative; use 0 or more")
+        self._ledger = CallLedger(spec.faults, clock, call_log_limit=call_log_limit)
         self._state: Literal["new", "running", "stopped"] = "new"
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
