@@ -33,7 +33,15 @@ from harness.mockserver.faults import CallLedger
 from harness.result import ServerStats
 from harness.scenario import ServerSpec
 
-__all__ = ["MockServer", "check_loopback"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "MockServer",
+    "check_loopback",
+]
+
+DEFAULT_MAX_CONNECTIONS = 1000  # open sockets, draining ones included; below the usual 1024 fds
+DEFAULT_REQUEST_TIMEOUT_S = 10.0  # from a request's first byte to its last
 
 
 def check_loopback(host: str) -> str:
@@ -64,12 +72,20 @@ class MockServer:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
         call_log_limit: int = DEFAULT_CALL_LOG_LIMIT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     ) -> None:
         self.spec = spec
         self.host = check_loopback(host)
         if not 0 <= port <= 65535:
             raise UsageError(f"port {port} is not a TCP port; use 0..65535 (0 picks a free one)")
         self.port = port
+        if max_connections < 1:
+            raise UsageError(f"max_connections {max_connections} is below 1; use 1 or more")
+        if not request_timeout_s > 0:
+            raise UsageError(f"request timeout {request_timeout_s!r} s is not above 0")
+        self.max_connections = max_connections
+        self.request_timeout_s = request_timeout_s
         if call_log_limit < 0:
             raise UsageError(f"call log limit {call_log_limit} is negative; use 0 or more")
         self._ledger = CallLedger(spec.faults, clock, call_log_limit=call_log_limit)
@@ -218,7 +234,14 @@ class MockServer:
         connections = self._connections
 
         def accept() -> Connection:
-            return Connection(self.spec, self._ledger, next(self._serials), connections)
+            return Connection(
+                self.spec,
+                self._ledger,
+                next(self._serials),
+                connections,
+                max_connections=self.max_connections,
+                request_timeout_s=self.request_timeout_s,
+            )
 
         try:
             server = await loop.create_server(accept, self.host, self.port, backlog=1024)
@@ -231,10 +254,8 @@ class MockServer:
             ready.set()  # whatever happened, start() must not wait forever
         await self._stopping.wait()
         server.close()
-        tasks = [conn.shutdown() for conn in list(connections)]
-        # A cancelled reply task ends by itself (it logs unexpected errors), so this gather
-        # only waits; it has no exceptions to lose.
-        await asyncio.gather(*(task for task in tasks if task is not None), return_exceptions=True)
+        for conn in list(connections):
+            conn.shutdown()
         await server.wait_closed()
         for _ in range(3):  # let the transports' connection_lost callbacks close the sockets
             await asyncio.sleep(0)
