@@ -172,7 +172,7 @@ def test_stop_records_a_reply_cut_short() -> None:
     assert responder.answers[0].recorded == [200]  # its head was written
 
 
-# --- keep-alive idle deadline and settle -----------------------------------------------------------
+# --- keep-alive idle deadline and settle ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,7 @@ def test_settle_leaves_a_connection_without_idle_timeout_alone() -> None:
     assert m.state is State.IDLE
 
 
-# --- requests the machine refuses ------------------------------------------------------------------
+# --- requests the machine refuses ------------------------------------------------------------
 
 
 def test_slowloris_head_gets_408_at_the_request_deadline() -> None:
