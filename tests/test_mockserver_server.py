@@ -699,3 +699,96 @@ def test_a_paused_answer_then_the_next_request_on_the_same_connection() -> None:
     assert plain.startswith(b"HTTP/1.1 200 \r\n")
     assert statuses(stats) == [200, 200]
     assert stats.requests_per_connection == (2,)
+
+
+# --- hostile clients ---------------------------------------------------------------------------
+
+
+def test_hostile_bodies_each_get_a_400_on_a_connection_that_stays_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from test_mockserver_protocol import hostile_bodies
+
+    corpus = hostile_bodies("chat.completions", seed=11, count=150)
+    caplog.set_level(logging.INFO, logger="harness.mockserver")
+    with serving() as server, raw(server) as sock:
+        for body, param in corpus:
+            sock.sendall(request_bytes("POST", "/v1/chat/completions", body))
+            status, headers, data = read_response(sock)
+            assert "connection" not in headers, body[:80]  # kept open for the next one
+            if param is not None:
+                assert status == 400
+                assert json.loads(data)["error"]["param"] == param
+            else:
+                assert status in (200, 400)
+        stats = server.stats()
+    rejected = [call for call in stats.calls if call.status == 400]
+    lines = [r.getMessage() for r in caplog.records if "answered 400" in r.getMessage()]
+    assert (stats.total_calls, stats.connections) == (len(corpus), 1)
+    assert len(lines) == len(rejected)  # one line per 400, nothing else
+    assert stats.faults_fired == {}
+
+
+def test_slowloris_connections_get_408_while_normal_requests_are_answered() -> None:
+    head = request_bytes("POST", "/v1/chat/completions", CHAT_BODY)[:-2]  # never completes
+    stop = threading.Event()
+    with MockServer(ServerSpec(), request_timeout_s=3.0) as server:
+        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(50)]
+        try:
+
+            def trickle() -> None:  # one byte per connection per round, as slowloris does
+                for offset in range(len(head)):
+                    for sock in slow:
+                        sock.send(head[offset : offset + 1])
+                    if stop.wait(0.02):
+                        return
+
+            trickler = threading.Thread(target=trickle)
+            trickler.start()
+            with sdk(server, max_retries=0) as client:
+                for _ in range(5):
+                    done = client.chat.completions.create(model="m", messages=MESSAGES)
+                    assert done.choices[0].message.content == "pong"
+            open_ports = server.settle()
+            stop.set()
+            trickler.join()
+            # Still reading their heads when the SDK's calls were done (3 s is the deadline).
+            assert {sock.getsockname()[1] for sock in slow} <= open_ports
+            for sock in slow:
+                status, headers, data = read_response(sock)
+                assert (status, headers["connection"]) == (408, "close")
+                assert json.loads(data)["error"]["message"] == (
+                    "The request did not arrive within 3 s."
+                )
+                assert sock.recv(1024) == b""  # then a FIN
+        finally:
+            for sock in slow:
+                sock.close()
+        stats = server.stats()
+    assert (stats.total_calls, statuses(stats)) == (5, [200] * 5)
+
+
+def test_connections_over_the_cap_get_503_and_a_fin() -> None:
+    with MockServer(ServerSpec(), max_connections=2) as server, raw(server) as a, raw(server) as b:
+        for sock in (a, b):  # answered: both are accepted and counted
+            sock.sendall(request_bytes("GET", "/v1/models"))
+            assert read_response(sock)[0] == 200
+        with raw(server) as third:
+            status, headers, data = read_response(third)
+            assert (status, headers["connection"]) == (503, "close")
+            assert json.loads(data)["error"]["type"] == "server_error"
+            assert third.recv(1024) == b""
+        assert server.settle() == {a.getsockname()[1], b.getsockname()[1]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_connections": 0}, "max_connections 0 is below 1"),
+        ({"request_timeout_s": 0.0}, "request timeout 0.0 s is not above 0"),
+        ({"call_log_limit": -1}, "call log limit -1 is negative"),
+    ],
+)
+def test_bad_limits_are_usage_errors(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        MockServer(ServerSpec(), **kwargs)
