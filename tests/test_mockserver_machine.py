@@ -269,6 +269,7 @@ def test_refused_over_the_cap_gets_503_and_a_fin() -> None:
 
 def test_every_state_has_a_row_and_every_move_is_to_a_state() -> None:
     assert set(TRANSITIONS) == set(State)
+    assert all(Event.DATA in row for row in TRANSITIONS.values())  # data() relies on it
     for row in TRANSITIONS.values():
         assert set(row) <= set(Event)
         assert all(target <= set(State) for target in row.values())

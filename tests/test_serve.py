@@ -131,3 +131,16 @@ def test_package_exports_match_all() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(harness.mockserver.__all__) == {"MockServer", "check_loopback"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-connections", "0"), "max_connections 0 is below 1; use 1 or more"),
+        (("--request-timeout", "-1"), "request timeout -1.0 s is not above 0"),
+    ],
+)
+def test_bad_limits_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = run_serve(*args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"harness serve: error: {message}\n"

@@ -76,6 +76,10 @@ class State(enum.Enum):
     SILENT = "silent"  # never reads or writes again; open until the server stops
     CLOSED = "closed"  # closed, reset or lost
 
+    # Members are singletons: identity hashing skips Enum's Python-level __hash__, several
+    # table lookups per request.
+    __hash__ = object.__hash__
+
 
 class Event(enum.Enum):
     DATA = "data"  # bytes received
@@ -88,6 +92,8 @@ class Event(enum.Enum):
     REFUSE = "refuse"  # over the connection cap: 503, then FIN
     STOP = "stop"  # the server stops
     LOST = "lost"  # the socket is gone
+
+    __hash__ = object.__hash__  # as State's
 
 
 _S, _E = State, Event
@@ -144,6 +150,15 @@ TRANSITIONS: Final[dict[State, dict[Event, frozenset[State]]]] = {
         _E.LOST: frozenset(),
     },
 }
+
+
+# Module-level names for the members: reading ``State.IDLE`` goes through Enum's descriptor
+# (about 0.3 us), and the machine reads members a few dozen times per request.
+_IDLE, _READING, _ANSWERING = State.IDLE, State.READING, State.ANSWERING
+_DRAINING, _SILENT, _CLOSED = State.DRAINING, State.SILENT, State.CLOSED
+_DATA, _REQUEST, _STEP, _REPLY_DONE = Event.DATA, Event.REQUEST, Event.STEP, Event.REPLY_DONE
+_DEADLINE, _SETTLE, _EOF = Event.DEADLINE, Event.SETTLE, Event.EOF
+_REFUSE, _STOP, _LOST = Event.REFUSE, Event.STOP, Event.LOST
 
 
 # --- actions -----------------------------------------------------------------------------------
@@ -219,7 +234,7 @@ class ConnectionMachine:
         self.idle_close = idle_close
         self.request_timeout_s = request_timeout_s
         self.linger_s = linger_s
-        self.state = State.IDLE
+        self.state = _IDLE
         self.deadline: float | None = None  # the current state's deadline
         self._armed: float | None = None  # what the driver's timer is set to
         self._parser = _parser()
@@ -229,6 +244,7 @@ class ConnectionMachine:
         self._eof = False
         self._answer: Answer | None = None
         self._step = 0  # the next step of the answer's reply
+        self._last_write = 0  # the step after the reply's last write (0: it writes nothing)
         self._sent = 0  # the status once a byte of the reply is written, else 0
         self._out: list[Action] = []
 
@@ -240,54 +256,56 @@ class ConnectionMachine:
         return self._flush()
 
     def data(self, data: bytes, now: float) -> list[Action]:
-        self._check(Event.DATA)
-        if self.state is State.ANSWERING:
-            self._feed(data)
-        elif self.state is State.IDLE or self.state is State.READING:
-            self._feed(data)
-            self._parse(now)
+        # Every state handles DATA (tests/test_mockserver_machine.py checks the table), so the
+        # hottest event skips the table lookup.
+        state = self.state
+        if state is _IDLE or state is _READING or state is _ANSWERING:
+            self._buffered += len(data)
+            self._parser.receive_data(data)
+            if state is not _ANSWERING:
+                self._parse(now)
         return self._flush()  # DRAINING, SILENT, CLOSED: discarded
 
     def eof(self, now: float) -> list[Action]:
-        self._check(Event.EOF)
+        self._check(_EOF)
         self._eof = True
-        if self.state is State.DRAINING:
-            self._goto(Event.EOF, State.CLOSED, CLOSE)
-        elif self.state in (State.IDLE, State.READING, State.ANSWERING):
+        if self.state is _DRAINING:
+            self._goto(_EOF, _CLOSED, CLOSE)
+        elif self.state in (_IDLE, _READING, _ANSWERING):
             self._parser.receive_data(b"")
-            if self.state is not State.ANSWERING:
+            if self.state is not _ANSWERING:
                 self._parse(now)
         return self._flush()
 
     def step(self, now: float) -> list[Action]:
         """The pause the last :class:`Pause` asked for is over."""
-        self._check(Event.STEP)
+        self._check(_STEP)
         self._play(now)
         self._parse(now)  # the next pipelined request, if the reply is done
         return self._flush()
 
     def deadline_reached(self, now: float) -> list[Action]:
-        self._check(Event.DEADLINE)
+        self._check(_DEADLINE)
         self.deadline = self._armed = None  # the driver's timer has fired
-        if self.state is State.IDLE:
-            self._idle_close(Event.DEADLINE, now)
-        elif self.state is State.READING:
+        if self.state is _IDLE:
+            self._idle_close(_DEADLINE, now)
+        elif self.state is _READING:
             message = f"the request did not arrive within {self.request_timeout_s:g} s"
-            self._reject(Event.DEADLINE, Reject(408, message[0].upper() + message[1:] + "."), now)
+            self._reject(_DEADLINE, Reject(408, message[0].upper() + message[1:] + "."), now)
         else:
-            self._goto(Event.DEADLINE, State.CLOSED, CLOSE)  # the linger is over
+            self._goto(_DEADLINE, _CLOSED, CLOSE)  # the linger is over
         return self._flush()
 
     def settle(self, now: float) -> list[Action]:
         """Run the idle close now if its deadline is ``now`` or earlier."""
-        self._check(Event.SETTLE)
-        if self.state is State.IDLE and self.deadline is not None and self.deadline <= now:
-            self._idle_close(Event.SETTLE, now)
+        self._check(_SETTLE)
+        if self.state is _IDLE and self.deadline is not None and self.deadline <= now:
+            self._idle_close(_SETTLE, now)
         return self._flush()
 
     def refuse(self, now: float, limit: int) -> list[Action]:
         """Over the connection cap (``limit``): answer 503 at once, then FIN."""
-        self._check(Event.REFUSE)
+        self._check(_REFUSE)
         reject = Reject(
             503,
             f"The mock server has {limit} open connections, its limit; retry later.",
@@ -295,30 +313,26 @@ class ConnectionMachine:
         )
         self._out.append(Log(logging.INFO, f"refused: over the limit of {limit} connections"))
         self._write_reject(reject)
-        self._close_fin(Event.REFUSE, now)
+        self._close_fin(_REFUSE, now)
         return self._flush()
 
     def stop(self) -> list[Action]:
         """The server stops: close, recording a reply that is cut short."""
-        self._check(Event.STOP)
-        if self.state is not State.CLOSED:
+        self._check(_STOP)
+        if self.state is not _CLOSED:
             self._record_cut_short()
-            self._goto(Event.STOP, State.CLOSED, CLOSE)
+            self._goto(_STOP, _CLOSED, CLOSE)
         return self._flush()
 
     def lost(self) -> list[Action]:
         """The socket is gone (closed by us or the peer, reset)."""
-        self._check(Event.LOST)
-        if self.state is not State.CLOSED:
+        self._check(_LOST)
+        if self.state is not _CLOSED:
             self._record_cut_short()
-            self._goto(Event.LOST, State.CLOSED)
+            self._goto(_LOST, _CLOSED)
         return self._flush()
 
     # --- reading ---------------------------------------------------------------------------
-
-    def _feed(self, data: bytes) -> None:
-        self._buffered += len(data)
-        self._parser.receive_data(data)
 
     def _parse(self, now: float) -> None:
         """Handle the parser's events until it needs data, a reply pauses, or the end.
@@ -326,21 +340,21 @@ class ConnectionMachine:
         A loop, not recursion: a reply that ends at once returns here for the next
         pipelined request."""
         while True:
-            if self.state is State.IDLE:
+            if self.state is _IDLE:
                 if self._buffered:  # the first bytes of a request: its deadline starts
-                    self._goto(Event.DATA, State.READING)
+                    self._goto(_DATA, _READING)
                     self.deadline = now + self.request_timeout_s
                 elif self._eof:  # EOF before a byte of a new request: the client closed
-                    self._goto(Event.EOF, State.CLOSED, CLOSE)
+                    self._goto(_EOF, _CLOSED, CLOSE)
                     return
                 else:
                     return
-            if self.state is not State.READING:
+            if self.state is not _READING:
                 return
             try:
                 event = self._parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self._reject(Event.DATA, Reject(400, f"Malformed HTTP request: {exc}."), now)
+                self._reject(_DATA, Reject(400, f"Malformed HTTP request: {exc}."), now)
                 return
             kind = type(event)
             if event is h11.NEED_DATA:
@@ -348,19 +362,19 @@ class ConnectionMachine:
             if kind is h11.Data:
                 self._body += event.data  # type: ignore[union-attr]
                 if len(self._body) > MAX_BODY_BYTES:
-                    self._reject(Event.DATA, Reject(413, "Request body too large."), now)
+                    self._reject(_DATA, Reject(413, "Request body too large."), now)
             elif kind is h11.Request:
                 self._on_head(event, now)  # type: ignore[arg-type]
             elif kind is h11.EndOfMessage:
                 self._on_request(now)
             else:  # ConnectionClosed: EOF after bytes h11 skips (blank lines)
-                self._goto(Event.EOF, State.CLOSED, CLOSE)
+                self._goto(_EOF, _CLOSED, CLOSE)
 
     def _on_head(self, request: h11.Request, now: float) -> None:
         # h11 bounds only a head that arrives in pieces; bound a whole one here too.
         if self._buffered > MAX_HEADER_BYTES and _head_size(request) > MAX_HEADER_BYTES:
             limit = f"Request headers too large; the limit is {MAX_HEADER_BYTES} bytes."
-            self._reject(Event.DATA, Reject(400, limit), now)
+            self._reject(_DATA, Reject(400, limit), now)
             return
         self._request = request
         if self._parser.they_are_waiting_for_100_continue:  # e.g. curl with a large body
@@ -375,7 +389,7 @@ class ConnectionMachine:
             keep_alive=self._parser.their_state is h11.DONE,
             method=request.method,
         )
-        self._goto(Event.REQUEST, State.ANSWERING)
+        self._goto(_REQUEST, _ANSWERING)
         self.deadline = None
         try:
             self._answer = self.respond(request, bytes(self._body), framing)
@@ -385,9 +399,14 @@ class ConnectionMachine:
                 Count(SERVER_ERROR),
             ]
             self._write_reject(Reject(500, "The mock server failed.", type="server_error"))
-            self._close_fin(Event.REPLY_DONE, now)
+            self._close_fin(_REPLY_DONE, now)
             return
+        steps = self._answer.reply.steps
         self._step = self._sent = 0
+        last = len(steps)  # usually the last step is the last write
+        while last and type(steps[last - 1]) is not bytes:
+            last -= 1
+        self._last_write = last
         self._play(now)
 
     # --- answering -------------------------------------------------------------------------
@@ -404,23 +423,24 @@ class ConnectionMachine:
             if type(step) is float:
                 self._out.append(Pause(step))
                 return
-            if not any(type(later) is bytes for later in steps[self._step :]):
+            if self._step == self._last_write:
                 answer.record(reply.status)  # the last write: the call is done
             self._sent = reply.status
             self._out.append(Write(step))  # type: ignore[arg-type]
-        answer.record(self._sent)  # no-op unless the reply had no bytes at all
+        if not self._last_write:
+            answer.record(0)  # a reply without a byte: the request was dropped
         self._answer = None
         self._after_reply(reply.end, now)
 
     def _after_reply(self, end: wire.End, now: float) -> None:
         if end == "fin":
-            self._close_fin(Event.REPLY_DONE, now)
+            self._close_fin(_REPLY_DONE, now)
         elif end == "rst":
-            self._goto(Event.REPLY_DONE, State.CLOSED, RESET)
+            self._goto(_REPLY_DONE, _CLOSED, RESET)
         elif end == "silent":
-            self._goto(Event.REPLY_DONE, State.SILENT, SILENCE)
+            self._goto(_REPLY_DONE, _SILENT, SILENCE)
         else:
-            self._goto(Event.REPLY_DONE, State.IDLE)
+            self._goto(_REPLY_DONE, _IDLE)
             self._next_request(now)
 
     def _next_request(self, now: float) -> None:
@@ -446,9 +466,9 @@ class ConnectionMachine:
     def _idle_close(self, event: Event, now: float) -> None:
         self._out.append(Count(IDLE_CLOSE))
         if self.idle_close == "rst":
-            self._goto(event, State.CLOSED, RESET)
+            self._goto(event, _CLOSED, RESET)
         elif self.idle_close == "silent":
-            self._goto(event, State.SILENT, SILENCE)
+            self._goto(event, _SILENT, SILENCE)
         else:
             self._close_fin(event, now)
 
@@ -467,9 +487,9 @@ class ConnectionMachine:
 
     def _close_fin(self, event: Event, now: float) -> None:
         if self._eof:  # nothing more can come: close() flushes and sends the FIN
-            self._goto(event, State.CLOSED, CLOSE)
+            self._goto(event, _CLOSED, CLOSE)
             return
-        self._goto(event, State.DRAINING, HALF_CLOSE)
+        self._goto(event, _DRAINING, HALF_CLOSE)
         self.deadline = now + self.linger_s
 
     # --- bookkeeping -----------------------------------------------------------------------
@@ -484,7 +504,7 @@ class ConnectionMachine:
                 f"can't move from {self.state.value!r} to {state.value!r} on {event.value!r}"
             )
         self.state = state
-        if state is not State.IDLE and state is not State.READING:
+        if state is not _IDLE and state is not _READING:
             self.deadline = None
         if action is not None:
             self._out.append(action)

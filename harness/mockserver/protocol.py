@@ -144,7 +144,8 @@ def parse_api_request(
 
 
 _UNPARSABLE: Final = "We could not parse the JSON body of your request"
-# The JSON types OpenAI accepts for each top-level field the mock reads (null: absent).
+# The JSON types OpenAI accepts for each top-level field the mock reads (null: absent), and
+# the Python types json.loads gives them (bool is not an int here: no field takes a number).
 _FIELD_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
     "model": ("string",),
     "stream": ("boolean",),
@@ -163,38 +164,43 @@ _JSON_TYPES: Final[Mapping[type, str]] = {
     float: "number",
     type(None): "null",
 }
+_PY_TYPES: Final = {
+    name: tuple(t for t, kind in _JSON_TYPES.items() if kind in allowed)
+    for name, allowed in _FIELD_TYPES.items()
+}
+_ITEM_TYPES: Final = {"messages": ("object",), "input": ("object", "string"), "tools": ("object",)}
 
 
 def _check_shape(endpoint: str, data: Mapping[str, Any]) -> Reject | None:
-    """The first field the mock reads whose JSON type is wrong, as OpenAI's 400; or None."""
-    for name, allowed in _FIELD_TYPES.items():
-        value = data.get(name)
-        if value is not None and _json_type(value) not in allowed:
-            return _invalid_type(name, value, allowed)
-    options = data.get("stream_options") or {}
-    usage = options.get("include_usage")
-    if usage is not None and not isinstance(usage, bool):
+    """The first field the mock reads whose JSON type is wrong, as OpenAI's 400; or None.
+
+    Per request, so it walks the body's own keys once and checks only what is there."""
+    for name, value in data.items():
+        types = _PY_TYPES.get(name)
+        if types is None or value is None:
+            continue
+        if type(value) not in types:
+            return _invalid_type(name, value, _FIELD_TYPES[name])
+        item_types = _ITEM_TYPES.get(name)
+        if item_types is not None and type(value) is list:
+            wrong = _check_items(name, value, item_types)
+            if wrong is not None:
+                return wrong
+    options = data.get("stream_options")
+    usage = options.get("include_usage") if options else None
+    if usage is not None and type(usage) is not bool:
         return _invalid_type("stream_options.include_usage", usage, ("boolean",))
-    # In order, lazily: _check_tools relies on _check_items having passed.
-    checks: tuple[Callable[[], Reject | None], ...] = (
-        lambda: _check_items("messages", data.get("messages"), ("object",)),
-        lambda: _check_items("input", data.get("input"), ("object", "string")),
-        lambda: _check_items("tools", data.get("tools"), ("object",)),
-        lambda: _check_tools(endpoint, data.get("tools") or []),
-        lambda: _check_tool_choice(data.get("tool_choice")),
-    )
-    for check in checks:
-        wrong = check()
+    # After the loop: _check_tools relies on the tools being objects.
+    if data.get("tools"):
+        wrong = _check_tools(endpoint, data["tools"])
         if wrong is not None:
             return wrong
-    return None
+    return _check_tool_choice(data["tool_choice"]) if "tool_choice" in data else None
 
 
-def _check_items(name: str, items: Any, allowed: tuple[str, ...]) -> Reject | None:
-    if not isinstance(items, list):
-        return None
+def _check_items(name: str, items: list[Any], allowed: tuple[str, ...]) -> Reject | None:
     for number, item in enumerate(items):
-        if _json_type(item) not in allowed:
+        if type(item) is not dict and _json_type(item) not in allowed:
             return _invalid_type(f"{name}[{number}]", item, allowed)
     return None
 
@@ -271,14 +277,16 @@ def _count_words(value: Any) -> int:
     Iterative: a body nested as deep as the JSON parser allows must not exhaust the stack.
     """
     words, stack = 0, [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
+        item = pop()
+        kind = type(item)  # json.loads builds exactly these types
+        if kind is str:
             words += len(item.split())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is dict:
+            extend(item.values())
     return words
 
 

@@ -11,7 +11,13 @@ import signal
 import threading
 from types import FrameType
 
-from harness.mockserver.server import MockServer, check_loopback
+from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
+from harness.mockserver.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    MockServer,
+    check_loopback,
+)
 from harness.scenario import ServerSpec, load_scenario
 
 __all__ = ["add_arguments", "main"]
@@ -31,6 +37,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="loopback address to bind (127.0.0.0/8 or ::1); default 127.0.0.1",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open sockets beyond this get 503 and a FIN (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        metavar="SECONDS",
+        help="a request not complete this long after its first byte gets 408"
+        f" (default {DEFAULT_REQUEST_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--call-log-limit",
+        type=int,
+        default=DEFAULT_CALL_LOG_LIMIT,
+        metavar="N",
+        help=f"calls listed in the stats, the most recent (default {DEFAULT_CALL_LOG_LIMIT})",
+    )
 
 
 def _port(text: str) -> int:
@@ -48,7 +75,15 @@ def main(ns: argparse.Namespace) -> int:
     host = check_loopback(ns.host)
     spec = load_scenario(ns.scenario).server if ns.scenario else ServerSpec()
     stop = threading.Event()
-    with _SignalsSetEvent(stop), MockServer(spec, host=host, port=ns.port) as server:
+    server = MockServer(
+        spec,
+        host=host,
+        port=ns.port,
+        call_log_limit=ns.call_log_limit,
+        max_connections=ns.max_connections,
+        request_timeout_s=ns.request_timeout,
+    )
+    with _SignalsSetEvent(stop), server:
         print(server.base_url, flush=True)
         stop.wait()
     return 0
