@@ -376,7 +376,8 @@ def _cacheable(req: ApiRequest, reply: Reply) -> bool:
 
 
 def _filler(ident: str, created: int) -> Callable[[bytes], bytes]:
-    ident_bytes = _dumps(ident)[1:-1]
+    # The server's idents are ASCII letters and digits, which JSON leaves as they are.
+    ident_bytes = ident.encode() if ident.isascii() and ident.isalnum() else _dumps(ident)[1:-1]
     created_bytes = str(created).encode()
 
     def fill(template: bytes) -> bytes:
