@@ -4,8 +4,10 @@ Each :class:`MockServer` runs its own event loop in a daemon thread, so several 
 once in one process and a blocking caller (the sync openai SDK) can share the process. What to
 answer comes from :mod:`harness.mockserver.protocol`, which fault a call gets from
 :mod:`harness.mockserver.faults`, and the bytes and pauses of the answer from
-:mod:`harness.mockserver.wire`; :mod:`harness.mockserver.connection` parses requests with h11,
-moves the bytes and ends connections (FIN, RST or silent); this module listens and stops.
+:mod:`harness.mockserver.wire`; :mod:`harness.mockserver.machine` (sans-IO) parses requests
+with h11, runs the deadlines and decides how connections end (FIN, RST or silent), and
+:mod:`harness.mockserver.connection` drives it on asyncio's callbacks; this module listens,
+caps connections, settles and stops.
 
 Speed (see docs/mockserver.md, benchmarks/bench_server.py): a connection is an
 ``asyncio.Protocol`` that answers a request inside ``data_received`` when the answer has no
