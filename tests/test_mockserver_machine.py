@@ -77,7 +77,8 @@ def machine(
         request_timeout_s=10.0,
         linger_s=2.0,
     )
-    assert m.start(100.0) == ([] if idle_s is None else [SetTimer(100.0 + idle_s)])
+    # Before its first request a connection is not idle: the request deadline runs instead.
+    assert m.start(100.0) == ([] if idle_s is None else [SetTimer(110.0)])
     return m
 
 
@@ -200,6 +201,19 @@ def test_settle_ends_an_idle_connection_only_past_its_deadline() -> None:
     assert m.state is State.IDLE
     assert m.settle(101.05) == [Count("idle_close"), HALF_CLOSE, SetTimer(103.05)]
     assert m.settle(200.0) == []  # draining: nothing more to settle
+
+
+def test_a_fresh_connection_is_not_reaped_before_its_first_request() -> None:
+    m = machine(idle_s=0.05)
+    assert m.settle(100.5) == []  # past idle_s since the accept: a loaded client may be late
+    assert m.state is State.IDLE
+    assert m.data(request(), 100.5) == [Write(ANSWER), SetTimer(100.55)]
+    assert m.deadline_reached(100.55) == [Count("idle_close"), HALF_CLOSE, SetTimer(102.55)]
+
+
+def test_a_connection_that_never_sends_ends_at_the_request_deadline() -> None:
+    m = machine(idle_s=0.05)
+    assert m.deadline_reached(110.0) == [Count("idle_close"), HALF_CLOSE, SetTimer(112.0)]
 
 
 def test_settle_leaves_a_connection_without_idle_timeout_alone() -> None:

@@ -26,7 +26,8 @@ Bytes that arrive while a reply plays wait in the parser. The call is recorded j
 its last byte is written, or when the connection ends with the reply cut short.
 
 The machine keeps one deadline, whose meaning depends on the state: in IDLE the keep-alive
-idle timeout (``idle_s``; None: never), in READING the time the whole request may take from
+idle timeout (``idle_s``; None: never; before the first request at least
+``request_timeout_s``), in READING the time the whole request may take from
 its first byte (``request_timeout_s``: a slowloris client trickling a head gets 408), in
 DRAINING the linger after a FIN (a socket closed with unread bytes sends RST, not FIN, so the
 server drains until the client closes or the linger ends). An exception raised by
@@ -251,8 +252,17 @@ class ConnectionMachine:
     # --- events ----------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
-        """The socket is accepted: the idle deadline starts."""
-        self.deadline = None if self.idle_s is None else now + self.idle_s
+        """The socket is accepted: it waits for its first request under the request deadline.
+
+        The keep-alive idle timeout runs only between requests (from the end of a reply), as
+        nginx's ``keepalive_timeout`` does: a client that connects and is then held up (a
+        loaded machine) is not reaped before its first request, which would make a healthy
+        client's run depend on the machine's load. With an idle timeout, a connection that
+        never sends a byte ends like an idle one, after ``request_timeout_s`` (or ``idle_s``
+        when that is longer)."""
+        self.deadline = (
+            None if self.idle_s is None else now + max(self.idle_s, self.request_timeout_s)
+        )
         return self._flush()
 
     def data(self, data: bytes, now: float) -> list[Action]:
