@@ -124,7 +124,8 @@ def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
     """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None)``.
 
     ``factory`` is a spec string (resolved under ``root``, default the pytest rootdir) or a
-    module-level function; the run happens in a worker process.
+    module-level function; ``scenario`` a bundled name, a :class:`Scenario` or a file (a
+    relative path is relative to the rootdir). The run happens in a worker process.
     """
     from harness.testing import check_factory
 
@@ -132,9 +133,15 @@ def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
 
     def check(factory: Any, scenario: Any, **options: Any) -> Checked:
         options.setdefault("root", rootdir)
+        if isinstance(scenario, str | Path) and _is_file_name(str(scenario)):
+            scenario = rootdir / scenario  # a relative file name is relative to the rootdir
         return check_factory(factory, scenario, **options)
 
     return check
+
+
+def _is_file_name(text: str) -> bool:
+    return "/" in text or text.endswith((".yaml", ".yml"))
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from harness.errors import FactoryError, UsageError
+from harness.errors import FactoryError, ScenarioError, UsageError
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, ServerSpec, load_scenario, parse_scenario
@@ -43,6 +43,7 @@ __all__ = [
     "turn_table",
 ]
 
+_MAPPING = "<server mapping>"
 ScenarioRef = str | Path | Scenario
 FactoryRef = str | Callable[..., Any]
 
@@ -91,7 +92,10 @@ def server_spec(source: ScenarioRef | Mapping[str, Any] | None = None, **keys: A
         return resolve_scenario(source).server
     mapping = {**(source or {}), **keys}
     text = yaml.safe_dump({"version": 1, "server": mapping}, sort_keys=False)
-    return parse_scenario(text, path="<server mapping>").server
+    try:
+        return parse_scenario(text, path=_MAPPING).server
+    except ScenarioError as exc:  # a line of YAML the caller never wrote means nothing
+        raise ScenarioError(_MAPPING, 0, exc.key, exc.message) from exc
 
 
 def factory_spec(factory: FactoryRef, root: Path) -> tuple[str, Path]:
