@@ -20,7 +20,8 @@ and then dropped unclosed, with the request client left open as well.
 Every call yields a :class:`~harness.result.CallRecord`; every ``Exception`` a call raises,
 whatever its type, is recorded with its ``__cause__``/``__context__`` chain and the session
 goes on. Nothing here patches anything: factory, base URL, clock, sleep and callbacks are
-passed in.
+passed in. What a round trip sends and records is pure and lives in :mod:`harness.conversation`,
+shared with the asyncio simulator (:mod:`harness.agateway`) for ``AsyncOpenAI`` factories.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ __all__ = [
     "Gateway",
     "error_chain",
     "error_type",
-    "kept_kwargs",
     "require_loopback_url",
 ]
 
@@ -93,7 +93,11 @@ class Gateway:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.scenario = scenario
-        self.client_kwargs = kept_kwargs(scenario, base_url)
+        self.client_kwargs: dict[str, Any] = {
+            "api_key": DUMMY_API_KEY,
+            "base_url": require_loopback_url(base_url),
+            **scenario.client.kwargs,
+        }
         self._factory = factory
         self._clock = clock
         self._sleep = sleep
@@ -229,12 +233,3 @@ class Gateway:
         for event in response:
             tool_call = tool_call or call_id(event)
         return tool_call
-
-
-def kept_kwargs(scenario: Scenario, base_url: str) -> dict[str, Any]:
-    """The ``client_kwargs`` a gateway keeps for its whole life (loopback ``base_url`` only)."""
-    return {
-        "api_key": DUMMY_API_KEY,
-        "base_url": require_loopback_url(base_url),
-        **scenario.client.kwargs,
-    }

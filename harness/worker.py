@@ -144,7 +144,10 @@ def run_job(job: Job, sink: _Sink) -> int:
         )
         return EXIT_UNTESTABLE
     sink.write("client", {"kind": kind})
-    on_turn = lambda turn: sink.sample(probe.sample(f"turn {turn}", turn))  # noqa: E731
+
+    def on_turn(turn: int) -> None:
+        sink.sample(probe.sample(f"turn {turn}", turn))
+
     if kind == "async":
         asyncio.run(_run_async(AsyncGateway.adopt(gateway), sink, probe, on_turn))
     else:
