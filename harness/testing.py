@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from harness.commands.run import totals, turn_table
 from harness.errors import FactoryError, ScenarioError, UsageError
 from harness.result import RunResult
 from harness.runner import run_one
@@ -40,7 +41,6 @@ __all__ = [
     "factory_spec",
     "resolve_scenario",
     "server_spec",
-    "turn_table",
 ]
 
 _MAPPING = "<server mapping>"
@@ -165,36 +165,15 @@ class Checked:
         return self.verdict.healthy
 
     def explain(self) -> str:
-        """The verdict's reasons, one a line, then the per-turn table."""
+        """The verdict's reasons, one a line, then the per-turn table and totals that
+        ``harness run`` prints."""
         r = self.result
         head = (
             f"{r.variant} on {r.scenario} ({r.client_kind or 'no'} client): "
             f"{self.verdict.outcome}, expected {self.verdict.expected}"
         )
         reasons = [f"  - {reason}" for reason in self.verdict.reasons] or ["  (no reasons)"]
-        return "\n".join([head, *reasons, "", turn_table(r)])
-
-
-def turn_table(result: RunResult) -> str:
-    """Per turn: calls, errors (by type), CLOSE_WAIT, ESTABLISHED and fds after the turn."""
-    rows: list[tuple[str, ...]] = [("turn", "calls", "errors", "CLOSE_WAIT", "ESTABLISHED", "fds")]
-    samples = {s.turn: s for s in result.samples if s.label.startswith("turn ")}
-    for turn in sorted({r.turn for r in result.records} | set(samples)):
-        records = [r for r in result.records if r.turn == turn]
-        failed = sorted({r.error_type or "?" for r in records if not r.ok})
-        errors = sum(1 for r in records if not r.ok)
-        sample = samples.get(turn)
-        cells = (sample.close_wait, sample.established, sample.fds) if sample else ("-",) * 3
-        shown = f"{errors} ({', '.join(failed)})" if errors else "0"
-        rows.append((str(turn), str(len(records)), shown, *(str(c) for c in cells)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.append(
-        f"CLOSE_WAIT after close: {result.close_wait_after_close}, "
-        f"after gc: {result.close_wait_after_gc}; retries: {result.retries}; "
-        f"status: {result.status}" + (f" ({result.detail})" if result.detail else "")
-    )
-    return "\n".join(line.rstrip() for line in lines)
+        return "\n".join([head, *reasons, "", turn_table(r), totals(r)])
 
 
 def assert_healthy(checked: Checked) -> None:
