@@ -137,8 +137,8 @@ def run_job(job: Job, sink: _Sink) -> int:
         sink.write(
             "untestable",
             {
-                "message": f"scenario {scenario.name!r} needs a {scenario.client.kind} client "
-                f"(client.kind); factory {job.factory!r} returned "
+                "message": f"scenario {scenario.name!r} requires client.kind "
+                f"{scenario.client.kind}; factory {job.factory!r} returned "
                 f"{type(gateway.shared).__qualname__} ({kind})",
             },
         )

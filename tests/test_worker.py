@@ -23,10 +23,15 @@ TIMEOUT_S = 120  # a bound against a hang, not a speed check
 
 
 def _work(
-    tmp_path: Path, factory: str, *, gc: str = "off", job: dict[str, Any] | None = None
+    tmp_path: Path,
+    factory: str,
+    *,
+    gc: str = "off",
+    job: dict[str, Any] | None = None,
+    scenario: str = SCENARIO,
 ) -> tuple[int, list[dict[str, Any]], str]:
     path = tmp_path / "s.yaml"
-    path.write_text(SCENARIO.replace("GC", gc))
+    path.write_text(scenario.replace("GC", gc))
     with MockServer(load_scenario(path).server) as server:
         data = (
             job
@@ -199,16 +204,11 @@ def test_an_async_factory_runs_the_async_gateway(tmp_path: Path) -> None:
 
 
 def test_a_client_of_the_wrong_kind_is_untestable(tmp_path: Path) -> None:
-    global SCENARIO
-    saved = SCENARIO
-    SCENARIO = saved.replace("client: {", "client: {kind: async, ")
-    try:
-        code, lines, _ = _work(tmp_path, "baseline")
-    finally:
-        SCENARIO = saved
+    scenario = SCENARIO.replace("client: {", "client: {kind: async, ")
+    code, lines, _ = _work(tmp_path, "baseline", scenario=scenario)
     assert code == 3
     assert lines[-1] == {
         "type": "untestable",
-        "message": "scenario 's' needs a async client (client.kind); factory 'baseline' "
+        "message": "scenario 's' requires client.kind async; factory 'baseline' "
         "returned OpenAI (sync)",
     }
