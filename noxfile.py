@@ -33,6 +33,14 @@ def tests(session: nox.Session, openai: str) -> None:
 
 
 @nox.session
+@nox.parametrize("openai", list(OPENAI_LINES))
+def sdk_errors(session: nox.Session, openai: str) -> None:
+    """What each sharing bug raises on one SDK line, sync and async (docs/factories.md)."""
+    session.install("-e", ".", OPENAI_LINES[openai])
+    session.run("python", "benchmarks/sdk_errors.py")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy --strict on harness/."""
     session.install("-e", ".[lint]")

@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from harness.result import CallRecord, RunResult, ServerCall, ServerStats, SocketSample
     from harness.runner import run_one
     from harness.scenario import Scenario, load_scenario, parse_scenario
+    from harness.testing import Checked, assert_healthy, check_factory
     from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
 
 __all__ = [
     "BisectInputError",
     "CallRecord",
     "Cell",
+    "Checked",
     "FactoryError",
     "HarnessError",
     "MockServer",
@@ -43,6 +45,8 @@ __all__ = [
     "UsageError",
     "Verdict",
     "WorkerError",
+    "assert_healthy",
+    "check_factory",
     "judge",
     "load_scenario",
     "load_summary",
@@ -77,6 +81,9 @@ _HOMES = {
     "Scenario": "harness.scenario",
     "load_scenario": "harness.scenario",
     "parse_scenario": "harness.scenario",
+    "Checked": "harness.testing",
+    "assert_healthy": "harness.testing",
+    "check_factory": "harness.testing",
     "RegressEntry": "harness.verdict",
     "RegressSummary": "harness.verdict",
     "Verdict": "harness.verdict",

@@ -20,7 +20,8 @@ and then dropped unclosed, with the request client left open as well.
 Every call yields a :class:`~harness.result.CallRecord`; every ``Exception`` a call raises,
 whatever its type, is recorded with its ``__cause__``/``__context__`` chain and the session
 goes on. Nothing here patches anything: factory, base URL, clock, sleep and callbacks are
-passed in.
+passed in. What a round trip sends and records is pure and lives in :mod:`harness.conversation`,
+shared with the asyncio simulator (:mod:`harness.agateway`) for ``AsyncOpenAI`` factories.
 """
 
 from __future__ import annotations
@@ -30,9 +31,19 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.conversation import (
+    MODEL,
+    Conversation,
+    append_tool_result,
+    call_id,
+    call_record,
+    error_chain,
+    error_type,
+    request_args,
+    resource_of,
+)
 from harness.errors import UsageError
 from harness.factory import Factory
 from harness.result import CallRecord
@@ -48,13 +59,6 @@ __all__ = [
 ]
 
 DUMMY_API_KEY: Final = "sk-harness-dummy-key"  # the mock server accepts anything
-MODEL: Final = "mock-model"
-_TOOL: Final = {
-    "name": "lookup",
-    "description": "Look a value up.",
-    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
-}
-_CHAIN_LIMIT: Final = 10
 
 
 def require_loopback_url(url: str) -> str:
@@ -74,35 +78,6 @@ def require_loopback_url(url: str) -> str:
             "127.0.0.0/8 or ::1"
         )
     return url
-
-
-def error_type(exc: BaseException) -> str:
-    """``module.Qualname`` of an exception, without private submodules: ``openai.APIError``."""
-    cls = type(exc)
-    module = cls.__module__
-    if module == "builtins":
-        return cls.__qualname__
-    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
-    return f"{public}.{cls.__qualname__}" if public else cls.__qualname__
-
-
-def error_chain(exc: BaseException) -> tuple[str, ...]:
-    """``"Type: message"`` for ``exc`` and each ``__cause__``/``__context__`` below it."""
-    chain: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(chain) < _CHAIN_LIMIT:
-        seen.add(id(current))
-        chain.append(f"{error_type(current)}: {current}")
-        current = current.__cause__ or current.__context__
-    return tuple(chain)
-
-
-@dataclass
-class _Conversation:
-    """The messages (chat) or input items (responses) of one turn, grown by tool rounds."""
-
-    items: list[dict[str, Any]]
 
 
 class Gateway:
@@ -127,6 +102,21 @@ class Gateway:
         self._clock = clock
         self._sleep = sleep
         self._shared: Any = None
+
+    @property
+    def factory(self) -> Factory:
+        return self._factory
+
+    @property
+    def shared(self) -> Any:
+        """The shared client once :meth:`open` built it, else None."""
+        return self._shared
+
+    def hand_over(self) -> Any:
+        """Give the shared client up (to :class:`~harness.agateway.AsyncGateway`), so that
+        :meth:`close` no longer closes it; return it."""
+        shared, self._shared = self._shared, None
+        return shared
 
     def open(self) -> None:
         """Build the shared client; a factory error here propagates (nothing ran yet)."""
@@ -183,7 +173,7 @@ class Gateway:
         spec = self.scenario.session
         t0 = self._clock()
         for turn in range(1, spec.turns + 1):
-            conversation = _Conversation([{"role": "user", "content": f"turn {turn}"}])
+            conversation = Conversation.for_turn(turn)
             for rnd in range(1, spec.calls_per_turn + 1):
                 tools = rnd < spec.calls_per_turn
                 on_call(self._call(session, turn, rnd, t0, conversation, tools=tools))
@@ -196,7 +186,7 @@ class Gateway:
         turn: int,
         rnd: int,
         t0: float,
-        conversation: _Conversation,
+        conversation: Conversation,
         *,
         tools: bool,
     ) -> CallRecord:
@@ -206,91 +196,40 @@ class Gateway:
             self._round_trip(conversation, tools=tools)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
-        return CallRecord(
+        return call_record(
             session=session,
             turn=turn,
-            round=rnd,
-            ok=failure is None,
-            latency_ms=(self._clock() - started) * 1000,
-            started_s=started - t0,
-            error_type=None if failure is None else error_type(failure),
-            error_chain=() if failure is None else error_chain(failure),
+            rnd=rnd,
+            t0=t0,
+            started=started,
+            ended=self._clock(),
+            failure=failure,
         )
 
-    def _round_trip(self, conversation: _Conversation, *, tools: bool) -> None:
+    def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
         client = self._factory(dict(self.client_kwargs), shared=False)
         try:
-            call_id = self._request(client, conversation, tools=tools, abandon=abandon)
+            tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
         finally:
             if self.scenario.client.close_request_clients and not abandon:
                 client.close()
         if tools:
-            self._append_tool_result(conversation, call_id)
+            append_tool_result(self.scenario, conversation, tool_call)
 
     def _request(
-        self, client: Any, conversation: _Conversation, *, tools: bool, abandon: bool
+        self, client: Any, conversation: Conversation, *, tools: bool, abandon: bool
     ) -> str:
         """Send one request; return the tool call id seen (or "" when none)."""
-        stream = self.scenario.session.stream
-        extra: dict[str, Any] = {"tool_choice": "required"} if tools else {}
-        if self.scenario.server.api == "responses":
-            if tools:
-                extra["tools"] = [{"type": "function", **_TOOL}]
-            response = client.responses.create(
-                model=MODEL, input=conversation.items, stream=stream, **extra
-            )
-        else:
-            if tools:
-                extra["tools"] = [{"type": "function", "function": _TOOL}]
-            response = client.chat.completions.create(
-                model=MODEL, messages=conversation.items, stream=stream, **extra
-            )
-        if not stream:
-            return _call_id(response)
+        resource, kwargs = request_args(self.scenario, conversation, tools=tools)
+        response = resource_of(client, resource).create(**kwargs)
+        if not self.scenario.session.stream:
+            return call_id(response)
         if abandon:
             # Read one event and drop the stream unclosed: the leak under study.
-            return _call_id(next(iter(response)))
-        call_id = ""
+            return call_id(next(iter(response)))
+        tool_call = ""
         for event in response:
-            call_id = call_id or _call_id(event)
-        return call_id
-
-    def _append_tool_result(self, conversation: _Conversation, call_id: str) -> None:
-        call_id = call_id or f"call_harness_{len(conversation.items)}"
-        if self.scenario.server.api == "responses":
-            conversation.items += [
-                {"type": "function_call", "call_id": call_id, "name": "lookup", "arguments": "{}"},
-                {"type": "function_call_output", "call_id": call_id, "output": "42"},
-            ]
-            return
-        conversation.items += [
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": "lookup", "arguments": "{}"},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": call_id, "content": "42"},
-        ]
-
-
-def _call_id(obj: Any) -> str:
-    """The first tool call id in a chat completion/chunk or a responses object/event."""
-    for choice in getattr(obj, "choices", None) or ():
-        part = getattr(choice, "message", None) or getattr(choice, "delta", None)
-        for call in getattr(part, "tool_calls", None) or ():
-            if getattr(call, "id", None):
-                return str(call.id)
-    item = getattr(obj, "item", None)  # responses stream event
-    items = [item] if item is not None else list(getattr(obj, "output", None) or ())
-    for entry in items:
-        if getattr(entry, "call_id", None):
-            return str(entry.call_id)
-    return ""
+            tool_call = tool_call or call_id(event)
+        return tool_call

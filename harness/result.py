@@ -157,6 +157,7 @@ class RunResult:
     samples: tuple[SocketSample, ...]
     environment: Mapping[str, str]
     detail: str = ""  # why a run is hung/crashed/untestable; the worker's last stderr line
+    client_kind: str = ""  # "sync" or "async": which simulator ran ("" when none did)
 
     @property
     def connections(self) -> int:
@@ -199,6 +200,7 @@ def summarize(
     wall_s: float,
     environment: Mapping[str, str],
     detail: str = "",
+    client_kind: str = "",
 ) -> RunResult:
     """Compute every derived metric once, from the raw records and samples."""
     turns = [s for s in samples if s.label.startswith("turn ")]
@@ -234,4 +236,5 @@ def summarize(
         samples=tuple(samples),
         environment=dict(environment),
         detail=detail,
+        client_kind=client_kind,
     )

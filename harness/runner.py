@@ -98,6 +98,7 @@ class _Recorded:
     messages: list[str] = field(default_factory=list)  # untestable/error lines
     untestable: bool = False
     done: bool = False
+    client_kind: str = ""
 
 
 def run_one(
@@ -162,6 +163,7 @@ def run_one(
         wall_s=wall_s,
         environment=recorded.environment,
         detail=_bounded(detail),
+        client_kind=recorded.client_kind,
     )
 
 
@@ -221,6 +223,8 @@ def _take(recorded: _Recorded, data: dict[str, Any]) -> None:
         recorded.samples.append(SocketSample.from_dict(data))
     elif kind == "environment":
         recorded.environment = {k: str(v) for k, v in data.items()}
+    elif kind == "client":
+        recorded.client_kind = str(data.get("kind", ""))
     elif kind in ("untestable", "error"):
         recorded.untestable = recorded.untestable or kind == "untestable"
         recorded.messages.append(str(data.get("message", "")))

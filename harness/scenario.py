@@ -115,10 +115,12 @@ class ServerSpec:
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """The ``client:`` section: extra OpenAI kwargs and whether request clients are closed."""
+    """The ``client:`` section: extra OpenAI kwargs, whether request clients are closed, and
+    the client kind the scenario requires (``any``: whatever the factory returns)."""
 
     kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     close_request_clients: bool = True
+    kind: Literal["any", "sync", "async"] = "any"
 
 
 @dataclass(frozen=True)
@@ -480,10 +482,11 @@ def _calls(sec: _Section) -> tuple[int, ...] | None:
 def _client(sec: _Section | None) -> ClientSpec:
     if sec is None:
         return ClientSpec()
-    sec.finish(("kwargs", "close_request_clients"))
+    sec.finish(("kwargs", "close_request_clients", "kind"))
     return ClientSpec(
         kwargs=_client_kwargs(sec.section("kwargs")),
         close_request_clients=sec.boolean("close_request_clients", True),
+        kind=sec.choice("kind", "any", ("any", "sync", "async")),
     )
 
 

@@ -8,9 +8,12 @@ goes, so a worker killed by the watchdog leaves everything it recorded:
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
   after each turn and its idle gap (with concurrency, once all sessions finished turn N),
   "after close" once the shared client is closed, "after gc" after ``gc.collect()``;
+- ``{"type": "client", "kind": "sync" | "async"}`` once the shared client is built: which
+  simulator runs (an ``openai.AsyncOpenAI`` selects :mod:`harness.agateway`);
 - ``{"type": "call", <CallRecord fields>}`` for every call;
-- ``{"type": "untestable", "message": ...}`` when the factory cannot be resolved or raises
-  while building the shared client (exit code 3);
+- ``{"type": "untestable", "message": ...}`` when the factory cannot be resolved, raises
+  while building the shared client, or returns a client of another kind than the scenario's
+  ``client.kind`` (exit code 3);
 - ``{"type": "error", "message": ...}`` when the worker itself fails (exit code 1);
 - ``{"type": "done"}`` last, after a complete session (exit code 0).
 
@@ -25,17 +28,19 @@ explicit collection between "after close" and "after gc".
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness.agateway import AsyncGateway, client_kind
 from harness.environment import fingerprint, target_commit
 from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
@@ -127,16 +132,46 @@ def run_job(job: Job, sink: _Sink) -> int:
             },
         )
         return EXIT_UNTESTABLE
-    gateway.run(
-        on_call=sink.call,
-        on_turn=lambda turn: sink.sample(probe.sample(f"turn {turn}", turn)),
-    )
-    gateway.close()
+    kind = client_kind(gateway.shared)
+    if scenario.client.kind not in ("any", kind):
+        sink.write(
+            "untestable",
+            {
+                "message": f"scenario {scenario.name!r} requires client.kind "
+                f"{scenario.client.kind}; factory {job.factory!r} returned "
+                f"{type(gateway.shared).__qualname__} ({kind})",
+            },
+        )
+        return EXIT_UNTESTABLE
+    sink.write("client", {"kind": kind})
+
+    def on_turn(turn: int) -> None:
+        sink.sample(probe.sample(f"turn {turn}", turn))
+
+    if kind == "async":
+        asyncio.run(_run_async(AsyncGateway.adopt(gateway), sink, probe, on_turn))
+    else:
+        gateway.run(on_call=sink.call, on_turn=on_turn)
+        gateway.close()
+        _final_samples(sink, probe)
+    sink.write("done", {})
+    return 0
+
+
+async def _run_async(
+    gateway: AsyncGateway, sink: _Sink, probe: Probe, on_turn: Callable[[int], None]
+) -> None:
+    # The last samples are taken with the loop still running: the deciding sample is the one
+    # after a collection with the gateway still up, before asyncio.run finalises anything.
+    await gateway.run(on_call=sink.call, on_turn=on_turn)
+    await gateway.close()
+    _final_samples(sink, probe)
+
+
+def _final_samples(sink: _Sink, probe: Probe) -> None:
     sink.sample(probe.sample("after close"))
     gc.collect()
     sink.sample(probe.sample("after gc"))
-    sink.write("done", {})
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,7 +82,8 @@ def _error(spec: str, root: Path) -> str:
 def test_unknown_name_lists_the_forms(root: Path) -> None:
     assert _error("keepalive-broken", root) == (
         "not a known variant or spec; use a bundled variant (baseline, keepalive-mutating, "
-        "keepalive-fixed, shared-http-client), `package.module:function` or "
+        "keepalive-fixed, shared-http-client, baseline-async, keepalive-mutating-async, "
+        "keepalive-fixed-async, shared-http-client-async), `package.module:function` or "
         "`path/to/file.py:function` (relative to --root, or absolute)"
     )
 

@@ -41,6 +41,10 @@ def test_plan_and_variant_filter() -> None:
         ("slow", "keepalive-mutating", "observe"),
         ("slow", "keepalive-fixed", "pass"),
         ("slow", "shared-http-client", "observe"),
+        ("slow", "baseline-async", "pass"),
+        ("slow", "keepalive-mutating-async", "observe"),
+        ("slow", "keepalive-fixed-async", "pass"),
+        ("slow", "shared-http-client-async", "observe"),
     ]
     assert [c.variant for c in plan([quick, slow], ["keepalive-fixed"])] == [
         "keepalive-fixed",

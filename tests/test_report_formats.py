@@ -249,8 +249,8 @@ def test_markdown_has_a_headline_and_one_row_per_variant(summary: RegressSummary
         start = lines.index(f"### {scenario}")
         table = lines[lines.index(header, start) + 2 :]
         rows = table[: next(i for i, line in enumerate(table) if not line.startswith("|"))]
-        assert [row.split(" | ")[0] for row in rows] == [f"| {e.variant}" for e in entries]
-    assert f"| keepalive-mutating | fail | fail | yes | 3 ({CLOSED} 3) | 0 |" in text
+        assert [row.split(" | ")[0] for row in rows] == [f"| {e.variant} (sync)" for e in entries]
+    assert f"| keepalive-mutating (sync) | fail | fail | yes | 3 ({CLOSED} 3) | 0 |" in text
     assert "Closing a per-request client closes the shared &lt;transport&gt; too." in text
     reasons = text.split("### Not as expected\n", 1)[1]
     assert reasons.startswith(

@@ -107,6 +107,10 @@ def test_only_version_is_required_and_defaults_apply(tmp_path: Path) -> None:
         "keepalive-mutating": "observe",
         "keepalive-fixed": "pass",
         "shared-http-client": "observe",
+        "baseline-async": "pass",
+        "keepalive-mutating-async": "observe",
+        "keepalive-fixed-async": "pass",
+        "shared-http-client-async": "observe",
     }
 
 
@@ -224,3 +228,13 @@ def test_bundled_scenarios_are_valid() -> None:
     for path in files:
         scenario = load_scenario(path)
         assert scenario.description, f"{path} has no description"
+
+
+def test_client_kind_is_any_sync_or_async() -> None:
+    assert parse_scenario("version: 1\n").client.kind == "any"
+    assert parse_scenario("version: 1\nclient: {kind: async}\n").client.kind == "async"
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario("version: 1\nclient:\n  kind: threads\n", path="k.yaml")
+    assert str(err.value) == (
+        "k.yaml:3: key 'client.kind': 'threads' is not allowed; use one of: any, sync, async"
+    )

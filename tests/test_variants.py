@@ -3,6 +3,7 @@ through the gateway simulator against the mock server (real SDK, real sockets)."
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import socket
 from collections import Counter
@@ -14,12 +15,13 @@ import openai
 import pytest
 from openai import _constants
 
+from harness.agateway import AsyncGateway, client_kind
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.mockserver import MockServer
 from harness.result import CallRecord
 from harness.scenario import parse_scenario
-from harness.variants import BUNDLED, shared_http_client
+from harness.variants import BUNDLED, shared_http_client, shared_http_client_async
 from harness.variants._http import KEEPALIVE_SOCKET_OPTIONS, keepalive_client, sdk_stack
 
 BASE = {"api_key": "sk-dummy", "base_url": "http://127.0.0.1:9/v1"}
@@ -28,8 +30,10 @@ BASE = {"api_key": "sk-dummy", "base_url": "http://127.0.0.1:9/v1"}
 @pytest.fixture(autouse=True)
 def _fresh_shared_client() -> Iterator[None]:
     shared_http_client.reset_shared_client()
+    asyncio.run(shared_http_client_async.reset_shared_client())
     yield
     shared_http_client.reset_shared_client()
+    asyncio.run(shared_http_client_async.reset_shared_client())
 
 
 @pytest.fixture
@@ -149,10 +153,20 @@ def _session(variant: str, api: str, stream: bool) -> tuple[list[CallRecord], An
         gateway = Gateway(scenario, resolve_factory(variant, Path(".")), server.base_url)
         gateway.open()
         try:
-            gateway.run(on_call=records.append)
+            if client_kind(gateway.shared) == "async":
+                asyncio.run(_run_async(AsyncGateway.adopt(gateway), records))
+            else:
+                gateway.run(on_call=records.append)
         finally:
             gateway.close()
         return records, server.stats()
+
+
+async def _run_async(gateway: AsyncGateway, records: list[CallRecord]) -> None:
+    try:
+        await gateway.run(on_call=records.append)
+    finally:
+        await gateway.close()
 
 
 @pytest.mark.parametrize("api", ["chat.completions", "responses"])
@@ -167,7 +181,15 @@ def test_fixed_variants_are_healthy(variant: str, api: str, stream: bool) -> Non
     assert (stats.connections, stats.retries) == (20, 0)
 
 
-@pytest.mark.parametrize("variant", ["keepalive-mutating", "shared-http-client"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "keepalive-mutating",
+        "shared-http-client",
+        "keepalive-mutating-async",
+        "shared-http-client-async",
+    ],
+)
 def test_sharing_variants_fail_every_call_after_the_first_close(variant: str) -> None:
     records, stats = _session(variant, "chat.completions", False)
     assert [r.ok for r in records] == [True] + [False] * 19

@@ -23,10 +23,15 @@ TIMEOUT_S = 120  # a bound against a hang, not a speed check
 
 
 def _work(
-    tmp_path: Path, factory: str, *, gc: str = "off", job: dict[str, Any] | None = None
+    tmp_path: Path,
+    factory: str,
+    *,
+    gc: str = "off",
+    job: dict[str, Any] | None = None,
+    scenario: str = SCENARIO,
 ) -> tuple[int, list[dict[str, Any]], str]:
     path = tmp_path / "s.yaml"
-    path.write_text(SCENARIO.replace("GC", gc))
+    path.write_text(scenario.replace("GC", gc))
     with MockServer(load_scenario(path).server) as server:
         data = (
             job
@@ -55,10 +60,13 @@ def _work(
 def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> None:
     code, lines, stderr = _work(tmp_path, "baseline")
     assert (code, stderr) == (0, "")
-    kinds = [(line["type"], line.get("label") or line.get("turn")) for line in lines]
+    kinds = [
+        (line["type"], line.get("label") or line.get("turn") or line.get("kind")) for line in lines
+    ]
     assert kinds == [
         ("environment", None),
         ("sample", "start"),
+        ("client", "sync"),
         ("call", 1),
         ("sample", "turn 1"),
         ("call", 2),
@@ -182,3 +190,25 @@ def test_environment_names_the_target_commit(tmp_path: Path) -> None:
     ).stdout.strip()
     assert target_commit(tmp_path) == head
     assert len(head) == 40
+
+
+def test_an_async_factory_runs_the_async_gateway(tmp_path: Path) -> None:
+    code, lines, _ = _work(tmp_path, "keepalive-fixed-async")
+    assert code == 0
+    assert [line for line in lines if line["type"] == "client"] == [
+        {"type": "client", "kind": "async"}
+    ]
+    calls = [line for line in lines if line["type"] == "call"]
+    assert [(c["turn"], c["ok"]) for c in calls] == [(1, True), (2, True), (3, True)]
+    assert [line["close_wait"] for line in lines if line.get("label") == "after gc"] == [0]
+
+
+def test_a_client_of_the_wrong_kind_is_untestable(tmp_path: Path) -> None:
+    scenario = SCENARIO.replace("client: {", "client: {kind: async, ")
+    code, lines, _ = _work(tmp_path, "baseline", scenario=scenario)
+    assert code == 3
+    assert lines[-1] == {
+        "type": "untestable",
+        "message": "scenario 's' requires client.kind async; factory 'baseline' "
+        "returned OpenAI (sync)",
+    }

@@ -62,7 +62,8 @@ def main(ns: argparse.Namespace) -> int:
     for entry in summary.entries:
         for i, (run, verdict) in enumerate(zip(entry.runs, entry.verdicts, strict=True), 1):
             label = f" (run {i} of {len(entry.runs)})" if len(entry.runs) > 1 else ""
-            print(f"{scenario.name} / {variant}{label}: {run.status}, {run.wall_s:.2f} s")
+            kind = f", {run.client_kind} client" if run.client_kind else ""
+            print(f"{scenario.name} / {variant}{label}: {run.status}{kind}, {run.wall_s:.2f} s")
             print(turn_table(run))
             print(totals(run))
             reasons = "; ".join(verdict.reasons) or "within every threshold"

@@ -48,6 +48,7 @@ def metric_properties(entry: RegressEntry) -> list[tuple[str, str]]:
         ("outcome", v.outcome),
         ("as_expected", str(entry.as_expected).lower()),
         ("status", r.status),
+        ("client_kind", r.client_kind),
         ("runs", str(len(entry.runs))),
         ("calls", str(r.calls)),
         ("errors", str(r.errors)),

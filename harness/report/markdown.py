@@ -83,7 +83,7 @@ def table_rows(entries: Sequence[RegressEntry]) -> list[tuple[str, ...]]:
         r = entry.result
         rows.append(
             (
-                entry.variant,
+                f"{entry.variant} ({r.client_kind})" if r.client_kind else entry.variant,
                 entry.verdict.expected,
                 _outcome(entry),
                 "yes" if entry.as_expected else "NO",

@@ -21,6 +21,7 @@ __all__ = ["Pen", "bar_chart", "line_chart", "nice_axis", "pens"]
 
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255")
 _DASHES = ("", "9 5", "3 3", "12 4 3 4")
+_ASYNC, _ASYNC_DASH = "-async", "1 4"
 _WIDTHS = (5.0, 3.5, 2.5, 2.0)
 _FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="#222"'
 _CHAR_W = 7.0  # estimated width of one 12 px character, for laying out legend text
@@ -36,16 +37,20 @@ class Pen:
 
 
 def pens(variants: Iterable[str]) -> dict[str, Pen]:
-    """A pen per variant: bundled variants always get the same one; others take the rest."""
+    """A pen per variant: bundled variants always get the same one; others take the rest.
+
+    A bundled async twin (``*-async``) is drawn in its sync twin's colour, dotted.
+    """
     names = list(dict.fromkeys(variants))
-    bundled = list(BUNDLED)
+    bundled = [name for name in BUNDLED if not name.endswith(_ASYNC)]
     spare = itertools.count(len(bundled))  # other specs: the colours after the bundled ones
     out: dict[str, Pen] = {}
     for name in names:
-        slot = bundled.index(name) if name in bundled else next(spare)
+        twin = name.removesuffix(_ASYNC)
+        slot = bundled.index(twin) if name in BUNDLED else next(spare)
         out[name] = Pen(
             _PALETTE[slot % len(_PALETTE)],
-            _DASHES[slot % len(_DASHES)],
+            _ASYNC_DASH if twin != name and name in BUNDLED else _DASHES[slot % len(_DASHES)],
             _WIDTHS[min(slot, len(_WIDTHS) - 1)],
         )
     return out

@@ -1,7 +1,8 @@
 """Bundled client factories, one module each, and the registry that names them.
 
 Each module defines ``create_openai_client(client_kwargs, *, shared) -> OpenAI`` (the factory
-contract in docs/factories.md) and a docstring saying which real change it models.
+contract in docs/factories.md) and a docstring saying which real change it models; each
+``*-async`` module is its sync twin's change on ``AsyncOpenAI`` and the stack's ``AsyncClient``.
 ``FIXED`` says whether the variant is meant to be healthy; a scenario that does not list its
 variants runs every bundled one, expecting fixed variants to pass and only observing the rest.
 """
@@ -20,6 +21,11 @@ BUNDLED: Final = MappingProxyType(
         "keepalive-mutating": False,
         "keepalive-fixed": True,
         "shared-http-client": False,
+        # The same history on openai.AsyncOpenAI and httpx.AsyncClient (async twins).
+        "baseline-async": True,
+        "keepalive-mutating-async": False,
+        "keepalive-fixed-async": True,
+        "shared-http-client-async": False,
     }
 )
 FIXED_VARIANTS: Final = tuple(name for name, fixed in BUNDLED.items() if fixed)

@@ -50,8 +50,8 @@ def sdk_stack() -> ModuleType:
     )
 
 
-def keepalive_client(*, sdk_defaults: bool) -> Any:
-    """A new keep-alive ``Client`` of the SDK's stack.
+def keepalive_client(*, sdk_defaults: bool, asynchronous: bool = False) -> Any:
+    """A new keep-alive ``Client`` of the SDK's stack (``AsyncClient`` with ``asynchronous``).
 
     ``sdk_defaults=True`` keeps what the SDK's own client would have: its timeout (600 s,
     5 s connect) and its connection limits, put on the transport because a client built with
@@ -60,11 +60,13 @@ def keepalive_client(*, sdk_defaults: bool) -> Any:
     100-connection pool) and the stack's default timeout.
     """
     stack = sdk_stack()
+    make_transport = stack.AsyncHTTPTransport if asynchronous else stack.HTTPTransport
+    make_client = stack.AsyncClient if asynchronous else stack.Client
     limits = _constants.DEFAULT_CONNECTION_LIMITS
     if sdk_defaults:
-        transport = stack.HTTPTransport(limits=limits, socket_options=KEEPALIVE_SOCKET_OPTIONS)
-        return stack.Client(
+        transport = make_transport(limits=limits, socket_options=KEEPALIVE_SOCKET_OPTIONS)
+        return make_client(
             transport=transport, timeout=_constants.DEFAULT_TIMEOUT, follow_redirects=True
         )
-    transport = stack.HTTPTransport(socket_options=KEEPALIVE_SOCKET_OPTIONS)
-    return stack.Client(transport=transport, limits=limits)
+    transport = make_transport(socket_options=KEEPALIVE_SOCKET_OPTIONS)
+    return make_client(transport=transport, limits=limits)

@@ -1,0 +1,165 @@
+"""The pure parts of the gateway's session model, shared by the sync and async simulators.
+
+What a round trip sends (:func:`request_args`), how a tool round grows the conversation
+(:func:`append_tool_result`), which tool call id a response carries (:func:`call_id`) and how
+a finished or failed call becomes a :class:`~harness.result.CallRecord` (:func:`call_record`).
+Nothing here does I/O: :mod:`harness.gateway` (threads) and :mod:`harness.agateway` (asyncio)
+drive the same model, so the two can differ only in how they wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from harness.result import CallRecord
+from harness.scenario import Scenario
+
+__all__ = [
+    "MODEL",
+    "Conversation",
+    "append_tool_result",
+    "call_id",
+    "call_record",
+    "error_chain",
+    "error_type",
+    "request_args",
+    "resource_of",
+]
+
+MODEL: Final = "mock-model"
+_TOOL: Final = {
+    "name": "lookup",
+    "description": "Look a value up.",
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+}
+_CHAIN_LIMIT: Final = 10
+
+
+@dataclass
+class Conversation:
+    """The messages (chat) or input items (responses) of one turn, grown by tool rounds."""
+
+    items: list[dict[str, Any]]
+
+    @classmethod
+    def for_turn(cls, turn: int) -> Conversation:
+        return cls([{"role": "user", "content": f"turn {turn}"}])
+
+
+def error_type(exc: BaseException) -> str:
+    """``module.Qualname`` of an exception, without private submodules: ``openai.APIError``."""
+    cls = type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    public = ".".join(part for part in module.split(".") if not part.startswith("_"))
+    return f"{public}.{cls.__qualname__}" if public else cls.__qualname__
+
+
+def error_chain(exc: BaseException) -> tuple[str, ...]:
+    """``"Type: message"`` for ``exc`` and each ``__cause__``/``__context__`` below it."""
+    chain: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(chain) < _CHAIN_LIMIT:
+        seen.add(id(current))
+        chain.append(f"{error_type(current)}: {current}")
+        current = current.__cause__ or current.__context__
+    return tuple(chain)
+
+
+def request_args(
+    scenario: Scenario, conversation: Conversation, *, tools: bool
+) -> tuple[str, dict[str, Any]]:
+    """``(resource, kwargs)`` of one request: ``client.<resource>.create(**kwargs)``.
+
+    ``resource`` is ``"responses"`` or ``"chat.completions"`` (the scenario's ``server.api``).
+    """
+    stream = scenario.session.stream
+    extra: dict[str, Any] = {"tool_choice": "required"} if tools else {}
+    if scenario.server.api == "responses":
+        if tools:
+            extra["tools"] = [{"type": "function", **_TOOL}]
+        return "responses", {
+            "model": MODEL,
+            "input": conversation.items,
+            "stream": stream,
+            **extra,
+        }
+    if tools:
+        extra["tools"] = [{"type": "function", "function": _TOOL}]
+    return "chat.completions", {
+        "model": MODEL,
+        "messages": conversation.items,
+        "stream": stream,
+        **extra,
+    }
+
+
+def resource_of(client: Any, resource: str) -> Any:
+    """``client.responses`` or ``client.chat.completions``."""
+    return client.responses if resource == "responses" else client.chat.completions
+
+
+def append_tool_result(scenario: Scenario, conversation: Conversation, tool_call: str) -> None:
+    """Append the assistant's tool call and the tool's answer, as an agent's loop does."""
+    tool_call = tool_call or f"call_harness_{len(conversation.items)}"
+    if scenario.server.api == "responses":
+        conversation.items += [
+            {"type": "function_call", "call_id": tool_call, "name": "lookup", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": tool_call, "output": "42"},
+        ]
+        return
+    conversation.items += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": tool_call,
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": tool_call, "content": "42"},
+    ]
+
+
+def call_id(obj: Any) -> str:
+    """The first tool call id in a chat completion/chunk or a responses object/event."""
+    for choice in getattr(obj, "choices", None) or ():
+        part = getattr(choice, "message", None) or getattr(choice, "delta", None)
+        for call in getattr(part, "tool_calls", None) or ():
+            if getattr(call, "id", None):
+                return str(call.id)
+    item = getattr(obj, "item", None)  # responses stream event
+    items = [item] if item is not None else list(getattr(obj, "output", None) or ())
+    for entry in items:
+        if getattr(entry, "call_id", None):
+            return str(entry.call_id)
+    return ""
+
+
+def call_record(
+    *,
+    session: int,
+    turn: int,
+    rnd: int,
+    t0: float,
+    started: float,
+    ended: float,
+    failure: Exception | None,
+) -> CallRecord:
+    """The record of one round trip that ran from ``started`` to ``ended`` (clock seconds)."""
+    return CallRecord(
+        session=session,
+        turn=turn,
+        round=rnd,
+        ok=failure is None,
+        latency_ms=(ended - started) * 1000,
+        started_s=started - t0,
+        error_type=None if failure is None else error_type(failure),
+        error_chain=() if failure is None else error_chain(failure),
+    )

@@ -1,0 +1,160 @@
+"""The pytest plugin, on a small gateway project made in tmp_path with pytester.
+
+The project's test file and scenario are the complete example of docs/pytest.md, so the
+documented example is exactly what runs here, against a buggy and a fixed factory.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import openai
+import psutil
+import pytest
+
+from harness.pytest_plugin import ServerPool
+
+pytest_plugins = ["pytester"]
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "pytest.md"
+
+# The #11070 regression and its fix, written the way a gateway project would.
+BUGGY = """\
+import openai
+
+
+def create_openai_client(client_kwargs, *, shared):
+    if "http_client" not in client_kwargs:
+        client_kwargs["http_client"] = openai.DefaultHttpxClient()  # into the caller's dict
+    return openai.OpenAI(**client_kwargs)
+"""
+FIXED = """\
+import openai
+
+
+def create_openai_client(client_kwargs, *, shared):
+    kwargs = dict(client_kwargs)
+    kwargs.setdefault("http_client", openai.DefaultHttpxClient())
+    return openai.OpenAI(**kwargs)
+"""
+TIMEOUT_S = 600  # a bound against a hang, not a speed check
+
+
+def _example(language: str) -> str:
+    text = DOC.read_text(encoding="utf-8").split("## Complete example", 1)[1]
+    return re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL)[0]
+
+
+def _project(pytester: pytest.Pytester, factory: str) -> None:
+    package = pytester.mkpydir("mygateway")
+    (package / "clients.py").write_text(factory, encoding="utf-8")
+    tests = pytester.mkdir("tests")
+    (tests / "lifecycle.yaml").write_text(_example("yaml"), encoding="utf-8")
+    (tests / "test_client_lifecycle.py").write_text(_example("python"), encoding="utf-8")
+    pytester.makeini("[pytest]\npythonpath = .\nfilterwarnings = error\n")
+
+
+def _outcomes(pytester: pytest.Pytester, *args: str) -> tuple[dict[str, int], str]:
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=TIMEOUT_S)
+    return result.parseoutcomes(), result.stdout.str()
+
+
+def test_the_example_fails_on_the_buggy_factory(pytester: pytest.Pytester) -> None:
+    _project(pytester, BUGGY)
+    outcomes, out = _outcomes(
+        pytester, "-k", "use-after-close or concurrent-sessions or own or share or speed"
+    )
+    assert (outcomes.get("failed"), outcomes.get("passed")) == (4, 1), out
+    for name in (
+        "test_factory_on_every_bundled_scenario[use-after-close]",
+        "test_factory_on_every_bundled_scenario[concurrent-sessions]",
+        "test_factory_on_our_own_scenario",
+        "test_request_clients_do_not_share_a_pool",
+    ):
+        assert f"FAILED tests/test_client_lifecycle.py::{name}" in out
+    # The failure message: the verdict's reasons, then the per-turn table.
+    assert (
+        "AssertionError: mygateway.clients:create_openai_client on use-after-close "
+        "(sync client): fail, expected pass"
+    ) in out
+    assert "  - errors 3 > 0" in out
+    assert re.search(r"turn +calls +errors +close_wait +established +fds +first error", out)
+
+
+def test_the_example_passes_on_the_fixed_factory_under_xdist(pytester: pytest.Pytester) -> None:
+    _project(pytester, FIXED)
+    outcomes, out = _outcomes(pytester, "-p", "xdist", "-n", "2")
+    bundled = len(list((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml")))
+    assert outcomes == {"passed": bundled + 3}, out
+    assert "created: 2/2 workers" in out
+
+
+def test_markers_select_scenarios_and_configure_the_server(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.harness_scenarios("use-after-close", "rate-limited")
+        def test_names(harness_scenario):
+            assert harness_scenario in ("use-after-close", "rate-limited")
+
+        @pytest.mark.mock_server("use-after-close")
+        def test_from_a_scenario(mock_server):
+            assert mock_server.base_url == f"http://127.0.0.1:{mock_server.port}/v1"
+
+        @pytest.mark.mock_server({"keepalive": {"close": "rst"}}, latency_ms=3)
+        def test_from_a_mapping_and_keys(mock_server):
+            assert (mock_server.spec.keepalive.close, mock_server.spec.latency_ms) == ("rst", 3)
+
+        def test_a_lambda_is_refused(harness_check):
+            harness_check(lambda client_kwargs, *, shared: None, "use-after-close")
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_names?use-after-close? PASSED*",
+            "*test_names?rate-limited? PASSED*",
+            "*FactoryError: factory <function*cannot run in a worker process: it is a lambda*",
+        ]
+    )
+
+
+def _own_fds() -> int:
+    return psutil.Process().num_fds()
+
+
+def _server_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("mockserver-")]
+
+
+def test_a_pool_leaves_no_thread_fd_or_socket() -> None:
+    fds, threads = _own_fds(), _server_threads()
+    pool = ServerPool(reuse=True)
+    one = pool(latency_ms=1)
+    assert pool(latency_ms=1) is one
+    two = pool("use-after-close")
+    for server in (one, two):
+        with openai.OpenAI(api_key="sk-x", base_url=server.base_url, max_retries=0) as client:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert (one.stats().connections, two.stats().connections) == (1, 1)
+    assert len(_server_threads()) == 2
+    pool.close()
+    assert (_own_fds(), _server_threads()) == (fds, threads)
+    assert psutil.Process().net_connections(kind="tcp") == []
+
+
+def test_a_reused_server_is_reset_before_each_hand_out() -> None:
+    pool = ServerPool(reuse=True)
+    try:
+        server = pool()
+        with openai.OpenAI(api_key="sk-x", base_url=server.base_url, max_retries=0) as client:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        assert len(server.stats().calls) == 1
+        assert pool() is server
+        assert server.stats().calls == ()
+    finally:
+        pool.close()
