@@ -1,14 +1,20 @@
 """One (scenario, factory) run in its own process: ``python -m harness.worker JOB.json``.
 
-JOB.json holds ``scenario`` (path), ``factory`` (spec), ``root`` (dir), ``base_url``, ``port``
-and ``out`` (a JSON-lines file). The worker appends one JSON object per line, flushed as it
+JOB.json holds ``scenario`` (the validated scenario's ``to_dict()``; the worker rebuilds it
+with ``Scenario.from_dict``, so parent and worker run the same value), ``factory`` (spec),
+``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file) and ``settle_fd`` (the
+inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
+not synchronised with the server). The worker appends one JSON object per line, flushed as it
 goes, so a worker killed by the watchdog leaves everything it recorded:
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
   after each turn and its idle gap (with concurrency, once all sessions finished turn N),
-  "after close" once the shared client is closed, "after gc" after ``gc.collect()``;
-- ``{"type": "call", <CallRecord fields>}`` for every call;
+  then three post-session samples: "live after gc" after ``gc.collect()`` with the gateway
+  still running (its shared client open), "after close" once the shared client is closed,
+  "after gc" after another ``gc.collect()``. Each sample waits for the server to settle;
+- ``{"type": "call", <CallRecord fields>}`` for every call, with the SDK retries counted in
+  this process during it (:mod:`harness.sdk_retries`);
 - ``{"type": "untestable", "message": ...}`` when the factory cannot be resolved or raises
   while building the shared client (exit code 3);
 - ``{"type": "error", "message": ...}`` when the worker itself fails (exit code 1);
@@ -20,7 +26,7 @@ the harness dies.
 
 Exit code 2: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
-explicit collection between "after close" and "after gc".
+explicit collections.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,7 +50,9 @@ from harness.gateway import Gateway
 from harness.probe import Probe
 from harness.processes import guard
 from harness.result import CallRecord, SocketSample
-from harness.scenario import load_scenario
+from harness.schema import Scenario
+from harness.sdk_retries import SdkRetryCounter
+from harness.settle import Settler
 
 __all__ = ["EXIT_ERROR", "EXIT_UNTESTABLE", "Job", "main", "run_job"]
 
@@ -56,12 +65,13 @@ EXIT_UNTESTABLE = 3
 class Job:
     """What one worker runs; written by the runner as JOB.json."""
 
-    scenario: str
+    scenario: dict[str, Any]  # Scenario.to_dict()
     factory: str
     root: str
     base_url: str
     port: int
     out: str
+    settle_fd: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,11 +80,14 @@ class Job:
     def load(cls, path: Path) -> Job:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (OSError, ValueError, TypeError) as exc:
+            job = cls(**data)
+            Scenario.from_dict(job.scenario)
+            return job
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise UsageError(
                 f"job file {str(path)!r} is unusable: {type(exc).__name__}: {exc}; "
-                f"it needs the keys scenario, factory, root, base_url, port, out"
+                f"it needs the keys scenario (a Scenario.to_dict()), factory, root, base_url, "
+                "port, out"
             ) from exc
 
 
@@ -110,31 +123,59 @@ def run_job(job: Job, sink: _Sink) -> int:
     except FactoryError as exc:
         sink.write("untestable", {"message": str(exc)})
         return EXIT_UNTESTABLE
-    scenario = load_scenario(job.scenario)
+    scenario = Scenario.from_dict(job.scenario)
     probe = Probe(job.port, os.getpid())
+    settler = None if job.settle_fd is None else Settler(job.settle_fd, probe)
+
+    def sample(label: str, turn: int = 0) -> None:
+        if settler is not None:
+            settler.settle()
+        sink.sample(probe.sample(label, turn))
+
     if scenario.session.gc == "off":
         gc.disable()
-    gateway = Gateway(scenario, factory, job.base_url)
-    sink.sample(probe.sample("start"))
+    try:
+        with SdkRetryCounter() as retries:
+            gateway = Gateway(scenario, factory, job.base_url)
+            return _session(gateway, job.factory, sink, sample, retries)
+    finally:
+        if settler is not None:
+            settler.close()
+
+
+def _session(
+    gateway: Gateway,
+    spec: str,
+    sink: _Sink,
+    sample: Callable[..., None],
+    retries: SdkRetryCounter,
+) -> int:
+    """The gateway's life, sampled: start, each turn, then the three post-session samples."""
+    sample("start")
     try:
         gateway.open()
     except Exception as exc:  # the factory is user code: anything may come out of it
         sink.write(
             "untestable",
             {
-                "message": f"factory {job.factory!r} raised building the shared client: "
+                "message": f"factory {spec!r} raised building the shared client: "
                 f"{type(exc).__name__}: {exc}",
             },
         )
         return EXIT_UNTESTABLE
-    gateway.run(
-        on_call=sink.call,
-        on_turn=lambda turn: sink.sample(probe.sample(f"turn {turn}", turn)),
-    )
+    retries.take()  # retries while building the shared client belong to no call
+
+    def on_call(record: CallRecord) -> None:
+        # Called in the session thread that made the call, right after it.
+        sink.call(replace(record, sdk_retries=retries.take()))
+
+    gateway.run(on_call=on_call, on_turn=lambda turn: sample(f"turn {turn}", turn))
+    gc.collect()  # the gateway is still up: what survives this is held for good
+    sample("live after gc")
     gateway.close()
-    sink.sample(probe.sample("after close"))
+    sample("after close")
     gc.collect()
-    sink.sample(probe.sample("after gc"))
+    sample("after gc")
     sink.write("done", {})
     return 0
 
