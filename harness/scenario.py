@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_DURATION_S",
     "MAX_DEPTH",
     "ClientSpec",
+    "Expectation",
     "Expectations",
     "Fault",
     "HttpError",
@@ -268,12 +269,8 @@ def parse_scenario(
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        raise ScenarioError(path, line, "", f"not valid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
-        raise ScenarioError(path, 0, "", f"not valid YAML: {exc}") from exc
+        raise _invalid_yaml(exc, path) from exc
     finally:
         loader.dispose()
     if root is None:
@@ -289,9 +286,9 @@ def _check_shape(text: str, path: str) -> None:
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            line = event.start_mark.line + 1
+            line = event.start_mark.line + 1 if event.start_mark else 0
             tag = getattr(event, "tag", None)
-            if tag is not None and _resolved(tag) not in _CORE_TAGS:
+            if tag is not None and tag not in _CORE_TAGS:  # `!!x` arrives expanded
                 raise ScenarioError(
                     path, line, "", f"the tag {tag!r} is not allowed; remove it (plain values only)"
                 )
@@ -303,16 +300,16 @@ def _check_shape(text: str, path: str) -> None:
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.MarkedYAMLError as exc:
+    except yaml.YAMLError as exc:
+        raise _invalid_yaml(exc, path) from exc
+
+
+def _invalid_yaml(exc: yaml.YAMLError, path: str) -> ScenarioError:
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        raise ScenarioError(path, line, "", f"not valid YAML: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(path, 0, "", f"not valid YAML: {exc}") from exc
-
-
-def _resolved(tag: str) -> str:
-    return "tag:yaml.org,2002:" + tag[2:] if tag.startswith("!!") else tag
+        return ScenarioError(path, line, "", f"not valid YAML: {exc.problem}")
+    return ScenarioError(path, 0, "", f"not valid YAML: {exc}")
 
 
 def _check_duration(scenario: Scenario, top: _Section, limit_s: float) -> None:
@@ -334,7 +331,7 @@ def _build(top: _Section, path: str, default_name: str) -> Scenario:
     if version_node is None:
         raise ScenarioError(path, top.line, "version", "missing; add `version: 1` at the top")
     version = top.value("version")
-    if isinstance(version, bool) or version != 1:  # `version: yes` is True, and True == 1
+    if type(version) is not int or version != 1:  # `version: yes` is True, and True == 1
         raise top.ctx.error(version_node, "version", f"{version!r} is not supported; use 1")
     return Scenario(
         name=top.string("name", default_name) or default_name,

@@ -20,6 +20,7 @@ loudly rather than letting it record an unsynchronised sample.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -62,10 +63,9 @@ class SettleResponder:
     def close(self) -> None:
         """Stop answering and join the thread; the worker has exited by now."""
         self._child.close()
-        try:
-            self._parent.shutdown(socket.SHUT_RDWR)  # wakes the thread's blocking read
-        except OSError:
-            pass  # already disconnected: the thread saw EOF
+        # Wakes the thread's blocking read; OSError: already disconnected, it saw EOF.
+        with contextlib.suppress(OSError):
+            self._parent.shutdown(socket.SHUT_RDWR)
         self._thread.join()
         self._parent.close()
 
@@ -89,16 +89,20 @@ class SettleResponder:
 class Settler:
     """Worker side: make the next sample see every reap the server owes (see module doc)."""
 
-    def __init__(self, fd: int, probe: Probe) -> None:
+    def __init__(
+        self, fd: int, probe: Probe, *, kernel_timeout_s: float = KERNEL_TIMEOUT_S
+    ) -> None:
+        self._kernel_timeout_s = kernel_timeout_s
         self._sock = socket.socket(fileno=fd)
         self._sock.set_inheritable(False)  # the factory's children must not hold the channel
         self._sock.settimeout(REPLY_TIMEOUT_S)
-        self._stream = self._sock.makefile("rwb")
+        self._replies = self._sock.makefile("rb")
         self._probe = probe
 
     def settle(self) -> None:
+        """Ask the server to settle, then wait until the kernel shows what it closed."""
         open_ports = self._ask()
-        deadline = time.monotonic() + KERNEL_TIMEOUT_S
+        deadline = time.monotonic() + self._kernel_timeout_s
         while True:
             stray = self._probe.established_ports() - open_ports
             if not stray:
@@ -106,19 +110,18 @@ class Settler:
             if time.monotonic() >= deadline:
                 raise WorkerError(
                     f"sockets from ports {sorted(stray)} are still ESTABLISHED "
-                    f"{KERNEL_TIMEOUT_S} s after the server closed them"
+                    f"{self._kernel_timeout_s} s after the server closed them"
                 )
             time.sleep(_POLL_S)
 
     def close(self) -> None:
-        self._stream.close()
+        self._replies.close()
         self._sock.close()
 
     def _ask(self) -> frozenset[int]:
         try:
-            self._stream.write(b"settle\n")
-            self._stream.flush()
-            line = self._stream.readline()
+            self._sock.sendall(b"settle\n")
+            line = self._replies.readline()
         except OSError as exc:
             raise WorkerError(f"cannot reach the runner to settle: {exc}") from exc
         if not line:
