@@ -56,7 +56,7 @@ expect: {errors: 0, close_wait_peak: 1}
 variants: {baseline: pass, keepalive-mutating: fail, keepalive-fixed: pass}
 """
 
-# Request clients are never closed and the server reaps idle connections after 5 ms: every
+# Request clients are never closed and the server reaps idle connections after 50 ms: every
 # per-request client leaves one CLOSE_WAIT socket (1, 2, 3, 4), except the mutating factory's
 # single shared pool (1, 1, 1, 1), which this scenario therefore does not catch.
 ABANDONED = """\
@@ -64,11 +64,11 @@ version: 1
 name: abandoned-clients
 description: Per-request clients are never closed; the server reaps idle connections.
 server:
-  keepalive: {idle_timeout_ms: 5, close: fin}
+  keepalive: {idle_timeout_ms: 50, close: fin}
 client:
   kwargs: {max_retries: 2, timeout: 5}
   close_request_clients: false
-session: {turns: 4, idle_between_turns_ms: 20}
+session: {turns: 4, idle_between_turns_ms: 150}
 expect: {errors: 0, close_wait_growth: 1}
 variants: {baseline: fail, keepalive-mutating: fail, keepalive-fixed: observe}
 """
