@@ -5,7 +5,8 @@
 Starts ``--busy`` busy-loop processes (default: one per core) that saturate the machine,
 runs every (scenario, variant) cell of the bundled scenarios (or PATHS) ``--runs`` times,
 stops the busy loops, and prints per cell how many runs gave the modal verdict and how many
-the modal CLOSE_WAIT series (turn series plus the three post-session samples). The target is
+the modal CLOSE_WAIT series (turn series, then the three post-session samples: live after GC,
+after close, after GC; ``0x100`` is a hundred zeros). The target is
 N/N everywhere: a verdict that depends on the machine's load would make a bisect name the
 wrong commit. Figures only; no thresholds.
 """
@@ -13,6 +14,7 @@ wrong commit. Figures only; no thresholds.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -49,6 +51,15 @@ def series(run: RunResult) -> tuple[int, ...]:
     return (*run.close_wait_series, *post)
 
 
+def compact(values: tuple[int, ...]) -> str:
+    """``0x100 1 2``: runs of one value written once with their length."""
+    parts: list[str] = []
+    for value, run in itertools.groupby(values):
+        n = len(list(run))
+        parts.append(f"{value}x{n}" if n > 2 else " ".join([str(value)] * n))
+    return " ".join(parts)
+
+
 def modal(values: Sequence[object]) -> tuple[object, int]:
     value, count = Counter(values).most_common(1)[0]
     return value, count
@@ -64,7 +75,7 @@ def row(entry: RegressEntry) -> tuple[str, ...]:
         entry.variant,
         f"{verdict} {verdict_n}/{n}",
         f"{shape_n}/{n}",
-        " ".join(map(str, shape)),  # type: ignore[call-overload]
+        compact(shape),  # type: ignore[arg-type]
         ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
     )
 
