@@ -127,8 +127,9 @@ def spawn(
 ) -> Child:
     """Start ``argv`` in a new session with a lifeline (see the module docstring).
 
-    stdin is /dev/null; ``pass_fds`` are inherited besides the lifeline (the settle channel). A child that calls :func:`guard` dies with this process; any other
-    child is still killed as a tree by :meth:`Child.kill`.
+    stdin is /dev/null; ``pass_fds`` are inherited besides the lifeline (the runner passes
+    the settle channel, see :mod:`harness.settle`). A child that calls :func:`guard` dies
+    with this process; any other child is still killed as a tree by :meth:`Child.kill`.
     """
     read_end, write_end = os.pipe()  # both close-on-exec: only the child gets read_end
     try:
