@@ -137,95 +137,65 @@ def test_calls_all_and_null_values() -> None:
     assert s.expect.errors is None
 
 
-@pytest.mark.parametrize(
-    ("text", "line", "key", "fragment"),
-    [
-        ("", 1, "version", "the file is empty"),
-        ("name: x\n", 1, "version", "missing; add `version: 1`"),
-        ("version: 2\n", 1, "version", "2 is not supported; use 1"),
-        ("version: 1\nsesion: {}\n", 2, "sesion", "unknown key; allowed here: version, name"),
-        ("version: 1\nsession:\n  turns: 0\n", 3, "session.turns", "0 is out of range; allowed"),
-        ("version: 1\nsession:\n  turns: ten\n", 3, "session.turns", "must be an integer"),
-        ("version: 1\nsession:\n  turns: 2.5\n", 3, "session.turns", "must be an integer"),
-        ("version: 1\nsession:\n  stream: maybe\n", 3, "session.stream", "true or false"),
-        ("version: 1\nsession:\n  gc: sometimes\n", 3, "session.gc", "use one of: off, auto"),
-        ("version: 1\nsession: 3\n", 2, "session", "must be a mapping"),
-        (
-            "version: 1\nsession:\n  abandon_streams: true\n",
-            3,
-            "session.abandon_streams",
-            "needs `stream: true`",
-        ),
-        ("version: 1\nserver:\n  api: completions\n", 3, "server.api", "chat.completions"),
-        (
-            "version: 1\nserver:\n  keepalive: {close: later}\n",
-            3,
-            "server.keepalive.close",
-            "fin, rst, silent",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: boom}\n",
-            4,
-            "server.faults[0].kind",
-            "reset_on_reuse, http_error, stall, truncate_stream",
-        ),
-        ("version: 1\nserver:\n  faults:\n    - {ms: 3}\n", 4, "server.faults[0].kind", "missing"),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: stall, status: 500}\n",
-            4,
-            "server.faults[0].status",
-            "allowed here: kind, calls, ms, at",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: http_error, status: 200}\n",
-            4,
-            "server.faults[0].status",
-            "allowed 400..599",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: stall, calls: [0]}\n",
-            4,
-            "server.faults[0].calls",
-            "use integers >= 1",
-        ),
-        ("version: 1\nserver:\n  faults: {kind: stall}\n", 3, "server.faults", "must be a list"),
-        ("version: 1\nclient:\n  kwargs: {api_key: x}\n", 3, "client.kwargs.api_key", "allowed"),
-        ("version: 1\nclient:\n  kwargs: {timeout: -1}\n", 3, "client.kwargs.timeout", "range"),
-        ("version: 1\nexpect:\n  errors: -1\n", 3, "expect.errors", "out of range"),
-        ("version: 1\nvariants:\n  nope: pass\n", 3, "variants.nope", "unknown variant"),
-        ("version: 1\nvariants:\n  baseline: maybe\n", 3, "variants.baseline", "pass, fail"),
-        ("version: 1\nvariants: {}\n", 2, "variants", "list at least one variant"),
-        ("version: 1\nversion: 1\n", 2, "version", "duplicate key"),
-        ("version: 1\nsession: [\n", 3, "", "not valid YAML"),
-    ],
-)
-def test_errors_name_file_line_and_key(text: str, line: int, key: str, fragment: str) -> None:
-    with pytest.raises(ScenarioError) as info:
-        parse_scenario(text, path="bad.yaml")
-    err = info.value
-    assert (err.path, err.line, err.key) == ("bad.yaml", line, key)
-    assert fragment in err.message
-    assert "\n" not in str(err)
-    assert str(err).startswith(f"bad.yaml:{line}: ")
-
-
-def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="cannot read the file"):
-        load_scenario(tmp_path / "missing.yaml")
-
-
-def test_user_factory_spec_is_allowed_as_variant() -> None:
-    s = parse_scenario("version: 1\nvariants:\n  mygw/factory.py:make: fail\n")
-    assert dict(s.variants) == {"mygw/factory.py:make": "fail"}
-
-
-def test_bundled_scenarios_are_valid() -> None:
-    root = Path(__file__).resolve().parent.parent / "scenarios"
-    files = sorted(root.glob("*.yaml"))
-    assert len(files) >= 8
-    for path in files:
-        scenario = load_scenario(path)
-        assert scenario.description, f"{path} has no description"
+ERRORS = [
+    ("", 1, "version", "the file is empty"),
+    ("name: x\n", 1, "version", "missing; add `version: 1`"),
+    ("version: 2\n", 1, "version", "2 is not supported; use 1"),
+    ("version: 1\nsesion: {}\n", 2, "sesion", "unknown key; allowed here: version, name"),
+    ("version: 1\nsession:\n  turns: 0\n", 3, "session.turns", "0 is out of range; allowed"),
+    ("version: 1\nsession:\n  turns: ten\n", 3, "session.turns", "must be an integer"),
+    ("version: 1\nsession:\n  turns: 2.5\n", 3, "session.turns", "must be an integer"),
+    ("version: 1\nsession:\n  stream: maybe\n", 3, "session.stream", "true or false"),
+    ("version: 1\nsession:\n  gc: sometimes\n", 3, "session.gc", "use one of: off, auto"),
+    ("version: 1\nsession: 3\n", 2, "session", "must be a mapping"),
+    (
+        "version: 1\nsession:\n  abandon_streams: true\n",
+        3,
+        "session.abandon_streams",
+        "needs `stream: true`",
+    ),
+    ("version: 1\nserver:\n  api: completions\n", 3, "server.api", "chat.completions"),
+    (
+        "version: 1\nserver:\n  keepalive: {close: later}\n",
+        3,
+        "server.keepalive.close",
+        "fin, rst, silent",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: boom}\n",
+        4,
+        "server.faults[0].kind",
+        "reset_on_reuse, http_error, stall, truncate_stream",
+    ),
+    ("version: 1\nserver:\n  faults:\n    - {ms: 3}\n", 4, "server.faults[0].kind", "missing"),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: stall, status: 500}\n",
+        4,
+        "server.faults[0].status",
+        "allowed here: kind, calls, ms, at",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: http_error, status: 200}\n",
+        4,
+        "server.faults[0].status",
+        "allowed 400..599",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: stall, calls: [0]}\n",
+        4,
+        "server.faults[0].calls",
+        "use integers >= 1",
+    ),
+    ("version: 1\nserver:\n  faults: {kind: stall}\n", 3, "server.faults", "must be a list"),
+    ("version: 1\nclient:\n  kwargs: {api_key: x}\n", 3, "client.kwargs.api_key", "allowed"),
+    ("version: 1\nclient:\n  kwargs: {timeout: -1}\n", 3, "client.kwargs.timeout", "range"),
+    ("version: 1\nexpect:\n  errors: -1\n", 3, "expect.errors", "out of range"),
+    ("version: 1\nvariants:\n  nope: pass\n", 3, "variants.nope", "unknown variant"),
+    ("version: 1\nvariants:\n  baseline: maybe\n", 3, "variants.baseline", "pass, fail"),
+    ("version: 1\nvariants: {}\n", 2, "variants", "list at least one variant"),
+    ("version: 1\nversion: 1\n", 2, "version", "duplicate key"),
+    ("version: 1\nsession: [\n", 3, "", "not valid YAML"),
+]
 
 
 # --- hostile files: every one a one-line error at its line, never a crash ------------------
@@ -272,14 +242,34 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "key", "fragment"), HOSTILE)
-def test_hostile_files_are_one_line_errors(text: str, line: int, key: str, fragment: str) -> None:
+@pytest.mark.parametrize(("text", "line", "key", "fragment"), ERRORS + HOSTILE)
+def test_errors_name_file_line_and_key(text: str, line: int, key: str, fragment: str) -> None:
     with pytest.raises(ScenarioError) as info:
-        parse_scenario(text, path="evil.yaml")
+        parse_scenario(text, path="bad.yaml")
     err = info.value
-    assert (err.path, err.line, err.key) == ("evil.yaml", line, key)
+    assert (err.path, err.line, err.key) == ("bad.yaml", line, key)
     assert fragment in err.message
-    assert "\n" not in str(err) and len(str(err)) < 300
+    assert "\n" not in str(err) and len(str(err)) < 300  # also for 5000-digit values
+    assert str(err).startswith(f"bad.yaml:{line}: ")
+
+
+def test_unreadable_file_is_a_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read the file"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_user_factory_spec_is_allowed_as_variant() -> None:
+    s = parse_scenario("version: 1\nvariants:\n  mygw/factory.py:make: fail\n")
+    assert dict(s.variants) == {"mygw/factory.py:make": "fail"}
+
+
+def test_bundled_scenarios_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 8
+    for path in files:
+        scenario = load_scenario(path)
+        assert scenario.description, f"{path} has no description"
 
 
 def test_nesting_within_the_limit_is_judged_by_the_schema() -> None:
