@@ -67,7 +67,9 @@ def modal(values: Sequence[object]) -> tuple[object, int]:
 
 def row(entry: RegressEntry) -> tuple[str, ...]:
     verdict, verdict_n = modal([v.outcome for v in entry.verdicts])
-    shape, shape_n = modal([series(r) for r in entry.runs])
+    shapes = [series(r) for r in entry.runs]
+    shape, shape_n = modal(shapes)
+    others = Counter(compact(s) for s in shapes if s != shape)
     statuses = Counter(r.status for r in entry.runs)
     n = len(entry.runs)
     return (
@@ -77,6 +79,7 @@ def row(entry: RegressEntry) -> tuple[str, ...]:
         f"{shape_n}/{n}",
         compact(shape),  # type: ignore[arg-type]
         ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
+        "; ".join(f"{s} (x{n})" for s, n in others.most_common()),
     )
 
 
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(cells)} cells x {ns.runs} runs, {ns.busy} busy loops, {ns.jobs} job(s), "
         f"wall {wall:.0f} s"
     )
-    header = ("scenario", "variant", "modal verdict", "modal series", "series", "statuses")
+    header = ("scenario", "variant", "verdict", "series", "modal series", "statuses", "others")
     rows = [row(e) for e in outcome.entries]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for line in (header, *rows):
