@@ -202,7 +202,8 @@ def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_reg
     assert main(["check", *args]) == 125
     out = capsys.readouterr().out
     assert (
-        "  untestable: errors 0, retries 0, CLOSE_WAIT growth 0: fail (run untestable: the "
+        "  untestable: errors 0, retries 0 (SDK 0), CLOSE_WAIT growth 0, live after gc 0: "
+        "fail (run untestable: the "
         "client never reached the mock server: 0 server calls against 3 client calls; the "
         "factory must build its client from client_kwargs (base_url))\n"
     ) in out
