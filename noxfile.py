@@ -6,6 +6,8 @@ Virtualenvs are reused between runs, so a warm `nox -s regress` skips the instal
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -52,12 +54,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks that print figures (mock server throughput, regress wall time, bisect runs
-    and right answers with flaky oracles)."""
+    and right answers with flaky oracles, verdict stability under load: STABILITY_RUNS=5
+    lowers its runs per cell from 20)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/bench_server.py")
     session.run("python", "benchmarks/bench_server_memory.py")  # 1,000,000 calls: minutes
     session.run("python", "benchmarks/bench_regress.py", *session.posargs)
     session.run("python", "benchmarks/bench_bisect.py")
+    runs = os.environ.get("STABILITY_RUNS", "20")
+    session.run("python", "benchmarks/bench_stability.py", "--runs", runs)
 
 
 @nox.session

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from harness.report import load_summary, write_reports
     from harness.result import CallRecord, RunResult, ServerCall, ServerStats, SocketSample
     from harness.runner import run_one
-    from harness.scenario import Scenario, load_scenario, parse_scenario
+    from harness.scenario import load_scenario, parse_scenario
+    from harness.schema import Scenario
     from harness.testing import Checked, assert_healthy, check_factory
     from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
 
@@ -78,7 +79,7 @@ _HOMES = {
     "ServerStats": "harness.result",
     "SocketSample": "harness.result",
     "run_one": "harness.runner",
-    "Scenario": "harness.scenario",
+    "Scenario": "harness.schema",
     "load_scenario": "harness.scenario",
     "parse_scenario": "harness.scenario",
     "Checked": "harness.testing",

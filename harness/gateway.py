@@ -13,9 +13,10 @@ A turn is ``calls_per_turn`` round trips: every round but the last asks for a to
 loop. After each turn every session sleeps ``idle_between_turns_ms`` (also after the last
 turn: the gateway idles before shutdown, and that gap is when the server reaps idle
 connections), then ``on_turn(turn)`` runs once. With ``concurrency`` > 1 the sessions run in
-threads that meet at a barrier after each turn's gap, so ``on_turn`` sees all sessions at the
-same turn. Streams are read to the end, or with ``abandon_streams`` only to the first chunk
-and then dropped unclosed, with the request client left open as well.
+threads that start turn 1 together and meet at a barrier after each turn's gap, so
+``on_turn`` sees all sessions at the same turn, and every turn's calls start at once however
+late the machine started a thread. Streams are read to the end, or with ``abandon_streams``
+only to the first chunk and then dropped unclosed, with the request client left open as well.
 
 Every call yields a :class:`~harness.result.CallRecord`; every ``Exception`` a call raises,
 whatever its type, is recorded with its ``__cause__``/``__context__`` chain and the session
@@ -150,6 +151,7 @@ class Gateway:
 
         def target(session: int) -> None:
             try:
+                barrier.wait()  # start together, as the sessions after each turn do
                 self._session(session, on_call, after_turn)
             except threading.BrokenBarrierError:
                 pass  # another session failed; its error is the one reported

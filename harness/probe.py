@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -34,13 +35,25 @@ class Probe:
         self.port = port
         self._process = psutil.Process(pid)
 
+    def _toward(self) -> list[Any]:
+        """The process's TCP sockets whose remote end is the server's port on loopback."""
+        return [
+            conn
+            for conn in self._process.net_connections(kind="tcp")
+            if conn.raddr
+            and conn.raddr.port == self.port
+            and ipaddress.ip_address(conn.raddr.ip).is_loopback
+        ]
+
+    def established_ports(self) -> frozenset[int]:
+        """Local ports of the ESTABLISHED sockets toward the server (see harness.settle)."""
+        return frozenset(
+            conn.laddr.port for conn in self._toward() if conn.status == psutil.CONN_ESTABLISHED
+        )
+
     def counts(self) -> SocketCounts:
         close_wait = established = 0
-        for conn in self._process.net_connections(kind="tcp"):
-            if not conn.raddr or conn.raddr.port != self.port:
-                continue
-            if not ipaddress.ip_address(conn.raddr.ip).is_loopback:
-                continue
+        for conn in self._toward():
             if conn.status == psutil.CONN_CLOSE_WAIT:
                 close_wait += 1
             elif conn.status == psutil.CONN_ESTABLISHED:

@@ -123,11 +123,13 @@ def spawn(
     env: Mapping[str, str],
     stdout: _File = subprocess.DEVNULL,
     stderr: _File = subprocess.DEVNULL,
+    pass_fds: Sequence[int] = (),
 ) -> Child:
     """Start ``argv`` in a new session with a lifeline (see the module docstring).
 
-    stdin is /dev/null. A child that calls :func:`guard` dies with this process; any other
-    child is still killed as a tree by :meth:`Child.kill`.
+    stdin is /dev/null; ``pass_fds`` are inherited besides the lifeline (the runner passes
+    the settle channel, see :mod:`harness.settle`). A child that calls :func:`guard` dies
+    with this process; any other child is still killed as a tree by :meth:`Child.kill`.
     """
     read_end, write_end = os.pipe()  # both close-on-exec: only the child gets read_end
     try:
@@ -138,7 +140,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
-            pass_fds=(read_end,),
+            pass_fds=(read_end, *pass_fds),
             start_new_session=True,
         )
     except BaseException:

@@ -48,6 +48,7 @@ class CallRecord:
     error_type: str | None = None  # e.g. "openai.APIConnectionError"
     # "type: message" for the exception and each __cause__/__context__ below it
     error_chain: tuple[str, ...] = ()
+    sdk_retries: int = 0  # retries the SDK announced in the client process during the call
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
@@ -58,7 +59,7 @@ class CallRecord:
 class SocketSample:
     """The worker's sockets toward the mock server's port, and its open fds, at one moment."""
 
-    label: str  # "start", "turn 3", "after close", "after gc"
+    label: str  # "start", "turn 3", "live after gc", "after close", "after gc"
     close_wait: int
     established: int
     fds: int
@@ -157,6 +158,10 @@ class RunResult:
     samples: tuple[SocketSample, ...]
     environment: Mapping[str, str]
     detail: str = ""  # why a run is hung/crashed/untestable; the worker's last stderr line
+    # Defaults: results.json files written before these fields existed still load.
+    sdk_retries: int = 0  # SDK retry attempts counted in the client process
+    close_wait_live_after_gc: int = 0  # after the last turn and gc.collect(), gateway still up
+    fds_live_after_gc: int = 0
     client_kind: str = ""  # "sync" or "async": which simulator ran ("" when none did)
 
     @property
@@ -205,6 +210,7 @@ def summarize(
     """Compute every derived metric once, from the raw records and samples."""
     turns = [s for s in samples if s.label.startswith("turn ")]
     start = next((s for s in samples if s.label == "start"), None)
+    live = next((s for s in samples if s.label == "live after gc"), None)
     after_close = next((s for s in samples if s.label == "after close"), None)
     after_gc = next((s for s in samples if s.label == "after gc"), None)
     cw = tuple(s.close_wait for s in turns)
@@ -236,5 +242,8 @@ def summarize(
         samples=tuple(samples),
         environment=dict(environment),
         detail=detail,
+        sdk_retries=sum(r.sdk_retries for r in records),
+        close_wait_live_after_gc=live.close_wait if live else 0,
+        fds_live_after_gc=live.fds if live else 0,
         client_kind=client_kind,
     )

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from harness.environment import harness_env
-from harness.errors import RunCancelled, UsageError, WorkerError
+from harness.errors import RunCancelled, WorkerError
 from harness.mockserver import MockServer
 from harness.processes import spawn
 from harness.result import (
@@ -43,6 +43,7 @@ from harness.result import (
     summarize,
 )
 from harness.scenario import HttpError, Scenario, Stall
+from harness.settle import SettleResponder
 
 __all__ = ["run_one", "watchdog_for"]
 
@@ -117,12 +118,6 @@ def run_one(
     the interpreter the worker runs on (it must be able to import ``harness`` and openai).
     Setting ``cancel`` kills the worker's process group and raises :class:`RunCancelled`.
     """
-    if not scenario.path or not Path(scenario.path).is_file():
-        # The worker reloads the scenario from its file: a parsed string cannot travel.
-        raise UsageError(
-            f"scenario {scenario.name!r} has no file ({scenario.path!r}); "
-            "load it with load_scenario(path)"
-        )
     # Imported here, not at the top: `harness/__init__` imports this module, and a
     # module-level import would load harness.worker before `python -m harness.worker` runs
     # it (runpy's RuntimeWarning in every worker).
@@ -134,19 +129,26 @@ def run_one(
         MockServer(scenario.server) as server,
         tempfile.TemporaryDirectory(prefix="harness-run-") as tmp,
     ):
+        responder = SettleResponder(server.settle)
         job = Job(
-            scenario=str(Path(scenario.path).resolve()),
+            scenario=scenario.to_dict(),  # the validated value, not the file: no re-parse
             factory=variant,
             root=str(root.resolve()),
             base_url=server.base_url,
             port=server.port,
             out=str(Path(tmp, "out.jsonl")),
+            settle_fd=responder.child_fd,
         )
         job_path = Path(tmp, "job.json")
         job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
         stderr_path = Path(tmp, "stderr.txt")
         started = time.monotonic()
-        returncode, hung = _run_worker(python, job_path, root, stderr_path, limit, cancel)
+        try:
+            returncode, hung = _run_worker(
+                python, job_path, root, stderr_path, limit, cancel, responder
+            )
+        finally:
+            responder.close()
         wall_s = time.monotonic() - started
         recorded = _read_lines(Path(job.out))
         stderr = _tail(stderr_path)
@@ -174,6 +176,7 @@ def _run_worker(
     stderr_path: Path,
     limit: float,
     cancel: threading.Event | None,
+    responder: SettleResponder,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
     with (
@@ -184,8 +187,10 @@ def _run_worker(
             cwd=root,
             env=harness_env(os.environ),
             stderr=stderr,
+            pass_fds=(responder.child_fd,),
         ) as child,
     ):
+        responder.started_child()
         deadline = time.monotonic() + limit
         while True:
             if cancel is not None and cancel.is_set():

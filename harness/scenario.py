@@ -1,28 +1,58 @@
-"""Scenario schema v1: frozen values, and YAML loading with file:line errors.
+"""Scenario files: YAML loading with file:line errors into the frozen values of the schema.
 
-Every key but ``version`` has a default, and the dataclass defaults below are the one place
-those defaults live (docs/scenarios.md is the reference). Validation happens once, in
-:func:`load_scenario`/:func:`parse_scenario`; nothing downstream re-checks raw dicts.
+The schema itself (every key's default, range and choices) lives in :mod:`harness.schema`;
+this module reads a YAML node tree against it, field by field, so the two can never
+disagree. Validation happens once, here; nothing downstream re-checks raw dicts.
+
+Hostile files are refused, never crashed on: nesting deeper than :data:`MAX_DEPTH` is
+refused before the tree is built (PyYAML's composer recurses), any tag but the plain YAML
+core types is refused, and a value YAML cannot construct (``!!int three``, a 5000-digit
+integer) is an error at its line. A scenario that plans to run longer than the limit
+(:func:`harness.schema.planned_duration_s`) is refused unless the caller raises the limit.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
+import types
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
 from harness.errors import ScenarioError
+from harness.schema import (
+    API,
+    DEFAULT_MAX_DURATION_S,
+    FAULTS,
+    ClientKwargs,
+    ClientSpec,
+    Expectation,
+    Expectations,
+    Fault,
+    HttpError,
+    Keepalive,
+    Reply,
+    ResetOnReuse,
+    Scenario,
+    ServerSpec,
+    SessionSpec,
+    Stall,
+    TruncateStream,
+    field_names,
+    planned_duration_s,
+)
 from harness.variants import BUNDLED
 
 __all__ = [
     "API",
+    "DEFAULT_MAX_DURATION_S",
+    "MAX_DEPTH",
     "ClientSpec",
+    "Expectation",
     "Expectations",
     "Fault",
     "HttpError",
@@ -36,162 +66,15 @@ __all__ = [
     "TruncateStream",
     "load_scenario",
     "parse_scenario",
+    "planned_duration_s",
 ]
 
-API = Literal["chat.completions", "responses"]
-CloseMode = Literal["fin", "rst", "silent"]
-Expectation = Literal["pass", "fail", "observe"]
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the mock server answers: ``text`` split into ``chunks`` SSE deltas."""
-
-    text: str = "pong"
-    chunks: int = 3
-    chunk_delay_ms: float = 0
-
-
-@dataclass(frozen=True)
-class Keepalive:
-    """Idle keep-alive reaping: close a connection idle ``idle_timeout_ms`` (None: never)."""
-
-    idle_timeout_ms: float | None = None
-    close: CloseMode = "fin"
-
-
-@dataclass(frozen=True)
-class ResetOnReuse:
-    """Drop a request that arrives on an already-used connection, with FIN or RST."""
-
-    mode: Literal["fin", "rst"] = "rst"
-    calls: tuple[int, ...] | None = None
-    kind: Literal["reset_on_reuse"] = "reset_on_reuse"
-
-
-@dataclass(frozen=True)
-class HttpError:
-    """Answer with an OpenAI-shaped error ``status`` (and ``retry-after`` when given)."""
-
-    status: int = 500
-    retry_after_s: float | None = None
-    calls: tuple[int, ...] | None = None
-    kind: Literal["http_error"] = "http_error"
-
-
-@dataclass(frozen=True)
-class Stall:
-    """Wait ``ms`` before the first response byte or between stream chunks."""
-
-    ms: float = 1000
-    at: Literal["first_byte", "between_chunks"] = "first_byte"
-    calls: tuple[int, ...] | None = None
-    kind: Literal["stall"] = "stall"
-
-
-@dataclass(frozen=True)
-class TruncateStream:
-    """End a stream after ``after_chunks`` chunks, without its final event, and close."""
-
-    after_chunks: int = 1
-    calls: tuple[int, ...] | None = None
-    kind: Literal["truncate_stream"] = "truncate_stream"
-
-
-Fault = ResetOnReuse | HttpError | Stall | TruncateStream
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """The ``server:`` section: how the mock provider behaves."""
-
-    api: API = "chat.completions"
-    reply: Reply = field(default_factory=Reply)
-    latency_ms: float = 0
-    keepalive: Keepalive = field(default_factory=Keepalive)
-    faults: tuple[Fault, ...] = ()
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    """The ``client:`` section: extra OpenAI kwargs, whether request clients are closed, and
-    the client kind the scenario requires (``any``: whatever the factory returns)."""
-
-    kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    close_request_clients: bool = True
-    kind: Literal["any", "sync", "async"] = "any"
-
-
-@dataclass(frozen=True)
-class SessionSpec:
-    """The ``session:`` section: the shape of the gateway's traffic."""
-
-    turns: int = 10
-    calls_per_turn: int = 1
-    idle_between_turns_ms: float = 0
-    stream: bool = False
-    concurrency: int = 1
-    abandon_streams: bool = False
-    gc: Literal["off", "auto"] = "off"
-
-
-@dataclass(frozen=True)
-class Expectations:
-    """The ``expect:`` section: thresholds a healthy client stays within (None: unchecked)."""
-
-    errors: int | None = 0
-    retries: int | None = None
-    close_wait_peak: int | None = None
-    close_wait_growth: int | None = None
-    close_wait_after_close: int | None = None
-    close_wait_after_gc: int | None = None
-    connections: int | None = None
-    p95_latency_ms: float | None = None
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One validated scenario file."""
-
-    name: str
-    version: int = 1
-    description: str = ""
-    server: ServerSpec = field(default_factory=ServerSpec)
-    client: ClientSpec = field(default_factory=ClientSpec)
-    session: SessionSpec = field(default_factory=SessionSpec)
-    expect: Expectations = field(default_factory=Expectations)
-    # variant name or factory spec -> "pass" | "fail" | "observe"; empty: every bundled variant
-    variants: Mapping[str, Expectation] = field(default_factory=lambda: _EMPTY)
-    path: str = ""
-
-    def variant_expectations(self) -> Mapping[str, Expectation]:
-        """The variants this scenario runs, with what each must show.
-
-        When ``variants:`` is absent every bundled variant runs: fixed ones must pass, buggy
-        ones are only observed.
-        """
-        if self.variants:
-            return self.variants
-        return MappingProxyType(
-            {name: ("pass" if fixed else "observe") for name, fixed in BUNDLED.items()}
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain-data copy (JSON-ready) of the validated scenario."""
-        plain = replace(
-            self,
-            client=replace(self.client, kwargs=dict(self.client.kwargs)),
-            variants=dict(self.variants),
-        )
-        data: dict[str, Any] = json.loads(json.dumps(asdict(plain)))  # tuples -> lists
-        return data
-
-
+MAX_DEPTH: Final = 16  # nested mappings/lists; a valid scenario needs 4
+# The tags the YAML core schema resolves plain values to; anything else was written by hand.
+_CORE_TAGS: Final = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
 # --- loading ---------------------------------------------------------------------------
-
-_CLIENT_KWARGS = ("max_retries", "timeout")
-_FAULT_KINDS = ("reset_on_reuse", "http_error", "stall", "truncate_stream")
 
 
 class _Section:
@@ -240,35 +123,21 @@ class _Section:
         node = self.items.get(name)
         return None if node is None else self.ctx.scalar(node, self.sub(name))
 
-    def number(
-        self,
-        name: str,
-        default: float,
-        *,
-        lo: float = 0,
-        hi: float = math.inf,
-        integer: bool = False,
-    ) -> Any:
+    def number(self, name: str, default: Any, meta: Mapping[str, Any], *, integer: bool) -> Any:
         node = self.items.get(name)
         if node is None:
             return default
         value = self.ctx.scalar(node, self.sub(name))
         want = "an integer" if integer else "a number"
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
+        if isinstance(value, bool) or not ok_type:  # True == 1: a boolean is not a number
             raise self.ctx.error(node, self.sub(name), f"must be {want}, got {value!r}")
+        lo, hi = meta["lo"], meta["hi"]
         if not lo <= value <= hi or (isinstance(value, float) and math.isnan(value)):
-            bound = f"{lo:g}..{hi:g}" if hi != math.inf else f">= {lo:g}"
             raise self.ctx.error(
-                node, self.sub(name), f"{value!r} is out of range; allowed {bound}"
+                node, self.sub(name), f"{value!r} is out of range; allowed {_num(lo)}..{_num(hi)}"
             )
         return value
-
-    def optional_number(self, name: str, default: float | None, **kw: Any) -> Any:
-        node = self.items.get(name)
-        if node is not None and _is_null(node):
-            return None
-        return self.number(name, default, **kw)  # type: ignore[arg-type]
 
     def boolean(self, name: str, default: bool) -> bool:
         node = self.items.get(name)
@@ -295,11 +164,38 @@ class _Section:
         value = self.ctx.scalar(node, self.sub(name))
         if value is False and "off" in allowed:  # YAML 1.1 reads a bare `off` as false
             value = "off"
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise self.ctx.error(
                 node, self.sub(name), f"{value!r} is not allowed; use one of: {', '.join(allowed)}"
             )
         return value
+
+    def fields(self, cls: type[Any], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Read every field of dataclass ``cls`` not in ``skip``, as the schema declares it."""
+        values: dict[str, Any] = {}
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in skip or f.name not in self.items:
+                continue  # absent: the dataclass default applies
+            values[f.name] = self.read(f.name, hints[f.name], f.default, f.metadata)
+        return values
+
+    def read(self, name: str, hint: Any, default: Any, meta: Mapping[str, Any]) -> Any:
+        """One key, by its declared type: bool, str, Literal choices, a number or a section."""
+        optional = get_origin(hint) is types.UnionType and type(None) in get_args(hint)
+        if optional:
+            if _is_null(self.items[name]):
+                return None
+            hint = next(a for a in get_args(hint) if a is not type(None))
+        if hint is bool:
+            return self.boolean(name, default)
+        if hint is str:
+            return self.string(name, default)
+        if get_origin(hint) is Literal:
+            return self.choice(name, default, get_args(hint))
+        if hint in (int, float):
+            return self.number(name, default, meta, integer=hint is int)
+        return _section_value(hint, self.section(name))
 
 
 class _Context:
@@ -313,7 +209,13 @@ class _Context:
     def scalar(self, node: yaml.Node, key: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, key, f"must be a single value, got {_kind(node)}")
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # `!!int three`, `!!float x`, an integer longer than Python converts, ...
+            raise self.error(
+                node, key, f"cannot read {_short(node.value)!r} as {_tag_name(node.tag)}: {exc}"
+            ) from exc
 
 
 def _kind(node: yaml.Node) -> str:
@@ -321,99 +223,141 @@ def _kind(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return f"the value {node.value!r}"
+    return f"the value {_short(node.value)!r}"
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _tag_name(tag: str) -> str:
+    return tag.removeprefix("tag:yaml.org,2002:")
 
 
 def _is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Load and validate one scenario file; raise :class:`ScenarioError` on any problem."""
+def load_scenario(path: str | Path, *, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Scenario:
+    """Load and validate one scenario file; raise :class:`ScenarioError` on any problem.
+
+    A scenario whose :func:`planned_duration_s` exceeds ``max_duration_s`` is refused.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), 0, "", f"cannot read the file: {exc}") from exc
-    return parse_scenario(text, path=str(path), default_name=path.stem)
+    return parse_scenario(
+        text, path=str(path), default_name=path.stem, max_duration_s=max_duration_s
+    )
 
 
 def parse_scenario(
-    text: str, *, path: str = "<string>", default_name: str = "scenario"
+    text: str,
+    *,
+    path: str = "<string>",
+    default_name: str = "scenario",
+    max_duration_s: float = DEFAULT_MAX_DURATION_S,
 ) -> Scenario:
     """Validate scenario YAML ``text``; ``path`` only labels error messages."""
+    _check_shape(text, path)
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        raise ScenarioError(path, line, "", f"not valid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
-        raise ScenarioError(path, 0, "", f"not valid YAML: {exc}") from exc
+        raise _invalid_yaml(exc, path) from exc
     finally:
         loader.dispose()
     if root is None:
         raise ScenarioError(path, 1, "version", "the file is empty; it needs at least `version: 1`")
     top = _Section(_Context(path, loader), root, "")
-    return _build(top, path, default_name)
+    scenario = _build(top, path, default_name)
+    _check_duration(scenario, top, max_duration_s)
+    return scenario
+
+
+def _check_shape(text: str, path: str) -> None:
+    """Refuse deep nesting and tags from the event stream, before anything recurses."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in _CORE_TAGS:  # `!!x` arrives expanded
+                raise ScenarioError(
+                    path, line, "", f"the tag {tag!r} is not allowed; remove it (plain values only)"
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ScenarioError(
+                        path, line, "", f"nested deeper than {MAX_DEPTH} levels; a scenario needs 4"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise _invalid_yaml(exc, path) from exc
+
+
+def _invalid_yaml(exc: yaml.YAMLError, path: str) -> ScenarioError:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        return ScenarioError(path, line, "", f"not valid YAML: {exc.problem}")
+    return ScenarioError(path, 0, "", f"not valid YAML: {exc}")
+
+
+def _check_duration(scenario: Scenario, top: _Section, limit_s: float) -> None:
+    planned = planned_duration_s(scenario)
+    if planned > limit_s:
+        line = top.key_lines.get("session", top.line)
+        raise ScenarioError(
+            top.ctx.path,
+            line,
+            "session",
+            f"plans to run {planned:,.0f} s, over the limit of {limit_s:,.0f} s; "
+            "lower turns, gaps or delays, or raise the limit with --max-duration SECONDS",
+        )
 
 
 def _build(top: _Section, path: str, default_name: str) -> Scenario:
-    top.finish(
-        ("version", "name", "description", "server", "client", "session", "expect", "variants")
-    )
+    top.finish(("version", *(n for n in field_names(Scenario) if n not in ("version", "path"))))
     version_node = top.node("version")
     if version_node is None:
         raise ScenarioError(path, top.line, "version", "missing; add `version: 1` at the top")
-    if top.value("version") != 1:
-        raise top.ctx.error(
-            version_node, "version", f"{top.value('version')!r} is not supported; use 1"
-        )
+    version = top.value("version")
+    if type(version) is not int or version != 1:  # `version: yes` is True, and True == 1
+        raise top.ctx.error(version_node, "version", f"{version!r} is not supported; use 1")
     return Scenario(
         name=top.string("name", default_name) or default_name,
         description=top.string("description", ""),
         server=_server(top.section("server")),
         client=_client(top.section("client")),
         session=_session(top.section("session")),
-        expect=_expect(top.section("expect")),
+        expect=_section_value(Expectations, top.section("expect")),
         variants=_variants(top),
         path=path,
     )
 
 
+def _section_value(cls: type[Any], sec: _Section | None) -> Any:
+    """A section whose keys are exactly the fields of ``cls``."""
+    if sec is None:
+        return cls()
+    sec.finish(field_names(cls))
+    return cls(**sec.fields(cls))
+
+
 def _server(sec: _Section | None) -> ServerSpec:
     if sec is None:
         return ServerSpec()
-    sec.finish(("api", "reply", "latency_ms", "keepalive", "faults"))
-    return ServerSpec(
-        api=sec.choice("api", "chat.completions", ("chat.completions", "responses")),
-        reply=_reply(sec.section("reply")),
-        latency_ms=sec.number("latency_ms", 0, hi=600_000),
-        keepalive=_keepalive(sec.section("keepalive")),
-        faults=_faults(sec),
-    )
-
-
-def _reply(sec: _Section | None) -> Reply:
-    if sec is None:
-        return Reply()
-    sec.finish(("text", "chunks", "chunk_delay_ms"))
-    return Reply(
-        text=sec.string("text", "pong"),
-        chunks=sec.number("chunks", 3, lo=1, hi=100_000, integer=True),
-        chunk_delay_ms=sec.number("chunk_delay_ms", 0, hi=600_000),
-    )
-
-
-def _keepalive(sec: _Section | None) -> Keepalive:
-    if sec is None:
-        return Keepalive()
-    sec.finish(("idle_timeout_ms", "close"))
-    return Keepalive(
-        idle_timeout_ms=sec.optional_number("idle_timeout_ms", None, lo=1, hi=3_600_000),
-        close=sec.choice("close", "fin", ("fin", "rst", "silent")),
-    )
+    sec.finish(field_names(ServerSpec))
+    return ServerSpec(**sec.fields(ServerSpec, skip=("faults",)), faults=_faults(sec))
 
 
 def _faults(sec: _Section) -> tuple[Fault, ...]:
@@ -428,37 +372,15 @@ def _faults(sec: _Section) -> tuple[Fault, ...]:
 
 
 def _fault(sec: _Section) -> Fault:
-    kind_node = sec.node("kind")
-    if kind_node is None:
+    kinds = tuple(FAULTS)
+    if sec.node("kind") is None:
         raise ScenarioError(
-            sec.ctx.path,
-            sec.line,
-            sec.sub("kind"),
-            f"missing; use one of: {', '.join(_FAULT_KINDS)}",
+            sec.ctx.path, sec.line, sec.sub("kind"), f"missing; use one of: {', '.join(kinds)}"
         )
-    kind = sec.choice("kind", "", _FAULT_KINDS)
-    calls = _calls(sec)
-    if kind == "reset_on_reuse":
-        sec.finish(("kind", "calls", "mode"))
-        return ResetOnReuse(mode=sec.choice("mode", "rst", ("fin", "rst")), calls=calls)
-    if kind == "http_error":
-        sec.finish(("kind", "calls", "status", "retry_after_s"))
-        return HttpError(
-            status=sec.number("status", 500, lo=400, hi=599, integer=True),
-            retry_after_s=sec.optional_number("retry_after_s", None, hi=3600),
-            calls=calls,
-        )
-    if kind == "stall":
-        sec.finish(("kind", "calls", "ms", "at"))
-        return Stall(
-            ms=sec.number("ms", 1000, hi=600_000),
-            at=sec.choice("at", "first_byte", ("first_byte", "between_chunks")),
-            calls=calls,
-        )
-    sec.finish(("kind", "calls", "after_chunks"))
-    return TruncateStream(
-        after_chunks=sec.number("after_chunks", 1, hi=100_000, integer=True), calls=calls
-    )
+    cls = FAULTS[sec.choice("kind", "", kinds)]
+    names = field_names(cls)
+    sec.finish(("kind", "calls", *(n for n in names if n not in ("kind", "calls"))))
+    return cls(**sec.fields(cls, skip=("kind", "calls")), calls=_calls(sec))
 
 
 def _calls(sec: _Section) -> tuple[int, ...] | None:
@@ -482,50 +404,21 @@ def _calls(sec: _Section) -> tuple[int, ...] | None:
 def _client(sec: _Section | None) -> ClientSpec:
     if sec is None:
         return ClientSpec()
-    sec.finish(("kwargs", "close_request_clients", "kind"))
-    return ClientSpec(
-        kwargs=_client_kwargs(sec.section("kwargs")),
-        close_request_clients=sec.boolean("close_request_clients", True),
-        kind=sec.choice("kind", "any", ("any", "sync", "async")),
-    )
-
-
-def _client_kwargs(sec: _Section | None) -> Mapping[str, Any]:
-    if sec is None:
-        return _EMPTY
-    sec.finish(_CLIENT_KWARGS)
-    kwargs: dict[str, Any] = {}
-    if "max_retries" in sec.items:
-        kwargs["max_retries"] = sec.number("max_retries", 2, hi=100, integer=True)
-    if "timeout" in sec.items:
-        kwargs["timeout"] = float(sec.number("timeout", 600, lo=0.001, hi=3600))
-    return MappingProxyType(kwargs)
+    sec.finish(field_names(ClientSpec))
+    kwargs = sec.section("kwargs")
+    values = sec.fields(ClientSpec, skip=("kwargs",))
+    if kwargs is None:
+        return ClientSpec(**values)
+    kwargs.finish(field_names(ClientKwargs))
+    given = kwargs.fields(ClientKwargs)
+    if "timeout" in given:
+        given["timeout"] = float(given["timeout"])
+    return ClientSpec(kwargs=MappingProxyType(given), **values)
 
 
 def _session(sec: _Section | None) -> SessionSpec:
-    if sec is None:
-        return SessionSpec()
-    sec.finish(
-        (
-            "turns",
-            "calls_per_turn",
-            "idle_between_turns_ms",
-            "stream",
-            "concurrency",
-            "abandon_streams",
-            "gc",
-        )
-    )
-    session = SessionSpec(
-        turns=sec.number("turns", 10, lo=1, hi=100_000, integer=True),
-        calls_per_turn=sec.number("calls_per_turn", 1, lo=1, hi=1000, integer=True),
-        idle_between_turns_ms=sec.number("idle_between_turns_ms", 0, hi=3_600_000),
-        stream=sec.boolean("stream", False),
-        concurrency=sec.number("concurrency", 1, lo=1, hi=256, integer=True),
-        abandon_streams=sec.boolean("abandon_streams", False),
-        gc=sec.choice("gc", "off", ("off", "auto")),
-    )
-    if session.abandon_streams and not session.stream:
+    session: SessionSpec = _section_value(SessionSpec, sec)
+    if sec is not None and session.abandon_streams and not session.stream:
         raise ScenarioError(
             sec.ctx.path,
             sec.key_lines["abandon_streams"],
@@ -535,31 +428,10 @@ def _session(sec: _Section | None) -> SessionSpec:
     return session
 
 
-def _expect(sec: _Section | None) -> Expectations:
-    if sec is None:
-        return Expectations()
-    names = (
-        "errors",
-        "retries",
-        "close_wait_peak",
-        "close_wait_growth",
-        "close_wait_after_close",
-        "close_wait_after_gc",
-        "connections",
-    )
-    sec.finish((*names, "p95_latency_ms"))
-    values: dict[str, Any] = {
-        name: sec.optional_number(name, getattr(Expectations(), name), integer=True)
-        for name in names
-    }
-    values["p95_latency_ms"] = sec.optional_number("p95_latency_ms", None)
-    return Expectations(**values)
-
-
 def _variants(top: _Section) -> Mapping[str, Expectation]:
     sec = top.section("variants")
     if sec is None:
-        return _EMPTY
+        return MappingProxyType({})
     out: dict[str, Expectation] = {}
     for name in sec.items:
         if ":" not in name and name not in BUNDLED:
@@ -570,7 +442,7 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
                 f"unknown variant; use one of: {', '.join(BUNDLED)}, or a factory spec"
                 " `module:function` / `path/to/file.py:function`",
             )
-        out[name] = sec.choice(name, "pass", ("pass", "fail", "observe"))
+        out[name] = sec.choice(name, "pass", get_args(Expectation))
     if not out:
         raise ScenarioError(
             sec.ctx.path, sec.line, "variants", "is empty; list at least one variant"

@@ -51,8 +51,10 @@ class Verdict:
 _THRESHOLDS: tuple[tuple[str, str], ...] = (
     ("errors", "errors"),
     ("retries", "retries"),
+    ("sdk_retries", "sdk_retries"),
     ("close_wait_peak", "close_wait_peak"),
     ("close_wait_growth", "close_wait_growth"),
+    ("close_wait_live_after_gc", "close_wait_live_after_gc"),
     ("close_wait_after_close", "close_wait_after_close"),
     ("close_wait_after_gc", "close_wait_after_gc"),
     ("connections", "connections"),

@@ -1,16 +1,22 @@
 """One (scenario, factory) run in its own process: ``python -m harness.worker JOB.json``.
 
-JOB.json holds ``scenario`` (path), ``factory`` (spec), ``root`` (dir), ``base_url``, ``port``
-and ``out`` (a JSON-lines file). The worker appends one JSON object per line, flushed as it
+JOB.json holds ``scenario`` (the validated scenario's ``to_dict()``; the worker rebuilds it
+with ``Scenario.from_dict``, so parent and worker run the same value), ``factory`` (spec),
+``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file) and ``settle_fd`` (the
+inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
+not synchronised with the server). The worker appends one JSON object per line, flushed as it
 goes, so a worker killed by the watchdog leaves everything it recorded:
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
   after each turn and its idle gap (with concurrency, once all sessions finished turn N),
-  "after close" once the shared client is closed, "after gc" after ``gc.collect()``;
+  then three post-session samples: "live after gc" after ``gc.collect()`` with the gateway
+  still running (its shared client open), "after close" once the shared client is closed,
+  "after gc" after another ``gc.collect()``. Each sample waits for the server to settle;
 - ``{"type": "client", "kind": "sync" | "async"}`` once the shared client is built: which
   simulator runs (an ``openai.AsyncOpenAI`` selects :mod:`harness.agateway`);
-- ``{"type": "call", <CallRecord fields>}`` for every call;
+- ``{"type": "call", <CallRecord fields>}`` for every call, with the SDK retries counted in
+  this process during it (:mod:`harness.sdk_retries`);
 - ``{"type": "untestable", "message": ...}`` when the factory cannot be resolved, raises
   while building the shared client, or returns a client of another kind than the scenario's
   ``client.kind`` (exit code 3);
@@ -23,7 +29,7 @@ the harness dies.
 
 Exit code 2: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
-explicit collection between "after close" and "after gc".
+explicit collections.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,7 +54,9 @@ from harness.gateway import Gateway
 from harness.probe import Probe
 from harness.processes import guard
 from harness.result import CallRecord, SocketSample
-from harness.scenario import load_scenario
+from harness.schema import Scenario
+from harness.sdk_retries import SdkRetryCounter
+from harness.settle import Settler
 
 __all__ = ["EXIT_ERROR", "EXIT_UNTESTABLE", "Job", "main", "run_job"]
 
@@ -61,12 +69,13 @@ EXIT_UNTESTABLE = 3
 class Job:
     """What one worker runs; written by the runner as JOB.json."""
 
-    scenario: str
+    scenario: dict[str, Any]  # Scenario.to_dict()
     factory: str
     root: str
     base_url: str
     port: int
     out: str
+    settle_fd: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,11 +84,14 @@ class Job:
     def load(cls, path: Path) -> Job:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (OSError, ValueError, TypeError) as exc:
+            job = cls(**data)
+            Scenario.from_dict(job.scenario)
+            return job
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise UsageError(
                 f"job file {str(path)!r} is unusable: {type(exc).__name__}: {exc}; "
-                f"it needs the keys scenario, factory, root, base_url, port, out"
+                f"it needs the keys scenario (a Scenario.to_dict()), factory, root, base_url, "
+                "port, out"
             ) from exc
 
 
@@ -115,63 +127,102 @@ def run_job(job: Job, sink: _Sink) -> int:
     except FactoryError as exc:
         sink.write("untestable", {"message": str(exc)})
         return EXIT_UNTESTABLE
-    scenario = load_scenario(job.scenario)
+    scenario = Scenario.from_dict(job.scenario)
     probe = Probe(job.port, os.getpid())
+    settler = None if job.settle_fd is None else Settler(job.settle_fd, probe)
+
+    def sample(label: str, turn: int = 0) -> None:
+        if settler is not None:
+            settler.settle()
+        sink.sample(probe.sample(label, turn))
+
     if scenario.session.gc == "off":
         gc.disable()
-    gateway = Gateway(scenario, factory, job.base_url)
-    sink.sample(probe.sample("start"))
+    try:
+        with SdkRetryCounter() as retries:
+            gateway = Gateway(scenario, factory, job.base_url)
+            return _session(gateway, job.factory, sink, sample, retries)
+    finally:
+        if settler is not None:
+            settler.close()
+
+
+def _session(
+    gateway: Gateway,
+    spec: str,
+    sink: _Sink,
+    sample: Callable[..., None],
+    retries: SdkRetryCounter,
+) -> int:
+    """The gateway's life, sampled: start, each turn, then the three post-session samples."""
+    sample("start")
     try:
         gateway.open()
     except Exception as exc:  # the factory is user code: anything may come out of it
         sink.write(
             "untestable",
             {
-                "message": f"factory {job.factory!r} raised building the shared client: "
+                "message": f"factory {spec!r} raised building the shared client: "
                 f"{type(exc).__name__}: {exc}",
             },
         )
         return EXIT_UNTESTABLE
     kind = client_kind(gateway.shared)
-    if scenario.client.kind not in ("any", kind):
+    if gateway.scenario.client.kind not in ("any", kind):
         sink.write(
             "untestable",
             {
-                "message": f"scenario {scenario.name!r} requires client.kind "
-                f"{scenario.client.kind}; factory {job.factory!r} returned "
+                "message": f"scenario {gateway.scenario.name!r} requires client.kind "
+                f"{gateway.scenario.client.kind}; factory {spec!r} returned "
                 f"{type(gateway.shared).__qualname__} ({kind})",
             },
         )
         return EXIT_UNTESTABLE
     sink.write("client", {"kind": kind})
+    retries.take()  # retries while building the shared client belong to no call
+
+    def on_call(record: CallRecord) -> None:
+        # Called in the session thread (or, async, the task) that made the call, right after.
+        sink.call(replace(record, sdk_retries=retries.take()))
 
     def on_turn(turn: int) -> None:
-        sink.sample(probe.sample(f"turn {turn}", turn))
+        sample(f"turn {turn}", turn)
 
     if kind == "async":
-        asyncio.run(_run_async(AsyncGateway.adopt(gateway), sink, probe, on_turn))
+        asyncio.run(_run_async(AsyncGateway.adopt(gateway), on_call, on_turn, sample))
     else:
-        gateway.run(on_call=sink.call, on_turn=on_turn)
+        gateway.run(on_call=on_call, on_turn=on_turn)
+        _live_sample(sample)
         gateway.close()
-        _final_samples(sink, probe)
+        _closed_samples(sample)
     sink.write("done", {})
     return 0
 
 
 async def _run_async(
-    gateway: AsyncGateway, sink: _Sink, probe: Probe, on_turn: Callable[[int], None]
+    gateway: AsyncGateway,
+    on_call: Callable[[CallRecord], None],
+    on_turn: Callable[[int], None],
+    sample: Callable[..., None],
 ) -> None:
     # The last samples are taken with the loop still running: the deciding sample is the one
     # after a collection with the gateway still up, before asyncio.run finalises anything.
-    await gateway.run(on_call=sink.call, on_turn=on_turn)
+    await gateway.run(on_call=on_call, on_turn=on_turn)
+    _live_sample(sample)
     await gateway.close()
-    _final_samples(sink, probe)
+    _closed_samples(sample)
 
 
-def _final_samples(sink: _Sink, probe: Probe) -> None:
-    sink.sample(probe.sample("after close"))
+def _live_sample(sample: Callable[..., None]) -> None:
+    gc.collect()  # the gateway is still up: what survives this is held for good
+    sample("live after gc")
+
+
+def _closed_samples(sample: Callable[..., None]) -> None:
+    """After the gateway's shutdown: before and after a last collection."""
+    sample("after close")
     gc.collect()
-    sink.sample(probe.sample("after gc"))
+    sample("after gc")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

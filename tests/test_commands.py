@@ -202,7 +202,8 @@ def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_reg
     assert main(["check", *args]) == 125
     out = capsys.readouterr().out
     assert (
-        "  untestable: errors 0, retries 0, CLOSE_WAIT growth 0: fail (run untestable: the "
+        "  untestable: errors 0, retries 0 (SDK 0), CLOSE_WAIT growth 0, live after gc 0: "
+        "fail (run untestable: the "
         "client never reached the mock server: 0 server calls against 3 client calls; the "
         "factory must build its client from client_kwargs (base_url))\n"
     ) in out
@@ -426,3 +427,43 @@ def test_serve_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "--port", "99999"])
     assert info.value.code == 2
     assert "'99999' is not a TCP port; use 0..65535" in capsys.readouterr().err
+
+
+def test_validate_a_folder_reports_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-good.yaml").write_text(USE_AFTER_CLOSE)
+    (tmp_path / "b-deep.yaml").write_text("version: 1\nsession: " + "[" * 3000 + "]" * 3000)
+    (tmp_path / "c-tag.yaml").write_text("version: 1\nname: !Sub x\n")
+    (tmp_path / "d-bool.yaml").write_text("version: yes\n")
+    (tmp_path / "e-long.yaml").write_text(
+        "version: 1\nsession: {turns: 9000, idle_between_turns_ms: 1000}\n"
+    )
+    assert main(["validate", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == f"{tmp_path / 'a-good.yaml'}: ok (a-good, 2 variants)\n"
+    assert [line.split(": ", 3)[2] for line in err.splitlines()] == [
+        f"{tmp_path / 'b-deep.yaml'}:2",
+        f"{tmp_path / 'c-tag.yaml'}:2",
+        f"{tmp_path / 'd-bool.yaml'}:1",
+        f"{tmp_path / 'e-long.yaml'}:2",
+    ]
+    assert "plans to run 9,000 s, over the limit of 600 s" in err.splitlines()[-1]
+    assert main(["validate", "--max-duration", "9000", str(tmp_path / "e-long.yaml")]) == 0
+
+
+def test_the_duration_limit_applies_to_run_regress_and_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = tmp_path / "long.yaml"
+    long.write_text("version: 1\nsession: {turns: 700, idle_between_turns_ms: 1000}\n")
+    expected = f"{long}:2: key 'session': plans to run 700 s, over the limit of 600 s"
+    assert main(["run", str(long), "--variant", "baseline"]) == 2
+    assert main(["regress", str(long), "--report-dir", str(tmp_path / "r")]) == 2
+    assert main(["check", "--scenario", str(long), "--factory", "baseline"]) == 125
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(expected in line for line in err)
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--scenario", str(long), "--factory", "baseline", "--max-duration", "0"])
+    assert info.value.code == 125
+    assert "'0' is not a number of seconds > 0" in capsys.readouterr().err

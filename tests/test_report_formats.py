@@ -28,6 +28,7 @@ from harness.report import (
     parse_summary,
     render_html,
     render_json,
+    render_junit,
     render_markdown,
     write_reports,
 )
@@ -56,7 +57,7 @@ expect: {errors: 0, close_wait_peak: 1}
 variants: {baseline: pass, keepalive-mutating: fail, keepalive-fixed: pass}
 """
 
-# Request clients are never closed and the server reaps idle connections after 5 ms: every
+# Request clients are never closed and the server reaps idle connections after 50 ms: every
 # per-request client leaves one CLOSE_WAIT socket (1, 2, 3, 4), except the mutating factory's
 # single shared pool (1, 1, 1, 1), which this scenario therefore does not catch.
 ABANDONED = """\
@@ -64,11 +65,11 @@ version: 1
 name: abandoned-clients
 description: Per-request clients are never closed; the server reaps idle connections.
 server:
-  keepalive: {idle_timeout_ms: 5, close: fin}
+  keepalive: {idle_timeout_ms: 50, close: fin}
 client:
   kwargs: {max_retries: 2, timeout: 5}
   close_request_clients: false
-session: {turns: 4, idle_between_turns_ms: 20}
+session: {turns: 4, idle_between_turns_ms: 150}
 expect: {errors: 0, close_wait_growth: 1}
 variants: {baseline: fail, keepalive-mutating: fail, keepalive-fixed: observe}
 """
@@ -502,3 +503,46 @@ def test_the_command_line_exit_codes(
     )
     assert cli.main(["report", str(base), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "latest" / "report.html").is_file()
+
+
+def test_compare_and_every_format_show_the_new_metrics(
+    summary: RegressSummary, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = _cell(summary, "abandoned-clients", "keepalive-mutating")
+    moved = dataclasses.replace(
+        cell,
+        runs=(dataclasses.replace(cell.result, close_wait_live_after_gc=3, sdk_retries=4),),
+    )
+    entries = tuple(moved if e is cell else e for e in summary.entries)
+    new = dataclasses.replace(summary, run_id="20261124T160000Z-regress", entries=entries)
+    code, out = _compare(
+        _save(summary, tmp_path / "base.json"), _save(new, tmp_path / "new.json"), capsys
+    )
+    assert code == 0
+    assert out.splitlines()[1] == (
+        "CHANGED   abandoned-clients / keepalive-mutating: SDK retries 0 -> 4; "
+        "CLOSE_WAIT live after GC 1 -> 3"
+    )
+    assert "| keepalive-mutating | fail | pass | NO | 0 | 0 | 4 | 1 | +1 | 3 | 0 | 0 |" in (
+        render_markdown(new)
+    )
+    junit = render_junit(new)
+    assert '<property name="keepalive-mutating.sdk_retries" value="4" />' in junit
+    assert '<property name="keepalive-mutating.close_wait_live_after_gc" value="3" />' in junit
+    assert "CLOSE_WAIT live after gc: 3, after close: 0, after gc: 0" in junit
+    html = render_html(new)
+    assert '<th class="">live after GC</th>' in html and '<th class="">SDK retries</th>' in html
+
+
+def test_results_written_before_the_new_fields_still_load(summary: RegressSummary) -> None:
+    data = summary.to_dict()
+    for entry in data["entries"]:
+        for run in entry["runs"]:
+            for name in ("sdk_retries", "close_wait_live_after_gc", "fds_live_after_gc"):
+                del run[name]
+            for record in run["records"]:
+                del record["sdk_retries"]
+    old = RegressSummary.from_dict(data)
+    assert {(r.sdk_retries, r.close_wait_live_after_gc) for e in old.entries for r in e.runs} == {
+        (0, 0)
+    }

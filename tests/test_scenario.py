@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from harness.scenario import (
     TruncateStream,
     load_scenario,
     parse_scenario,
+    planned_duration_s,
 )
 
 FULL = """\
@@ -139,75 +141,119 @@ def test_calls_all_and_null_values() -> None:
     assert s.expect.errors is None
 
 
-@pytest.mark.parametrize(
-    ("text", "line", "key", "fragment"),
-    [
-        ("", 1, "version", "the file is empty"),
-        ("name: x\n", 1, "version", "missing; add `version: 1`"),
-        ("version: 2\n", 1, "version", "2 is not supported; use 1"),
-        ("version: 1\nsesion: {}\n", 2, "sesion", "unknown key; allowed here: version, name"),
-        ("version: 1\nsession:\n  turns: 0\n", 3, "session.turns", "0 is out of range; allowed"),
-        ("version: 1\nsession:\n  turns: ten\n", 3, "session.turns", "must be an integer"),
-        ("version: 1\nsession:\n  turns: 2.5\n", 3, "session.turns", "must be an integer"),
-        ("version: 1\nsession:\n  stream: maybe\n", 3, "session.stream", "true or false"),
-        ("version: 1\nsession:\n  gc: sometimes\n", 3, "session.gc", "use one of: off, auto"),
-        ("version: 1\nsession: 3\n", 2, "session", "must be a mapping"),
-        (
-            "version: 1\nsession:\n  abandon_streams: true\n",
-            3,
-            "session.abandon_streams",
-            "needs `stream: true`",
-        ),
-        ("version: 1\nserver:\n  api: completions\n", 3, "server.api", "chat.completions"),
-        (
-            "version: 1\nserver:\n  keepalive: {close: later}\n",
-            3,
-            "server.keepalive.close",
-            "fin, rst, silent",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: boom}\n",
-            4,
-            "server.faults[0].kind",
-            "reset_on_reuse, http_error, stall, truncate_stream",
-        ),
-        ("version: 1\nserver:\n  faults:\n    - {ms: 3}\n", 4, "server.faults[0].kind", "missing"),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: stall, status: 500}\n",
-            4,
-            "server.faults[0].status",
-            "allowed here: kind, calls, ms, at",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: http_error, status: 200}\n",
-            4,
-            "server.faults[0].status",
-            "allowed 400..599",
-        ),
-        (
-            "version: 1\nserver:\n  faults:\n    - {kind: stall, calls: [0]}\n",
-            4,
-            "server.faults[0].calls",
-            "use integers >= 1",
-        ),
-        ("version: 1\nserver:\n  faults: {kind: stall}\n", 3, "server.faults", "must be a list"),
-        ("version: 1\nclient:\n  kwargs: {api_key: x}\n", 3, "client.kwargs.api_key", "allowed"),
-        ("version: 1\nclient:\n  kwargs: {timeout: -1}\n", 3, "client.kwargs.timeout", "range"),
-        ("version: 1\nexpect:\n  errors: -1\n", 3, "expect.errors", "out of range"),
-        ("version: 1\nvariants:\n  nope: pass\n", 3, "variants.nope", "unknown variant"),
-        ("version: 1\nvariants:\n  baseline: maybe\n", 3, "variants.baseline", "pass, fail"),
-        ("version: 1\nvariants: {}\n", 2, "variants", "list at least one variant"),
-        ("version: 1\nversion: 1\n", 2, "version", "duplicate key"),
-        ("version: 1\nsession: [\n", 3, "", "not valid YAML"),
-    ],
-)
+ERRORS = [
+    ("", 1, "version", "the file is empty"),
+    ("name: x\n", 1, "version", "missing; add `version: 1`"),
+    ("version: 2\n", 1, "version", "2 is not supported; use 1"),
+    ("version: 1\nsesion: {}\n", 2, "sesion", "unknown key; allowed here: version, name"),
+    ("version: 1\nsession:\n  turns: 0\n", 3, "session.turns", "0 is out of range; allowed"),
+    ("version: 1\nsession:\n  turns: ten\n", 3, "session.turns", "must be an integer"),
+    ("version: 1\nsession:\n  turns: 2.5\n", 3, "session.turns", "must be an integer"),
+    ("version: 1\nsession:\n  stream: maybe\n", 3, "session.stream", "true or false"),
+    ("version: 1\nsession:\n  gc: sometimes\n", 3, "session.gc", "use one of: off, auto"),
+    ("version: 1\nsession: 3\n", 2, "session", "must be a mapping"),
+    (
+        "version: 1\nsession:\n  abandon_streams: true\n",
+        3,
+        "session.abandon_streams",
+        "needs `stream: true`",
+    ),
+    ("version: 1\nserver:\n  api: completions\n", 3, "server.api", "chat.completions"),
+    (
+        "version: 1\nserver:\n  keepalive: {close: later}\n",
+        3,
+        "server.keepalive.close",
+        "fin, rst, silent",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: boom}\n",
+        4,
+        "server.faults[0].kind",
+        "reset_on_reuse, http_error, stall, truncate_stream",
+    ),
+    ("version: 1\nserver:\n  faults:\n    - {ms: 3}\n", 4, "server.faults[0].kind", "missing"),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: stall, status: 500}\n",
+        4,
+        "server.faults[0].status",
+        "allowed here: kind, calls, ms, at",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: http_error, status: 200}\n",
+        4,
+        "server.faults[0].status",
+        "allowed 400..599",
+    ),
+    (
+        "version: 1\nserver:\n  faults:\n    - {kind: stall, calls: [0]}\n",
+        4,
+        "server.faults[0].calls",
+        "use integers >= 1",
+    ),
+    ("version: 1\nserver:\n  faults: {kind: stall}\n", 3, "server.faults", "must be a list"),
+    ("version: 1\nclient:\n  kwargs: {api_key: x}\n", 3, "client.kwargs.api_key", "allowed"),
+    ("version: 1\nclient:\n  kwargs: {timeout: -1}\n", 3, "client.kwargs.timeout", "range"),
+    ("version: 1\nexpect:\n  errors: -1\n", 3, "expect.errors", "out of range"),
+    ("version: 1\nvariants:\n  nope: pass\n", 3, "variants.nope", "unknown variant"),
+    ("version: 1\nvariants:\n  baseline: maybe\n", 3, "variants.baseline", "pass, fail"),
+    ("version: 1\nvariants: {}\n", 2, "variants", "list at least one variant"),
+    ("version: 1\nversion: 1\n", 2, "version", "duplicate key"),
+    ("version: 1\nsession: [\n", 3, "", "not valid YAML"),
+]
+
+
+# --- hostile files: every one a one-line error at its line, never a crash ------------------
+
+DEEP_FLOW = "version: 1\nsession: " + "[" * 5000 + "]" * 5000 + "\n"
+DEEP_BLOCK = "version: 1\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(40)) + "\n"
+HOSTILE = [
+    (DEEP_FLOW, 2, "", "nested deeper than 16 levels"),
+    (DEEP_BLOCK, 18, "", "nested deeper than 16 levels"),
+    ("version: 1\nname: !Sub x\n", 2, "", "the tag '!Sub' is not allowed"),
+    ("version: 1\nsession: !Ref {turns: 3}\n", 2, "", "the tag '!Ref' is not allowed"),
+    (
+        "version: 1\nsession:\n  turns: !!int three\n",
+        3,
+        "session.turns",
+        "cannot read 'three' as int",
+    ),
+    ("version: 1\nserver:\n  latency_ms: !!float fast\n", 3, "server.latency_ms", "as float"),
+    ("version: 1\nname: !!binary aGk=\n", 2, "", "the tag 'tag:yaml.org,2002:binary'"),
+    ("version: 1\nname: !!python/name:os.system x\n", 2, "", "is not allowed"),
+    ("version: 1\nsession:\n  turns: " + "9" * 5000 + "\n", 3, "session.turns", "cannot read"),
+    (
+        "version: 1\nexpect:\n  errors: " + "1" * 5000 + "\n",
+        3,
+        "expect.errors",
+        "(5000 characters)",
+    ),
+    (
+        "version: 1\nserver:\n  latency_ms: 1.0e+5000\n",
+        3,
+        "server.latency_ms",
+        "inf is out of range",
+    ),
+    ("version: 1\nexpect:\n  p95_latency_ms: .inf\n", 3, "expect.p95_latency_ms", "out of range"),
+    ("version: 1\nserver:\n  latency_ms: .nan\n", 3, "server.latency_ms", "nan is out of range"),
+    ("version: yes\n", 1, "version", "True is not supported; use 1"),
+    ("version: true\n", 1, "version", "True is not supported; use 1"),
+    ("version: 1.0\n", 1, "version", "1.0 is not supported; use 1"),
+    ("version: 1\nsession:\n  turns: yes\n", 3, "session.turns", "must be an integer, got True"),
+    ("version: 1\nsession:\n  concurrency: on\n", 3, "session.concurrency", "got True"),
+    ("version: 1\nexpect:\n  errors: false\n", 3, "expect.errors", "got False"),
+    ("version: 1\nreply: 1\n---\nversion: 1\n", 3, "", "not valid YAML"),
+    ("version: 1\nvariants:\n  baseline: yes\n", 3, "variants.baseline", "True is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "fragment"), ERRORS + HOSTILE)
 def test_errors_name_file_line_and_key(text: str, line: int, key: str, fragment: str) -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, path="bad.yaml")
     err = info.value
     assert (err.path, err.line, err.key) == ("bad.yaml", line, key)
     assert fragment in err.message
-    assert "\n" not in str(err)
+    assert "\n" not in str(err) and len(str(err)) < 300  # also for 5000-digit values
     assert str(err).startswith(f"bad.yaml:{line}: ")
 
 
@@ -238,3 +284,72 @@ def test_client_kind_is_any_sync_or_async() -> None:
     assert str(err.value) == (
         "k.yaml:3: key 'client.kind': 'threads' is not allowed; use one of: any, sync, async"
     )
+
+
+def test_nesting_within_the_limit_is_judged_by_the_schema() -> None:
+    text = "version: 1\nsession: " + "[" * 15 + "]" * 15 + "\n"
+    with pytest.raises(ScenarioError, match="key 'session': must be a mapping, got a list"):
+        parse_scenario(text)
+
+
+def test_aliases_are_read_as_their_value() -> None:
+    s = parse_scenario("version: 1\nsession:\n  turns: &n 3\n  calls_per_turn: *n\n")
+    assert (s.session.turns, s.session.calls_per_turn) == (3, 3)
+
+
+# --- the schema declares each default and range once -----------------------------------
+
+
+def test_ranges_in_errors_come_from_the_schema() -> None:
+    meta = {f.name: f.metadata for f in dataclasses.fields(SessionSpec)}["concurrency"]
+    assert (meta["lo"], meta["hi"]) == (1, 256)
+    with pytest.raises(ScenarioError, match=r"257 is out of range; allowed 1\.\.256$"):
+        parse_scenario("version: 1\nsession: {concurrency: 257}\n")
+
+
+def test_every_expectation_key_is_accepted() -> None:
+    keys = [f.name for f in dataclasses.fields(Expectations)]
+    assert "close_wait_live_after_gc" in keys and "sdk_retries" in keys
+    text = "version: 1\nexpect:\n" + "".join(f"  {k}: 7\n" for k in keys)
+    assert parse_scenario(text).expect == Expectations(**dict.fromkeys(keys, 7))
+
+
+@pytest.mark.parametrize(
+    "text", [FULL, "version: 1\n", "version: 1\nclient: {kwargs: {timeout: 3}}\n"]
+)
+def test_from_dict_rebuilds_the_validated_value(text: str) -> None:
+    s = parse_scenario(text, path="x.yaml")
+    again = Scenario.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert again == s
+    assert again.to_dict() == s.to_dict()
+    assert isinstance(again.server.faults, tuple)
+
+
+# --- planned duration ---------------------------------------------------------------------
+
+ABSURD = "version: 1\nsession:\n  turns: 100000\n  idle_between_turns_ms: 3600000\n"
+
+
+def test_planned_duration_counts_gaps_latency_chunks_and_stalls() -> None:
+    s = parse_scenario(
+        "version: 1\nserver:\n  latency_ms: 100\n  reply: {chunks: 4, chunk_delay_ms: 50}\n"
+        "  faults:\n    - {kind: stall, ms: 1000, calls: [2, 3]}\n"
+        "    - {kind: http_error, status: 429, retry_after_s: 2, calls: [1]}\n"
+        "session: {turns: 5, calls_per_turn: 2, idle_between_turns_ms: 300, stream: true}\n"
+    )
+    # gaps 5 x 0.3 + calls 10 x (0.1 + 4 x 0.05) + stalls 2 x 1 + retry-after 1 x 2
+    assert planned_duration_s(s) == pytest.approx(1.5 + 3.0 + 2.0 + 2.0)
+
+
+def test_an_absurd_duration_is_refused_unless_the_limit_is_raised(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(ABSURD, path="long.yaml")
+    assert str(info.value) == (
+        "long.yaml:2: key 'session': plans to run 360,000,000 s, over the limit of 600 s; "
+        "lower turns, gaps or delays, or raise the limit with --max-duration SECONDS"
+    )
+    assert parse_scenario(ABSURD, max_duration_s=4e8).session.turns == 100_000
+    path = tmp_path / "long.yaml"
+    path.write_text(ABSURD)
+    with pytest.raises(ScenarioError, match="over the limit of 10 s"):
+        load_scenario(path, max_duration_s=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -13,10 +14,11 @@ from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
 from harness.report.layout import atomic_write_text
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import DEFAULT_MAX_DURATION_S, Scenario, load_scenario
 from harness.verdict import RegressSummary
 
 __all__ = [
+    "add_max_duration_argument",
     "add_report_dir_argument",
     "add_root_argument",
     "build_summary",
@@ -50,9 +52,11 @@ def discover(paths: Iterable[str]) -> list[Path]:
     return found
 
 
-def load_all(paths: Iterable[str]) -> list[Scenario]:
+def load_all(
+    paths: Iterable[str], max_duration_s: float = DEFAULT_MAX_DURATION_S
+) -> list[Scenario]:
     """Load every scenario under ``paths``; the first invalid one raises ScenarioError."""
-    scenarios = [load_scenario(p) for p in discover(paths)]
+    scenarios = [load_scenario(p, max_duration_s=max_duration_s) for p in discover(paths)]
     seen: dict[str, str] = {}
     for s in scenarios:
         if s.name in seen:
@@ -71,6 +75,28 @@ def add_root_argument(parser: argparse.ArgumentParser, what: str) -> None:
         default=Path.cwd(),
         help=f"where {what} (default: current directory)",
     )
+
+
+def add_max_duration_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-duration",
+        type=_seconds,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="SECONDS",
+        help="refuse a scenario that plans to run longer than this (gaps, latency, stalls;"
+        f" default: {DEFAULT_MAX_DURATION_S:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 from harness.commands._common import (
+    add_max_duration_argument,
     add_root_argument,
     build_summary,
     check_output_paths,
@@ -55,10 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how repeated runs decide (default: majority)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
+    add_max_duration_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
-    scenario = load_scenario(ns.scenario)  # bad input: USAGE_EXIT via the CLI
+    # bad input, an over-long scenario included: USAGE_EXIT via the CLI
+    scenario = load_scenario(ns.scenario, max_duration_s=ns.max_duration)
     check_output_paths(ns.json, None)
     try:
         return _check(ns, scenario)
@@ -85,8 +88,9 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
         why = "; ".join(verdict.reasons) or "within every threshold"
         print(
-            f"  {run.status}: errors {run.errors}, retries {run.retries}, CLOSE_WAIT growth "
-            f"{run.close_wait_growth}: {verdict.outcome} ({why})"
+            f"  {run.status}: errors {run.errors}, retries {run.retries} (SDK {run.sdk_retries}), "
+            f"CLOSE_WAIT growth {run.close_wait_growth}, live after gc "
+            f"{run.close_wait_live_after_gc}: {verdict.outcome} ({why})"
         )
     print(f"check: {word} ({ns.policy} of {len(entry.runs)} runs)")
     return code

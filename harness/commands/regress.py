@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 
 from harness.commands._common import (
+    add_max_duration_argument,
     add_report_dir_argument,
     add_root_argument,
     build_summary,
@@ -62,10 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
+    add_max_duration_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
-    scenarios = load_all(ns.paths)
+    scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
     known = {name for s in scenarios for name in s.variant_expectations()}
     unknown = [name for name in ns.variant if name not in known]
@@ -133,8 +135,10 @@ HEADER: Sequence[str] = (
     "outcome",
     "errors",
     "retries",
+    "sdk retries",
     "cw peak",
     "cw growth",
+    "cw live gc",
     "cw after gc",
     "conns",
     "p95 ms",
@@ -151,8 +155,10 @@ def row(entry: RegressEntry) -> list[object]:
         v.outcome + mark,
         r.errors,
         r.retries,
+        r.sdk_retries,
         r.close_wait_peak,
         r.close_wait_growth,
+        r.close_wait_live_after_gc,
         r.close_wait_after_gc,
         r.connections,
         f"{r.latency_p95_ms:.0f}",

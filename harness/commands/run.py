@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from harness.commands._common import (
+    add_max_duration_argument,
     add_report_dir_argument,
     add_root_argument,
     build_summary,
@@ -42,10 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=positive_int, default=1, help="runs (default: 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     add_report_dir_argument(parser)
+    add_max_duration_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
-    scenario = load_scenario(ns.scenario)
+    scenario = load_scenario(ns.scenario, max_duration_s=ns.max_duration)
     variant = ns.variant or ns.factory
     if ns.variant is not None and not is_bundled(ns.variant):
         raise UsageError(
@@ -109,9 +111,10 @@ def turn_table(run: RunResult) -> str:
 def totals(run: RunResult) -> str:
     by_type = ", ".join(f"{k} x{v}" for k, v in run.errors_by_type.items()) or "none"
     return (
-        f"calls {run.calls}, errors {run.errors} ({by_type}), retries {run.retries}, "
-        f"connections {run.connections}, CLOSE_WAIT peak {run.close_wait_peak} "
-        f"growth {run.close_wait_growth} after close {run.close_wait_after_close} "
+        f"calls {run.calls}, errors {run.errors} ({by_type}), retries {run.retries} "
+        f"(SDK retries {run.sdk_retries}), connections {run.connections}, CLOSE_WAIT peak "
+        f"{run.close_wait_peak} growth {run.close_wait_growth} live after gc "
+        f"{run.close_wait_live_after_gc} after close {run.close_wait_after_close} "
         f"after gc {run.close_wait_after_gc}, p95 {run.latency_p95_ms:.0f} ms"
         + (f"\n{run.status}: {run.detail}" if run.detail else "")
     )

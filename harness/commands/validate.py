@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.commands._common import discover
+from harness.commands._common import add_max_duration_argument, discover
 from harness.errors import ScenarioError
 from harness.scenario import load_scenario
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE", help="scenario files or folders")
+    add_max_duration_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def main(ns: argparse.Namespace) -> int:
     bad = 0
     for path in discover(ns.paths):
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(path, max_duration_s=ns.max_duration)
         except ScenarioError as exc:
             print(f"harness validate: error: {exc}", file=sys.stderr)
             bad += 1

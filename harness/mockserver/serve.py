@@ -7,6 +7,7 @@ caller can start the process with ``--port 0`` and read where it listens.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import threading
 from types import FrameType
@@ -73,7 +74,10 @@ def _port(text: str) -> int:
 def main(ns: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop. Bad input raises UsageError (exit 2)."""
     host = check_loopback(ns.host)
-    spec = load_scenario(ns.scenario).server if ns.scenario else ServerSpec()
+    # Only the server: section is served; the session's planned duration does not apply.
+    spec = (
+        load_scenario(ns.scenario, max_duration_s=math.inf).server if ns.scenario else ServerSpec()
+    )
     stop = threading.Event()
     server = MockServer(
         spec,

@@ -23,8 +23,10 @@ Change = Literal["worse", "better", "changed", "unchanged", "added", "missing"]
 _METRICS = (
     ("errors", "errors"),
     ("retries", "retries"),
+    ("SDK retries", "sdk_retries"),
     ("CLOSE_WAIT peak", "close_wait_peak"),
     ("CLOSE_WAIT growth", "close_wait_growth"),
+    ("CLOSE_WAIT live after GC", "close_wait_live_after_gc"),
 )
 
 

@@ -96,7 +96,12 @@ def _scenario(
 ) -> str:
     series = {e.variant: e.result.close_wait_series for e in entries}
     bars = {
-        e.variant: (("errors", e.result.errors), ("retries", e.result.retries)) for e in entries
+        e.variant: (
+            ("errors", e.result.errors),
+            ("retries", e.result.retries),
+            ("SDK retries", e.result.sdk_retries),
+        )
+        for e in entries
     }
     charts = line_chart(
         series,
@@ -104,7 +109,9 @@ def _scenario(
         title="CLOSE_WAIT sockets after each turn",
         x_label="turn",
         y_label="CLOSE_WAIT",
-    ) + bar_chart(bars, pen_of, title="Errors and retries per variant", y_label="count")
+    ) + bar_chart(
+        bars, pen_of, title="Errors, server-seen and SDK retries per variant", y_label="count"
+    )
     settings = summary.scenarios.get(name)
     details = (
         "<details><summary>scenario settings</summary><pre>"

@@ -54,8 +54,11 @@ def metric_properties(entry: RegressEntry) -> list[tuple[str, str]]:
         ("errors", str(r.errors)),
         ("errors_by_type", kinds),
         ("retries", str(r.retries)),
+        ("sdk_retries", str(r.sdk_retries)),
         ("close_wait_peak", str(r.close_wait_peak)),
         ("close_wait_growth", str(r.close_wait_growth)),
+        ("close_wait_live_after_gc", str(r.close_wait_live_after_gc)),
+        ("fds_live_after_gc", str(r.fds_live_after_gc)),
         ("close_wait_after_close", str(r.close_wait_after_close)),
         ("close_wait_after_gc", str(r.close_wait_after_gc)),
         ("connections", str(r.connections)),
@@ -75,8 +78,8 @@ def _series_text(runs: Sequence[RunResult]) -> str:
         series = " ".join(str(n) for n in run.close_wait_series) or "(no turns sampled)"
         lines.append(f"{prefix}CLOSE_WAIT per turn: {series}")
         lines.append(
-            f"{prefix}CLOSE_WAIT after close: {run.close_wait_after_close}, "
-            f"after gc: {run.close_wait_after_gc}"
+            f"{prefix}CLOSE_WAIT live after gc: {run.close_wait_live_after_gc}, "
+            f"after close: {run.close_wait_after_close}, after gc: {run.close_wait_after_gc}"
         )
         if run.detail:
             lines.append(f"{prefix}detail: {run.detail}")

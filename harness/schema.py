@@ -1,0 +1,277 @@
+"""Scenario schema v1 as frozen values: the one place each key's default, range and choices live.
+
+Every field of the dataclasses below carries its default, and numeric fields carry their
+range in ``metadata`` (:func:`number`); the choices of a text field are its ``Literal`` type.
+The YAML loader (:mod:`harness.scenario`) reads all three from here, field by field, and the
+reference (docs/scenarios.md) states the same values. :meth:`Scenario.from_dict` rebuilds a
+value from :meth:`Scenario.to_dict`, which is how a validated scenario reaches the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from harness.variants import BUNDLED
+
+__all__ = [
+    "API",
+    "DEFAULT_MAX_DURATION_S",
+    "ClientKwargs",
+    "ClientSpec",
+    "Expectations",
+    "Fault",
+    "HttpError",
+    "Keepalive",
+    "Reply",
+    "ResetOnReuse",
+    "Scenario",
+    "ServerSpec",
+    "SessionSpec",
+    "Stall",
+    "TruncateStream",
+    "number",
+    "planned_duration_s",
+]
+
+API = Literal["chat.completions", "responses"]
+CloseMode = Literal["fin", "rst", "silent"]
+Expectation = Literal["pass", "fail", "observe"]
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# A scenario that plans to spend longer than this on purpose is refused unless the caller
+# raises the limit (--max-duration): a typo like 100000 turns must not start a day-long run.
+DEFAULT_MAX_DURATION_S: Final = 600.0
+_HOUR_MS: Final = 3_600_000
+_NO_LIMIT: Final = 1e9  # thresholds: any finite count
+
+
+def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS) -> Any:
+    """A numeric field: its default and its inclusive range, read by the loader."""
+    return field(default=default, metadata={"lo": lo, "hi": hi})
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the mock server answers: ``text`` split into ``chunks`` SSE deltas."""
+
+    text: str = "pong"
+    chunks: int = number(3, lo=1, hi=100_000)
+    chunk_delay_ms: float = number(0, hi=600_000)
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """Idle keep-alive reaping: close a connection idle ``idle_timeout_ms`` (None: never)."""
+
+    idle_timeout_ms: float | None = number(None, lo=1)
+    close: CloseMode = "fin"
+
+
+@dataclass(frozen=True)
+class ResetOnReuse:
+    """Drop a request that arrives on an already-used connection, with FIN or RST."""
+
+    mode: Literal["fin", "rst"] = "rst"
+    calls: tuple[int, ...] | None = None
+    kind: Literal["reset_on_reuse"] = "reset_on_reuse"
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """Answer with an OpenAI-shaped error ``status`` (and ``retry-after`` when given)."""
+
+    status: int = number(500, lo=400, hi=599)
+    retry_after_s: float | None = number(None, hi=3600)
+    calls: tuple[int, ...] | None = None
+    kind: Literal["http_error"] = "http_error"
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Wait ``ms`` before the first response byte or between stream chunks."""
+
+    ms: float = number(1000, hi=600_000)
+    at: Literal["first_byte", "between_chunks"] = "first_byte"
+    calls: tuple[int, ...] | None = None
+    kind: Literal["stall"] = "stall"
+
+
+@dataclass(frozen=True)
+class TruncateStream:
+    """End a stream after ``after_chunks`` chunks, without its final event, and close."""
+
+    after_chunks: int = number(1, hi=100_000)
+    calls: tuple[int, ...] | None = None
+    kind: Literal["truncate_stream"] = "truncate_stream"
+
+
+Fault = ResetOnReuse | HttpError | Stall | TruncateStream
+FAULTS: Final[Mapping[str, type[Fault]]] = MappingProxyType(
+    {cls.kind: cls for cls in (ResetOnReuse, HttpError, Stall, TruncateStream)}
+)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """The ``server:`` section: how the mock provider behaves."""
+
+    api: API = "chat.completions"
+    reply: Reply = field(default_factory=Reply)
+    latency_ms: float = number(0, hi=600_000)
+    keepalive: Keepalive = field(default_factory=Keepalive)
+    faults: tuple[Fault, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClientKwargs:
+    """The keys ``client.kwargs`` may hold, with the SDK's defaults (used when absent)."""
+
+    max_retries: int = number(2, hi=100)
+    timeout: float = number(600.0, lo=0.001, hi=3600)
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """The ``client:`` section: extra OpenAI kwargs, whether request clients are closed, and
+    the client kind the scenario requires (``any``: whatever the factory returns)."""
+
+    # Only the keys the scenario sets (see ClientKwargs): the SDK applies its own defaults.
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    close_request_clients: bool = True
+    kind: Literal["any", "sync", "async"] = "any"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """The ``session:`` section: the shape of the gateway's traffic."""
+
+    turns: int = number(10, lo=1, hi=100_000)
+    calls_per_turn: int = number(1, lo=1, hi=1000)
+    idle_between_turns_ms: float = number(0)
+    stream: bool = False
+    concurrency: int = number(1, lo=1, hi=256)
+    abandon_streams: bool = False
+    gc: Literal["off", "auto"] = "off"
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """The ``expect:`` section: thresholds a healthy client stays within (None: unchecked)."""
+
+    errors: int | None = number(0, hi=_NO_LIMIT)
+    retries: int | None = number(None, hi=_NO_LIMIT)
+    sdk_retries: int | None = number(None, hi=_NO_LIMIT)
+    close_wait_peak: int | None = number(None, hi=_NO_LIMIT)
+    close_wait_growth: int | None = number(None, hi=_NO_LIMIT)
+    close_wait_live_after_gc: int | None = number(None, hi=_NO_LIMIT)
+    close_wait_after_close: int | None = number(None, hi=_NO_LIMIT)
+    close_wait_after_gc: int | None = number(None, hi=_NO_LIMIT)
+    connections: int | None = number(None, hi=_NO_LIMIT)
+    p95_latency_ms: float | None = number(None, hi=_NO_LIMIT)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One validated scenario file."""
+
+    name: str
+    version: int = 1
+    description: str = ""
+    server: ServerSpec = field(default_factory=ServerSpec)
+    client: ClientSpec = field(default_factory=ClientSpec)
+    session: SessionSpec = field(default_factory=SessionSpec)
+    expect: Expectations = field(default_factory=Expectations)
+    # variant name or factory spec -> "pass" | "fail" | "observe"; empty: every bundled variant
+    variants: Mapping[str, Expectation] = field(default_factory=lambda: _EMPTY)
+    path: str = ""
+
+    def variant_expectations(self) -> Mapping[str, Expectation]:
+        """The variants this scenario runs, with what each must show.
+
+        When ``variants:`` is absent every bundled variant runs: fixed ones must pass, buggy
+        ones are only observed.
+        """
+        if self.variants:
+            return self.variants
+        return MappingProxyType(
+            {name: ("pass" if fixed else "observe") for name, fixed in BUNDLED.items()}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain-data copy (JSON-ready) of the validated scenario."""
+        plain = replace(
+            self,
+            client=replace(self.client, kwargs=dict(self.client.kwargs)),
+            variants=dict(self.variants),
+        )
+        data: dict[str, Any] = json.loads(json.dumps(asdict(plain)))  # tuples -> lists
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
+        """The value :meth:`to_dict` was made from (``from_dict(s.to_dict()) == s``).
+
+        For values this program wrote; files from users go through the loader.
+        """
+        server = data["server"]
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            description=data["description"],
+            server=ServerSpec(
+                api=server["api"],
+                reply=Reply(**server["reply"]),
+                latency_ms=server["latency_ms"],
+                keepalive=Keepalive(**server["keepalive"]),
+                faults=tuple(_fault_from_dict(f) for f in server["faults"]),
+            ),
+            client=ClientSpec(
+                kwargs=MappingProxyType(dict(data["client"]["kwargs"])),
+                close_request_clients=data["client"]["close_request_clients"],
+                kind=data["client"]["kind"],
+            ),
+            session=SessionSpec(**data["session"]),
+            expect=Expectations(**data["expect"]),
+            variants=MappingProxyType(dict(data["variants"])),
+            path=data["path"],
+        )
+
+
+def _fault_from_dict(data: Mapping[str, Any]) -> Fault:
+    values = dict(data)
+    if values.get("calls") is not None:
+        values["calls"] = tuple(values["calls"])
+    return FAULTS[values["kind"]](**values)
+
+
+def field_names(cls: type[Any]) -> tuple[str, ...]:
+    """The YAML keys of a section: its dataclass fields."""
+    return tuple(f.name for f in fields(cls))
+
+
+def planned_duration_s(scenario: Scenario) -> float:
+    """Seconds the scenario spends on purpose: idle gaps, latency, chunk delays and stalls.
+
+    An upper bound for one session (sessions run in parallel), counting every stall as if
+    each call it selects were in the same session. Timeouts and retries are not planned and
+    are not counted here (the watchdog bounds them).
+    """
+    session, server = scenario.session, scenario.server
+    calls = session.turns * session.calls_per_turn
+    chunks = server.reply.chunks if session.stream else 0
+    per_call_ms = server.latency_ms + chunks * server.reply.chunk_delay_ms
+    stall_ms = 0.0
+    for fault in server.faults:
+        if isinstance(fault, Stall):
+            each = fault.ms * (1 if fault.at == "first_byte" else max(chunks, 1))
+            stall_ms += each * (calls if fault.calls is None else len(fault.calls))
+        elif isinstance(fault, HttpError) and fault.retry_after_s is not None:
+            # the SDK waits retry-after before each retry of a selected call
+            selected = calls if fault.calls is None else len(fault.calls)
+            stall_ms += fault.retry_after_s * 1000 * selected
+    total_ms = session.turns * session.idle_between_turns_ms + calls * per_call_ms + stall_ms
+    return total_ms / 1000 if math.isfinite(total_ms) else math.inf
