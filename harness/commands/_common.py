@@ -14,6 +14,7 @@ from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
 from harness.report.layout import atomic_write_text
 from harness.scenario import Scenario, load_scenario
+from harness.shard import Shard
 from harness.verdict import RegressSummary
 
 __all__ = [
@@ -83,7 +84,13 @@ def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_summary(
-    command: str, outcome: MatrixOutcome, scenarios: Iterable[Scenario], started: str, t0: float
+    command: str,
+    outcome: MatrixOutcome,
+    scenarios: Iterable[Scenario],
+    started: str,
+    t0: float,
+    *,
+    shard: Shard | None = None,
 ) -> RegressSummary:
     """The one value every report writer reads, for a finished (or interrupted) matrix."""
     return RegressSummary(
@@ -95,6 +102,7 @@ def build_summary(
         environment=fingerprint(),
         interrupted=outcome.interrupted,
         scenarios={s.name: s.to_dict() for s in scenarios},
+        shard=shard,
     )
 
 

@@ -25,8 +25,9 @@ from harness.commands._common import (
 )
 from harness.errors import UsageError
 from harness.interrupts import handling
-from harness.matrix import plan, run_matrix
+from harness.matrix import expected_seconds, plan, run_matrix
 from harness.report import write_reports
+from harness.shard import parse_shard
 from harness.verdict import RegressEntry, RegressSummary
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
@@ -60,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this variant (repeatable)",
     )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="I/N",
+        help="run only shard I of N (a deterministic slice balanced by expected duration); "
+        "combine the shards with 'harness report --merge'",
+    )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
 
@@ -75,9 +83,13 @@ def main(ns: argparse.Namespace) -> int:
             + ", ".join(sorted(known))
         )
     cells = plan(scenarios, ns.variant)
+    if ns.shard is not None:
+        cells = ns.shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
     started, t0 = utc_now(), monotonic()
+    shard = f", shard {ns.shard}" if ns.shard else ""
     print(
-        f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, {ns.jobs} jobs",
+        f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, "
+        f"{ns.jobs} jobs{shard}",
         flush=True,
     )
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
@@ -86,7 +98,7 @@ def main(ns: argparse.Namespace) -> int:
         outcome = run_matrix(
             cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
         )
-        summary = build_summary("regress", outcome, scenarios, started, t0)
+        summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
         print()
         print(render(summary))
         run_dir = write_reports(summary, ns.report_dir)
