@@ -1,0 +1,157 @@
+"""The overview grid, collapsed all-zero charts and SDK-line labels in every format."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import xml.etree.ElementTree as ET
+
+from harness.report import render_html, render_junit, render_markdown
+from harness.report.overview import cell_state, deciding_figure, overview
+from harness.result import RunResult, ServerStats, summarize
+from harness.scenario import Expectations
+from harness.verdict import RegressEntry, RegressSummary, judge
+
+EXPECT = Expectations(errors=0, retries=0)
+
+
+def _entry(
+    scenario: str, variant: str, expected: str, *, errors: int = 0, cw: tuple[int, ...] = (0, 0)
+) -> RegressEntry:
+    base = summarize(
+        scenario=scenario,
+        variant=variant,
+        status="completed",
+        records=[],
+        samples=[],
+        server=ServerStats(),
+        wall_s=0.25,
+        environment={},
+    )
+    result: RunResult = dataclasses.replace(
+        base, errors=errors, close_wait_series=cw, close_wait_after_gc=cw[-1]
+    )
+    verdict = judge(result, EXPECT, expected)  # type: ignore[arg-type]
+    return RegressEntry(scenario, variant, "", (result,), (verdict,))
+
+
+def _summary(*entries: RegressEntry) -> RegressSummary:
+    return RegressSummary(
+        run_id="20261125T140000000Z-regress",
+        command="regress",
+        started="2026-11-25T14:00:00+00:00",
+        wall_s=1.0,
+        entries=entries,
+        environment={"openai": "3.54.0"},
+    )
+
+
+GRID = _summary(
+    _entry("reap", "baseline", "pass", cw=(0, 2)),
+    _entry("reap", "keepalive-mutating", "fail", errors=9),
+    _entry("reap", "keepalive-fixed", "pass", errors=2),
+    _entry("close", "keepalive-mutating", "fail"),
+    _entry("close", "shared-http-client", "observe"),
+)
+
+
+def test_states_and_deciding_figures() -> None:
+    assert [cell_state(e) for e in GRID.entries] == [
+        "healthy",
+        "caught",
+        "unhealthy",
+        "missed",
+        "observed",
+    ]
+    assert [deciding_figure(e) for e in GRID.entries] == [
+        "errors 0 · retries 0 · CLOSE_WAIT held 2",
+        "errors 9 > 0",
+        "errors 2 > 0",
+        "errors 0 · retries 0 · CLOSE_WAIT held 0",
+        "errors 0 · retries 0 · CLOSE_WAIT held 0",
+    ]
+    grid = overview(GRID)
+    assert grid.columns == (
+        "baseline",
+        "keepalive-mutating",
+        "keepalive-fixed",
+        "shared-http-client",
+    )
+    assert [(name, [c.state if c else None for c in cells]) for name, cells in grid.rows] == [
+        ("reap", ["healthy", "caught", "unhealthy", None]),
+        ("close", [None, "missed", None, "observed"]),
+    ]
+
+
+def test_html_grid_comes_first_and_every_cell_links_to_its_row() -> None:
+    html = render_html(GRID)
+    assert html.index('<section id="overview">') < html.index('<section id="scenario-reap">')
+    links = re.findall(r'<td class="(\w+)"><a href="#([^"]+)"><b>([^<]+)</b><small>([^<]+)', html)
+    assert links == [
+        (
+            "healthy",
+            "cell-reap--baseline",
+            "pass (expected pass)",
+            deciding_figure(GRID.entries[0]),
+        ),
+        ("caught", "cell-reap--keepalive-mutating", "fail (expected fail)", "errors 9 &gt; 0"),
+        ("unhealthy", "cell-reap--keepalive-fixed", "fail (expected pass)", "errors 2 &gt; 0"),
+        (
+            "missed",
+            "cell-close--keepalive-mutating",
+            "pass (expected fail)",
+            deciding_figure(GRID.entries[3]),
+        ),
+        (
+            "observed",
+            "cell-close--shared-http-client",
+            "pass (expected observe)",
+            deciding_figure(GRID.entries[4]),
+        ),
+    ]
+    for _, anchor, _, _ in links:
+        assert html.count(f'<tr id="{anchor}"') == 1
+    assert html.count('<td class="none" title="not run in this scenario">') == 3
+
+
+def test_all_zero_charts_collapse_to_one_line_each() -> None:
+    html = render_html(GRID)
+    # reap: CLOSE_WAIT 2 on one turn and errors -> both charts; close: all zero -> two lines
+    assert html.count("<svg") == 2
+    assert html.count('<p class="flat">') == 2
+    close = html[html.index('<section id="scenario-close">') :]
+    assert (
+        '<p class="flat">CLOSE_WAIT after each turn: 0 for every variant on every turn.</p>'
+        in close
+    )
+    assert '<p class="flat">Errors and retries: 0 for every variant.</p>' in close
+    assert "<svg" not in close.split('id="environment"')[0]
+
+
+def test_sdk_lines_label_every_format() -> None:
+    three = _entry("reap", "baseline", "pass", cw=(0, 1))
+    two = dataclasses.replace(_entry("reap", "baseline", "pass", errors=3, cw=(1, 1)), line="2")
+    summary = _summary(dataclasses.replace(three, line="3"), two)
+    assert overview(summary).columns == ("baseline [openai 3]", "baseline [openai 2]")
+    markdown = render_markdown(summary)
+    assert "| baseline [openai 3] | pass | pass | yes |" in markdown
+    assert "- **reap / baseline [openai 2]**: expected pass, got fail" in markdown
+    root = ET.fromstring(render_junit(summary))
+    assert [c.get("name") for c in root.iter("testcase")] == [
+        "baseline [openai 3]",
+        "baseline [openai 2]",
+    ]
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert (props["baseline [openai 3].sdk_line"], props["baseline [openai 2].errors"]) == (
+        "3",
+        "3",
+    )
+    html = render_html(summary)
+    assert 'href="#cell-reap--baseline__openai_2_"' in html
+    # one colour per variant, one dash pattern per SDK line
+    lines = re.findall(
+        r'<polyline data-variant="baseline \[openai (\d)\]"[^>]*stroke="([^"]+)"'
+        r'[^>]*?(?: stroke-dasharray="([^"]+)")? stroke-linejoin',
+        html,
+    )
+    assert lines == [("3", "#0072B2", ""), ("2", "#0072B2", "9 5")]
