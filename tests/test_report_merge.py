@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from harness.cli import main
 from harness.errors import UsageError
 from harness.report import load_summary, render_json
+from harness.report.compare import compare, render_comparison
 from harness.report.merge import merge, sdk_line
 from harness.result import ServerStats, summarize
 from harness.scenario import Expectations, parse_scenario
@@ -196,3 +198,33 @@ def test_real_shards_merge_into_the_whole_plan(
         ("short", "baseline", True),
         ("short", "keepalive-fixed", True),
     ]
+
+
+def test_compare_understands_sdk_lines() -> None:
+    cells = [("alpha", "baseline")]
+    compat = merge(
+        [("3.json", _summary(cells)), ("2.json", _summary(cells, openai="2.31.0"))],
+        new_run_id=_ids,
+    )
+    worse_on_2 = dataclasses.replace(
+        compat,
+        entries=(
+            compat.entries[0],
+            dataclasses.replace(_entry("alpha", "baseline", errors=3), line="2"),
+        ),
+    )
+    result = compare(compat, worse_on_2)
+    assert [(c.variant, c.change) for c in result.cells] == [
+        ("baseline [openai 3]", "unchanged"),
+        ("baseline [openai 2]", "worse"),
+    ]
+    assert "WORSE     alpha / baseline [openai 2]: errors 0 -> 3;" in render_comparison(result)
+    # A one-line BASE (openai 3) matches the openai 3 cells of a compat NEW.
+    single = compare(_summary(cells), worse_on_2)
+    assert [(c.variant, c.change) for c in single.cells] == [
+        ("baseline [openai 3]", "unchanged"),
+        ("baseline [openai 2]", "added"),
+    ]
+    # Two one-line reports on different openai versions still match cell by cell.
+    upgrade = compare(_summary(cells, openai="2.31.0"), _summary(cells))
+    assert [(c.variant, c.change) for c in upgrade.cells] == [("baseline", "unchanged")]

@@ -40,9 +40,10 @@ td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
 table.grid{font-size:.9em}table.grid td{padding:0;white-space:normal;text-align:left}
-table.grid th{white-space:normal;max-width:11em}table.grid td a{display:block;padding:5px 8px;
+table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
  color:inherit;text-decoration:none;min-width:9em}table.grid td a:hover{outline:2px solid #333}
-.grid b{display:block}.grid small{display:block;color:#333}td.none{background:#fafafa;color:#999}
+.grid b{display:block}.grid small{display:block;color:#333;font-size:.85em}
+td.none{background:#fafafa;color:#999}
 .healthy{background:#d9f2e1}.caught{background:#dce9f7}.unhealthy{background:#f9c9c3}
 .missed{background:#f8d8a8}.observed{background:#eceff1}
 .legend span{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;border-radius:4px}
@@ -80,7 +81,8 @@ def _overview(summary: RegressSummary) -> str:
             tds.append(
                 f'<td class="{cell.state}"><a href="#{row_anchor(cell.entry)}">'
                 f"<b>{_e(v.outcome)} (expected {_e(v.expected)})</b>"
-                f"<small>{_e(cell.figure)}</small></a></td>"
+                + "".join(f"<small>{_e(line)}</small>" for line in cell.figure)
+                + "</a></td>"
             )
         link = f'<a href="#{section_anchor(scenario)}">{_e(scenario)}</a>'
         rows.append(f'<tr><th class="l">{link}</th>{"".join(tds)}</tr>')

@@ -40,7 +40,7 @@ STATES: tuple[tuple[State, str], ...] = (
 class GridCell:
     entry: RegressEntry
     state: State
-    figure: str
+    figure: tuple[str, ...]  # one or two short lines
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,12 @@ def cell_state(entry: RegressEntry) -> State:
     return "unhealthy" if verdict.expected == "pass" else "missed"
 
 
-def deciding_figure(entry: RegressEntry) -> str:
-    """What decided the verdict, in a few words."""
+def deciding_figure(entry: RegressEntry) -> tuple[str, ...]:
+    """What decided the verdict, in one or two short lines."""
     if entry.verdict.reasons:
-        return entry.verdict.reasons[0]
+        return (entry.verdict.reasons[0],)
     r = entry.result
-    return f"errors {r.errors} · retries {r.retries} · CLOSE_WAIT held {r.close_wait_after_gc}"
+    return (f"errors {r.errors} · retries {r.retries}", f"CLOSE_WAIT held {r.close_wait_after_gc}")
 
 
 def overview(summary: RegressSummary) -> Overview:
