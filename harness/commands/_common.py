@@ -18,6 +18,7 @@ from harness.shard import Shard
 from harness.verdict import RegressSummary
 
 __all__ = [
+    "add_output_arguments",
     "add_report_dir_argument",
     "add_root_argument",
     "build_summary",
@@ -80,6 +81,17 @@ def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("reports"),
         help="where reports/<run-id>/ is written (default: reports)",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--json``, for a machine reading the output."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the report folder, no progress"
+    )
+    group.add_argument(
+        "--json", action="store_true", help="print only the results as JSON (results.json)"
     )
 
 

@@ -4,15 +4,21 @@ Exit 0 when every verdict is as the scenario expects, 1 when one differs (a fixe
 unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on SIGINT (Ctrl-C) and
 143 on SIGTERM, after killing the running workers and writing the reports of the runs that
 finished; further signals are ignored until then (:mod:`harness.interrupts`).
+
+Output: a line per finished cell, the comparison table and the report folder; on a TTY a live
+progress display as well (:mod:`harness.progress`). ``--quiet`` prints only the report
+folder, ``--json`` only the results (results.json's text).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 from harness.commands._common import (
+    add_output_arguments,
     add_report_dir_argument,
     add_root_argument,
     build_summary,
@@ -26,7 +32,8 @@ from harness.commands._common import (
 from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.matrix import expected_seconds, plan, run_matrix
-from harness.report import write_reports
+from harness.progress import choose_mode, make_progress
+from harness.report import render_json, write_reports
 from harness.shard import parse_shard
 from harness.verdict import RegressEntry, RegressSummary
 
@@ -70,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
+    add_output_arguments(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -86,35 +94,50 @@ def main(ns: argparse.Namespace) -> int:
     if ns.shard is not None:
         cells = ns.shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
     started, t0 = utc_now(), monotonic()
+    mode = choose_mode(sys.stdout, quiet=ns.quiet or ns.json, env=os.environ)
+    progress = make_progress(mode, sys.stdout)
+    progress.plan((_key(c.scenario.name, c.variant), expected_seconds(c.scenario)) for c in cells)
     shard = f", shard {ns.shard}" if ns.shard else ""
-    print(
+    progress.say(
         f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, "
-        f"{ns.jobs} jobs{shard}",
-        flush=True,
+        f"{ns.jobs} jobs{shard}"
     )
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
     # further signal is ignored until their reports are written.
     with handling() as caught:
-        outcome = run_matrix(
-            cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
-        )
+        with progress:
+            outcome = run_matrix(
+                cells,
+                repeat=ns.repeat,
+                jobs=ns.jobs,
+                root=ns.root.resolve(),
+                on_start=lambda c: progress.started(_key(c.scenario.name, c.variant)),
+                on_entry=lambda e: progress.finished(
+                    _key(e.scenario, e.variant), progress_line(e), failed=not e.as_expected
+                ),
+            )
         summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
-        print()
-        print(render(summary))
         run_dir = write_reports(summary, ns.report_dir)
-        print(f"\nreports: {run_dir}")
+        if ns.json:
+            print(render_json(summary), end="")
+        elif ns.quiet:
+            print(run_dir)
+        else:
+            print(f"\n{render(summary)}\n\nreports: {run_dir}")
     if summary.interrupted:
         return caught.exit_code  # 130 / 143, after the finished runs' reports are written
     return 0 if summary.ok else 1
 
 
-def _progress(entry: RegressEntry) -> None:
+def _key(scenario: str, variant: str) -> str:
+    return f"{scenario} / {variant}"
+
+
+def progress_line(entry: RegressEntry) -> str:
+    """The line printed when a cell finishes (the plain output CI logs show)."""
     mark = "ok " if entry.as_expected else "BAD"
     v = entry.verdict
-    print(
-        f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})",
-        flush=True,
-    )
+    return f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})"
 
 
 def render(summary: RegressSummary) -> str:
