@@ -29,6 +29,7 @@ __all__ = [
     "monotonic",
     "new_run_id",
     "positive_int",
+    "refuse_untestable",
     "utc_now",
     "write_json",
 ]
@@ -127,6 +128,14 @@ def check_output_paths(json_file: Path | None, report_dir: Path | None) -> None:
         )
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise UsageError(f"--report-dir {str(report_dir)!r} is a file; pick a folder")
+
+
+def refuse_untestable(spec: str, summary: RegressSummary) -> None:
+    """UsageError when every run was untestable: the factory itself is unusable (cannot be
+    imported, or kills the worker at once), which is bad input, not a verdict."""
+    runs = [r for e in summary.entries for r in e.runs]
+    if runs and all(r.status == "untestable" for r in runs):
+        raise UsageError(f"{spec}: untestable: {runs[0].detail}")
 
 
 def write_json(path: Path, summary: RegressSummary) -> None:

@@ -27,13 +27,15 @@ from harness.commands._common import (
     load_all,
     monotonic,
     positive_int,
+    refuse_untestable,
     utc_now,
 )
 from harness.errors import UsageError
 from harness.interrupts import handling
-from harness.matrix import expected_seconds, plan, run_matrix
+from harness.matrix import Cell, expected_seconds, plan, run_matrix
 from harness.progress import choose_mode, make_progress
 from harness.report import render_json, write_reports
+from harness.scenario import Scenario
 from harness.shard import parse_shard
 from harness.verdict import RegressEntry, RegressSummary
 
@@ -69,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only this variant (repeatable)",
     )
     parser.add_argument(
+        "--factory",
+        metavar="SPEC",
+        help="run every scenario against this factory (package.module:function or "
+        "path/to/file.py:function) instead of the variants the scenarios list; it must pass",
+    )
+    parser.add_argument(
         "--shard",
         type=parse_shard,
         metavar="I/N",
@@ -90,7 +98,9 @@ def main(ns: argparse.Namespace) -> int:
             f"--variant {unknown[0]!r} runs in none of these scenarios; use one of: "
             + ", ".join(sorted(known))
         )
-    cells = plan(scenarios, ns.variant)
+    if ns.factory and ns.variant:
+        raise UsageError("--factory and --variant exclude each other; pass one of them")
+    cells = _factory_cells(scenarios, ns.factory) if ns.factory else plan(scenarios, ns.variant)
     if ns.shard is not None:
         cells = ns.shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
     started, t0 = utc_now(), monotonic()
@@ -126,7 +136,14 @@ def main(ns: argparse.Namespace) -> int:
             print(f"\n{render(summary)}\n\nreports: {run_dir}")
     if summary.interrupted:
         return caught.exit_code  # 130 / 143, after the finished runs' reports are written
+    if ns.factory:
+        refuse_untestable(ns.factory, summary)
     return 0 if summary.ok else 1
+
+
+def _factory_cells(scenarios: Sequence[Scenario], spec: str) -> list[Cell]:
+    """``spec`` in every scenario: the role the scenario gives it, else ``pass``."""
+    return [Cell(s, spec, s.variant_expectations().get(spec, "pass")) for s in scenarios]
 
 
 def _key(scenario: str, variant: str) -> str:

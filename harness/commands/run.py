@@ -20,6 +20,7 @@ from harness.commands._common import (
     format_table,
     monotonic,
     positive_int,
+    refuse_untestable,
     utc_now,
     write_json,
 )
@@ -73,10 +74,7 @@ def main(ns: argparse.Namespace) -> int:
     print(f"reports: {write_reports(summary, ns.report_dir)}")
     if summary.interrupted:
         return 130  # Ctrl-C, after the finished runs' reports are written
-    runs = [r for e in summary.entries for r in e.runs]
-    if runs and all(r.status == "untestable" for r in runs):
-        # The factory itself is unusable (cannot be imported, or kills the worker at once).
-        raise UsageError(f"{variant}: untestable: {runs[0].detail}")
+    refuse_untestable(variant, summary)
     return 0 if summary.ok else 1
 
 
