@@ -59,6 +59,7 @@ class Progress:
         self._lock = threading.Lock()
 
     def __enter__(self) -> Progress:
+        self.start()
         return self
 
     def __exit__(
@@ -67,7 +68,13 @@ class Progress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self.stop()
+
+    def start(self) -> None:
+        """Begin drawing (live mode only)."""
+
+    def stop(self) -> None:
+        """Stop drawing and leave the terminal as plain text (live mode only)."""
 
     def plan(self, weights: Iterable[tuple[str, float]]) -> None:
         """The items to come, each with its expected duration (any unit)."""
@@ -131,16 +138,10 @@ class Live(Progress):
         self.running: dict[str, float] = {}
         self.done = self.failures = 0
 
-    def __enter__(self) -> Progress:
+    def start(self) -> None:
         self.display.start()
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.display.stop()
 
     def plan(self, weights: Iterable[tuple[str, float]]) -> None:

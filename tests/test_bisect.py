@@ -36,11 +36,11 @@ import psutil
 import pytest
 
 from harness.bisect import git as g
-from harness.bisect.command import request_from
 from harness.bisect.driver import run_bisect
 from harness.bisect.model import REGRESSION_TERMS, BisectRequest
 from harness.bisect.search import History, Posterior, calibration_next
 from harness.cli import build_parser
+from harness.commands.bisect import request_from
 from harness.errors import BisectInputError, ScenarioError
 
 N_COMMITS, K, S, M, BAD = 12, 2, 4, 9, 8

@@ -19,11 +19,11 @@ import junitparser
 import pytest
 
 from harness import cli
+from harness.commands.compare import COMMAND as compare_command
+from harness.commands.report import COMMAND as report_command
 from harness.environment import fingerprint
 from harness.errors import UsageError
-from harness.report import commands as report_command
 from harness.report import (
-    compare,
     load_summary,
     parse_summary,
     render_html,
@@ -422,7 +422,7 @@ def _save(summary: RegressSummary, path: Path) -> Path:
 
 
 def _compare(base: Path, new: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = compare.main(argparse.Namespace(base=base, new=new))
+    code = compare_command.main(argparse.Namespace(base=base, new=new))
     return code, capsys.readouterr().out
 
 
@@ -489,7 +489,7 @@ def test_compare_refuses_a_bad_file(summary: RegressSummary, tmp_path: Path) -> 
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": 1,\n "run_id": oops}\n')
     with pytest.raises(UsageError, match=r"bad\.json:2: not valid JSON"):
-        compare.main(argparse.Namespace(base=base, new=bad))
+        compare_command.main(argparse.Namespace(base=base, new=bad))
 
 
 def test_the_command_line_exit_codes(

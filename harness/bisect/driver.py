@@ -65,7 +65,7 @@ from harness.bisect.search import (
 from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
-from harness.report.layout import atomic_write_text
+from harness.report.layout import atomic_write_text, run_stamp
 from harness.scenario import load_scenario
 
 __all__ = ["Interrupted", "run_bisect", "validate"]
@@ -131,8 +131,7 @@ def run_bisect(req: BisectRequest, *, out: TextIO) -> int:
 
 
 def _make_run_dir(report_dir: Path) -> Path:
-    now = datetime.now(UTC)
-    stamp = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z"
+    stamp = run_stamp()
     for attempt in range(100):
         path = report_dir.resolve() / f"bisect-{stamp}{'' if not attempt else f'-{attempt}'}"
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
-from harness.report.layout import atomic_write_text
+from harness.report.layout import atomic_write_text, new_run_id
 from harness.scenario import Scenario, load_scenario
 from harness.shard import Shard
 from harness.verdict import RegressSummary
@@ -27,7 +27,6 @@ __all__ = [
     "format_table",
     "load_all",
     "monotonic",
-    "new_run_id",
     "positive_int",
     "refuse_untestable",
     "utc_now",
@@ -141,12 +140,6 @@ def refuse_untestable(spec: str, summary: RegressSummary) -> None:
 def write_json(path: Path, summary: RegressSummary) -> None:
     """``summary.to_dict()`` as JSON, written atomically."""
     atomic_write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
-
-
-def new_run_id(command: str) -> str:
-    """A run id that sorts by time: ``20261124T143000123Z-regress``."""
-    now = datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{command}"
 
 
 def positive_int(text: str) -> int:

@@ -30,6 +30,7 @@ from harness.commands._common import (
     refuse_untestable,
     utc_now,
 )
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.matrix import Cell, expected_seconds, plan, run_matrix
@@ -214,3 +215,6 @@ def row(entry: RegressEntry) -> list[object]:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
+
+
+COMMAND = Command("regress", "run every scenario across its variants", add_arguments, main)

@@ -24,6 +24,7 @@ from harness.commands._common import (
     utc_now,
     write_json,
 )
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
@@ -113,3 +114,6 @@ def totals(run: RunResult) -> str:
         f"after gc {run.close_wait_after_gc}, p95 {run.latency_p95_ms:.0f} ms"
         + (f"\n{run.status}: {run.detail}" if run.detail else "")
     )
+
+
+COMMAND = Command("run", "run one scenario against one variant or factory", add_arguments, main)

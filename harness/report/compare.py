@@ -2,7 +2,8 @@
 
 Exit 1 when NEW is worse than BASE on any verdict: a cell that was as expected and no longer
 is, or a cell of BASE missing from NEW. Exit 0 otherwise (metrics may still have moved;
-they are printed), 2 on bad input. :func:`compare` is pure; :func:`main` does the I/O.
+they are printed), 2 on bad input. :func:`compare` is pure; the ``compare`` command
+(:mod:`harness.commands.compare`) does the I/O.
 
 Cells match by (scenario, variant, SDK line). A one-line results.json has no lines; compared
 with a report that combines lines (``nox -s compat``), its cells count as the line of its
@@ -11,17 +12,14 @@ openai version, so a single-line BASE matches that line of a compat NEW and vice
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from harness.report.jsonfile import load_summary
 from harness.report.merge import sdk_line
 from harness.verdict import RegressEntry, RegressSummary
 
-__all__ = ["CellChange", "Comparison", "add_arguments", "compare", "main", "render_comparison"]
+__all__ = ["CellChange", "Comparison", "compare", "render_comparison"]
 
 Change = Literal["worse", "better", "changed", "unchanged", "added", "missing"]
 
@@ -129,15 +127,3 @@ def render_comparison(result: Comparison) -> str:
         else "NEW is not worse than BASE on any verdict"
     )
     return "\n".join(lines) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", type=Path, metavar="BASE.json", help="the reference results")
-    parser.add_argument("new", type=Path, metavar="NEW.json", help="the results to judge")
-
-
-def main(ns: argparse.Namespace) -> int:
-    """Print the comparison; 1 when NEW is worse on any verdict, else 0."""
-    result = compare(load_summary(ns.base), load_summary(ns.new))
-    print(render_comparison(result), end="")
-    return 1 if result.worse else 0

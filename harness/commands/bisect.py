@@ -1,4 +1,4 @@
-"""``harness bisect``: its arguments and entry point (the search is :mod:`.driver`)."""
+"""``harness bisect``: its arguments and entry point (the search is :mod:`harness.bisect`)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from harness.bisect.model import (
     BisectRequest,
 )
 from harness.commands._common import positive_int
+from harness.commands.base import Command
 from harness.errors import UsageError
 
-__all__ = ["DEFAULT_ORACLE", "add_arguments", "main", "request_from"]
+__all__ = ["COMMAND", "DEFAULT_ORACLE", "request_from"]
 
 DEFAULT_ORACLE = (sys.executable, "-P", "-m", "harness", "check")
 
@@ -151,3 +152,8 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
 
 def main(ns: argparse.Namespace) -> int:
     return run_bisect(request_from(ns), out=sys.stdout)
+
+
+COMMAND = Command(
+    "bisect", "find the commit that introduced or fixed a regression", add_arguments, main
+)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.commands._common import new_run_id
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.report import load_summary, write_reports
+from harness.report.layout import new_run_id
 from harness.report.merge import merge
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["COMMAND"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,3 +56,8 @@ def main(ns: argparse.Namespace) -> int:
     summary = merge(inputs, new_run_id=new_run_id)
     print(write_reports(summary, ns.out))
     return 0 if summary.ok else 1
+
+
+COMMAND = Command(
+    "report", "re-render reports from a saved results.json, or merge several", add_arguments, main
+)

@@ -11,6 +11,7 @@ import signal
 import threading
 from types import FrameType
 
+from harness.commands.base import Command
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -20,7 +21,7 @@ from harness.mockserver.server import (
 )
 from harness.scenario import ServerSpec, load_scenario
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["COMMAND"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,3 +109,6 @@ class _SignalsSetEvent:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+COMMAND = Command("serve", "run the mock OpenAI server standalone", add_arguments, main)
