@@ -7,38 +7,22 @@ import json
 from pathlib import Path
 
 import pytest
+from _cells import cell
 
 from harness.cli import main
 from harness.errors import UsageError
 from harness.report import load_summary, render_json
 from harness.report.compare import compare, render_comparison
 from harness.report.merge import merge, sdk_line
-from harness.result import ServerStats, summarize
-from harness.scenario import Expectations, parse_scenario
+from harness.scenario import parse_scenario
 from harness.shard import Shard
-from harness.verdict import RegressEntry, RegressSummary, judge
+from harness.verdict import RegressSummary
 
 ALPHA = parse_scenario(
     "version: 1\nname: alpha\nvariants: {baseline: pass, keepalive-fixed: pass}\n"
 )
 BETA = parse_scenario("version: 1\nname: beta\nvariants: {keepalive-fixed: pass, baseline: pass}\n")
 SETTINGS = {s.name: s.to_dict() for s in (ALPHA, BETA)}
-
-
-def _entry(scenario: str, variant: str, *, errors: int = 0) -> RegressEntry:
-    result = summarize(
-        scenario=scenario,
-        variant=variant,
-        status="completed",
-        records=[],
-        samples=[],
-        server=ServerStats(),
-        wall_s=0.5,
-        environment={},
-    )
-    result = result.__class__(**{**result.__dict__, "errors": errors})
-    verdict = judge(result, Expectations(errors=0), "pass")
-    return RegressEntry(scenario, variant, "", (result,), (verdict,))
 
 
 def _summary(
@@ -54,7 +38,7 @@ def _summary(
         command="regress",
         started=started,
         wall_s=wall_s,
-        entries=tuple(_entry(s, v) for s, v in cells),
+        entries=tuple(cell(s, v) for s, v in cells),
         environment={"python": "3.11.7", "openai": openai},
         scenarios=SETTINGS,
         shard=shard,
@@ -139,7 +123,7 @@ def test_report_merge_command_writes_one_report_and_exits_by_verdict(
     bad = RegressSummary(
         **{
             **_summary([("alpha", "keepalive-fixed")], shard=Shard(2, 2)).__dict__,
-            "entries": (_entry("alpha", "keepalive-fixed", errors=3),),
+            "entries": (cell("alpha", "keepalive-fixed", errors=3),),
         }
     )
     paths = []
@@ -210,7 +194,7 @@ def test_compare_understands_sdk_lines() -> None:
         compat,
         entries=(
             compat.entries[0],
-            dataclasses.replace(_entry("alpha", "baseline", errors=3), line="2"),
+            dataclasses.replace(cell("alpha", "baseline", errors=3), line="2"),
         ),
     )
     result = compare(compat, worse_on_2)

@@ -6,33 +6,11 @@ import dataclasses
 import re
 import xml.etree.ElementTree as ET
 
+from _cells import cell
+
 from harness.report import render_html, render_junit, render_markdown
 from harness.report.overview import cell_state, deciding_figure, overview
-from harness.result import RunResult, ServerStats, summarize
-from harness.scenario import Expectations
-from harness.verdict import RegressEntry, RegressSummary, judge
-
-EXPECT = Expectations(errors=0, retries=0)
-
-
-def _entry(
-    scenario: str, variant: str, expected: str, *, errors: int = 0, cw: tuple[int, ...] = (0, 0)
-) -> RegressEntry:
-    base = summarize(
-        scenario=scenario,
-        variant=variant,
-        status="completed",
-        records=[],
-        samples=[],
-        server=ServerStats(),
-        wall_s=0.25,
-        environment={},
-    )
-    result: RunResult = dataclasses.replace(
-        base, errors=errors, close_wait_series=cw, close_wait_after_gc=cw[-1]
-    )
-    verdict = judge(result, EXPECT, expected)  # type: ignore[arg-type]
-    return RegressEntry(scenario, variant, "", (result,), (verdict,))
+from harness.verdict import RegressEntry, RegressSummary
 
 
 def _summary(*entries: RegressEntry) -> RegressSummary:
@@ -47,11 +25,11 @@ def _summary(*entries: RegressEntry) -> RegressSummary:
 
 
 GRID = _summary(
-    _entry("reap", "baseline", "pass", cw=(0, 2)),
-    _entry("reap", "keepalive-mutating", "fail", errors=9),
-    _entry("reap", "keepalive-fixed", "pass", errors=2),
-    _entry("close", "keepalive-mutating", "fail"),
-    _entry("close", "shared-http-client", "observe"),
+    cell("reap", "baseline", "pass", close_wait=(0, 2)),
+    cell("reap", "keepalive-mutating", "fail", errors=9),
+    cell("reap", "keepalive-fixed", "pass", errors=2),
+    cell("close", "keepalive-mutating", "fail"),
+    cell("close", "shared-http-client", "observe"),
 )
 
 
@@ -118,8 +96,10 @@ def test_all_zero_charts_collapse_to_one_line_each() -> None:
 
 
 def test_sdk_lines_label_every_format() -> None:
-    three = _entry("reap", "baseline", "pass", cw=(0, 1))
-    two = dataclasses.replace(_entry("reap", "baseline", "pass", errors=3, cw=(1, 1)), line="2")
+    three = cell("reap", "baseline", "pass", close_wait=(0, 1))
+    two = dataclasses.replace(
+        cell("reap", "baseline", "pass", errors=3, close_wait=(1, 1)), line="2"
+    )
     summary = _summary(dataclasses.replace(three, line="3"), two)
     assert overview(summary).columns == ("baseline [openai 3]", "baseline [openai 2]")
     markdown = render_markdown(summary)
