@@ -56,27 +56,36 @@ def test_states_and_deciding_figures() -> None:
         "keepalive-fixed",
         "shared-http-client",
     )
-    assert [(name, [c.state if c else None for c in cells]) for name, cells in grid.rows] == [
-        ("reap", ["healthy", "caught", "unhealthy", None]),
-        ("close", [None, "missed", None, "observed"]),
+    states = [(name, [[b.state for b in blocks] for blocks in cells]) for name, cells in grid.rows]
+    assert states == [
+        ("reap", [["healthy"], ["caught"], ["unhealthy"], []]),
+        ("close", [[], ["missed"], [], ["observed"]]),
     ]
 
 
 def test_html_grid_comes_first_and_every_cell_links_to_its_row() -> None:
     html = render_html(GRID)
     assert html.index('<section id="overview">') < html.index('<section id="scenario-reap">')
-    links = re.findall(r'<td class="(\w+)"><a href="#([^"]+)"><b>([^<]+)</b>(.*?)</a>', html)
+    links = re.findall(
+        r'<td class="(\w+)"><a class="\1" href="#([^"]+)" title="([^"]+)"><b>([^<]+)</b>(.*?)</a>',
+        html,
+    )
     healthy = "<small>errors 0 · retries 0</small><small>CLOSE_WAIT held 0</small>"
+    # As expected: the outcome alone (the colour says the rest); not as expected: both.
     assert links == [
-        ("healthy", "cell-reap--baseline", "pass (expected pass)", healthy.replace("d 0", "d 2")),
-        ("caught", "cell-reap--keepalive-mutating", "fail (expected fail)",
+        ("healthy", "cell-reap--baseline", "reap / baseline: pass, expected pass", "pass",
+         healthy.replace("d 0", "d 2")),
+        ("caught", "cell-reap--keepalive-mutating",
+         "reap / keepalive-mutating: fail, expected fail", "fail",
          "<small>errors 9 &gt; 0</small>"),
-        ("unhealthy", "cell-reap--keepalive-fixed", "fail (expected pass)",
-         "<small>errors 2 &gt; 0</small>"),
-        ("missed", "cell-close--keepalive-mutating", "pass (expected fail)", healthy),
-        ("observed", "cell-close--shared-http-client", "pass (expected observe)", healthy),
+        ("unhealthy", "cell-reap--keepalive-fixed", "reap / keepalive-fixed: fail, expected pass",
+         "fail (expected pass)", "<small>errors 2 &gt; 0</small>"),
+        ("missed", "cell-close--keepalive-mutating",
+         "close / keepalive-mutating: pass, expected fail", "pass (expected fail)", healthy),
+        ("observed", "cell-close--shared-http-client",
+         "close / shared-http-client: pass, expected observe", "pass", healthy),
     ]  # fmt: skip
-    for _, anchor, _, _ in links:
+    for _, anchor, _, _, _ in links:
         assert html.count(f'<tr id="{anchor}"') == 1
     assert html.count('<td class="none" title="not run in this scenario">') == 3
 
@@ -101,7 +110,9 @@ def test_sdk_lines_label_every_format() -> None:
         cell("reap", "baseline", "pass", errors=3, close_wait=(1, 1)), line="2"
     )
     summary = _summary(dataclasses.replace(three, line="3"), two)
-    assert overview(summary).columns == ("baseline [openai 3]", "baseline [openai 2]")
+    grid = overview(summary)
+    assert grid.columns == ("baseline",)
+    assert [[b.entry.line for b in blocks] for blocks in grid.rows[0][1]] == [["3", "2"]]
     markdown = render_markdown(summary)
     assert "| baseline [openai 3] | pass | pass | yes |" in markdown
     assert "- **reap / baseline [openai 2]**: expected pass, got fail" in markdown
@@ -116,7 +127,12 @@ def test_sdk_lines_label_every_format() -> None:
         "3",
     )
     html = render_html(summary)
-    assert 'href="#cell-reap--baseline__openai_2_"' in html
+    blocks = re.findall(r'<a class="(\w+)" href="#([^"]+)" title="[^"]+"><b>([^<]+)</b>', html)
+    assert blocks == [
+        ("healthy", "cell-reap--baseline__openai_3_", "openai 3: pass"),
+        ("unhealthy", "cell-reap--baseline__openai_2_", "openai 2: fail (expected pass)"),
+    ]
+    assert "<td><a class" in html  # two blocks: the cell itself stays uncoloured
     # one colour per variant, one dash pattern per SDK line
     lines = re.findall(
         r'<polyline data-variant="baseline \[openai (\d)\]"[^>]*stroke="([^"]+)"'

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
-from harness.report.overview import STATES, overview, row_anchor, section_anchor
+from harness.report.overview import STATES, GridCell, overview, row_anchor, section_anchor
 from harness.report.svg import DASHES, Pen, bar_chart, line_chart, pens
 from harness.verdict import RegressEntry, RegressSummary
 
@@ -42,7 +42,8 @@ pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
 table.grid{font-size:.9em}table.grid td{padding:0;white-space:normal;text-align:left}
 table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
  color:inherit;text-decoration:none;min-width:9em}table.grid td a:hover{outline:2px solid #333}
-.grid b{display:block}.grid small{display:block;color:#333;font-size:.85em}
+.grid a+a{border-top:2px solid #fff}.grid b{display:block}
+.grid small{display:block;color:#333;font-size:.85em}
 td.none{background:#fafafa;color:#999}
 .healthy{background:#d9f2e1}.caught{background:#dce9f7}.unhealthy{background:#f9c9c3}
 .missed{background:#f8d8a8}.observed{background:#eceff1}
@@ -72,25 +73,37 @@ def _overview(summary: RegressSummary) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in grid.columns)
     rows = []
     for scenario, cells in grid.rows:
-        tds = []
-        for cell in cells:
-            if cell is None:
-                tds.append('<td class="none" title="not run in this scenario">—</td>')
-                continue
-            v = cell.entry.verdict
-            tds.append(
-                f'<td class="{cell.state}"><a href="#{row_anchor(cell.entry)}">'
-                f"<b>{_e(v.outcome)} (expected {_e(v.expected)})</b>"
-                + "".join(f"<small>{_e(line)}</small>" for line in cell.figure)
-                + "</a></td>"
-            )
+        tds = "".join(_grid_cell(blocks) for blocks in cells)
         link = f'<a href="#{section_anchor(scenario)}">{_e(scenario)}</a>'
-        rows.append(f'<tr><th class="l">{link}</th>{"".join(tds)}</tr>')
+        rows.append(f'<tr><th class="l">{link}</th>{tds}</tr>')
     legend = "".join(f'<span class="{state}">{_e(text)}</span>' for state, text in STATES)
     return (
         '<section id="overview"><h2>Overview</h2>'
         f'<table class="grid"><thead><tr><th class="l">scenario</th>{head}</tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table><p class="legend">{legend}</p></section>'
+    )
+
+
+def _grid_cell(blocks: Sequence[GridCell]) -> str:
+    if not blocks:
+        return '<td class="none" title="not run in this scenario">—</td>'
+    # One block fills its cell: colour the cell too, so no white shows below a short block.
+    fill = f' class="{blocks[0].state}"' if len(blocks) == 1 else ""
+    return f"<td{fill}>{''.join(_block(b) for b in blocks)}</td>"
+
+
+def _block(cell: GridCell) -> str:
+    """One grid block linking to the table row: the outcome (and the expectation when the
+    outcome differs from it; the colour says the rest) and the deciding figure."""
+    entry, v = cell.entry, cell.entry.verdict
+    where = f"openai {entry.line}: " if entry.line else ""
+    missed = "" if entry.as_expected else f" (expected {v.expected})"
+    title = f"{entry.scenario} / {entry.label}: {v.outcome}, expected {v.expected}"
+    return (
+        f'<a class="{cell.state}" href="#{row_anchor(entry)}" title="{_e(title)}">'
+        f"<b>{_e(where + v.outcome + missed)}</b>"
+        + "".join(f"<small>{_e(text)}</small>" for text in cell.figure)
+        + "</a>"
     )
 
 

@@ -1,4 +1,5 @@
-"""The report's overview: a scenario x variant (x SDK line) grid, one cell per regress cell.
+"""The report's overview: a scenario x variant grid; in a compat report each grid cell holds
+one block per SDK line, so the grid stays as wide as the variants.
 
 Pure functions from a :class:`RegressSummary` to grid values; report.html draws them. Each
 cell has a *state* (outcome against expectation) and a *deciding figure*: for an unhealthy
@@ -45,11 +46,12 @@ class GridCell:
 
 @dataclass(frozen=True)
 class Overview:
-    """Rows are scenarios, columns variant labels, in run order; None where a scenario does
-    not run that variant."""
+    """Rows are scenarios, columns variants, in run order. Each grid cell holds a block per
+    SDK line the variant ran on in that scenario (one block in a one-line report; none where
+    the scenario does not run the variant)."""
 
     columns: tuple[str, ...]
-    rows: tuple[tuple[str, tuple[GridCell | None, ...]], ...]
+    rows: tuple[tuple[str, tuple[tuple[GridCell, ...], ...]], ...]
 
 
 def cell_state(entry: RegressEntry) -> State:
@@ -70,19 +72,15 @@ def deciding_figure(entry: RegressEntry) -> tuple[str, ...]:
 
 
 def overview(summary: RegressSummary) -> Overview:
-    columns = tuple(dict.fromkeys(e.label for e in summary.entries))
+    columns = tuple(dict.fromkeys(e.variant for e in summary.entries))
     rows = []
     for scenario, entries in summary.by_scenario().items():
-        by_label = {e.label: e for e in entries}
-        cells = tuple(_cell(by_label.get(label)) for label in columns)
+        cells = tuple(
+            tuple(GridCell(e, cell_state(e), deciding_figure(e)) for e in entries if e.variant == v)
+            for v in columns
+        )
         rows.append((scenario, cells))
     return Overview(columns, tuple(rows))
-
-
-def _cell(entry: RegressEntry | None) -> GridCell | None:
-    if entry is None:
-        return None
-    return GridCell(entry, cell_state(entry), deciding_figure(entry))
 
 
 def section_anchor(scenario: str) -> str:
