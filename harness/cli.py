@@ -1,6 +1,6 @@
-"""The command line: one dispatcher over the :data:`~harness.commands.COMMANDS` values.
+"""The command line: one dispatcher over the :data:`~harness.commands.registry.COMMANDS` values.
 
-Each subcommand is a :class:`~harness.commands.Command` (name, help, arguments, main, usage
+Each subcommand is a :class:`~harness.commands.base.Command` (name, help, arguments, main, usage
 exit code). This module turns the harness's own errors into one line on stderr and the
 command's ``usage_exit`` (2; ``check`` 125), and SIGINT/SIGTERM into 130/143 after the
 command's own cleanup (:mod:`harness.interrupts`); it never prints a traceback for bad input.
@@ -13,7 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from harness.commands import COMMANDS, Command
+from harness.commands.base import Command
+from harness.commands.registry import COMMANDS
 from harness.errors import UsageError
 from harness.interrupts import handling
 

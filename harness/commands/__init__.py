@@ -1,15 +1,6 @@
-"""Every subcommand of the command line: one module each, one :class:`Command` value each.
+"""Subcommands of the command line: one module each, each exposing one ``COMMAND`` value
+(:class:`~harness.commands.base.Command`); :mod:`harness.commands.registry` lists them.
 
-:data:`COMMANDS` lists them in the order ``harness --help`` shows them.
+This package's ``__init__`` imports nothing, so a library module can use the shared helpers
+in ``_common`` without importing every command.
 """
-
-from __future__ import annotations
-
-from harness.commands import bisect, check, compare, regress, report, run, serve, validate
-from harness.commands.base import Command
-
-__all__ = ["COMMANDS", "Command"]
-
-COMMANDS: tuple[Command, ...] = tuple(
-    module.COMMAND for module in (run, regress, check, bisect, serve, validate, report, compare)
-)

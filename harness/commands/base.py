@@ -2,7 +2,7 @@
 
 A command module builds its arguments and runs; it knows nothing of the dispatcher. The CLI
 (:mod:`harness.cli`) reads only these fields, so adding a command is adding one value to
-:data:`harness.commands.COMMANDS`.
+:data:`harness.commands.registry.COMMANDS`.
 """
 
 from __future__ import annotations
