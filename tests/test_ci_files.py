@@ -93,3 +93,15 @@ def test_the_action_regress_step_runs_and_reports(tmp_path: Path) -> None:
     assert "| harness/variants/keepalive_fixed.py:create_openai_client | pass | pass | yes |" in (
         summary.read_text()
     )
+
+
+def test_the_action_refuses_an_unknown_sdk_line_before_installing() -> None:
+    step = _step(_load(ROOT / "action.yml"), "Install the harness and the openai SDK line")
+    env = {"PATH": os.environ["PATH"], "SDK_LINE": "4", "HARNESS_SOURCE": "/nonexistent"}
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout) == (
+        2,
+        "::error::sdk-line must be 3, 2, 1 or empty, got '4'\n",
+    )
