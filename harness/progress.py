@@ -7,7 +7,8 @@ Three modes, chosen once per invocation by :func:`choose_mode`:
 - ``live`` (on a TTY): the same lines scroll above a live region drawn by rich: items done of
   total, the items running now and for how long, elapsed and estimated time left, failures so
   far. The region is removed when the command ends, leaving the plain lines.
-- ``quiet`` (``--quiet`` or ``--json``): nothing while it runs; the command prints its result.
+- ``quiet`` (``--quiet`` or ``--json``): nothing while it runs but the conclusion
+  (:meth:`Progress.conclude`); the command prints its result.
 
 A :class:`Progress` is fed from worker threads (a matrix runs cells on a thread pool), so
 every method is thread-safe. The estimate weighs items by their expected duration, so one
@@ -79,25 +80,37 @@ class Progress:
     def plan(self, weights: Iterable[tuple[str, float]]) -> None:
         """The items to come, each with its expected duration (any unit)."""
 
+    def budget(self, units: int) -> None:
+        """Instead of :meth:`plan`: at most ``units`` of work to come, items not known yet
+        (a bisect's oracle runs); each finished item reports the units it used."""
+
     def started(self, key: str) -> None:
         """``key`` began running."""
 
-    def finished(self, key: str, line: str, *, failed: bool) -> None:
+    def finished(self, key: str, line: str, *, failed: bool, units: int = 1) -> None:
+        """``key`` ended (``failed``: it counts among the failures so far); print ``line``."""
         self.say(line)
 
     def say(self, line: str) -> None:
         with self._lock:
             print(line, file=self.out, flush=True)
 
+    def conclude(self, line: str) -> None:
+        """The command's conclusion: printed in every mode, quiet too."""
+        self.say(line)
+
 
 class Quiet(Progress):
     """Prints nothing while the work runs."""
 
-    def finished(self, key: str, line: str, *, failed: bool) -> None:
+    def finished(self, key: str, line: str, *, failed: bool, units: int = 1) -> None:
         return None
 
     def say(self, line: str) -> None:
         return None
+
+    def conclude(self, line: str) -> None:
+        Progress.say(self, line)
 
 
 class _Display(RichProgress):
@@ -116,10 +129,15 @@ class Live(Progress):
     """The plain lines, scrolling above a live region (see the module docstring)."""
 
     def __init__(
-        self, out: TextIO, *, what: str = "cells", clock: Callable[[], float] = time.monotonic
+        self,
+        out: TextIO,
+        *,
+        what: str = "cells",
+        failed_word: str = "not as expected",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(out)
-        self.what, self.clock = what, clock
+        self.what, self.failed_word, self.clock = what, failed_word, clock
         self.console = Console(file=out, force_terminal=True, highlight=False)
         self.display = _Display(
             TextColumn("[bold]{task.fields[done]}/{task.fields[count]}[/] " + what),
@@ -150,19 +168,22 @@ class Live(Progress):
             total = sum(self.weights.values()) or None
             self.display.update(self.task, total=total, count=len(self.weights))
 
+    def budget(self, units: int) -> None:
+        with self._lock:
+            self.display.update(self.task, total=units or None, count=units)
+
     def started(self, key: str) -> None:
         with self._lock:
             self.running[key] = self.clock()
 
-    def finished(self, key: str, line: str, *, failed: bool) -> None:
+    def finished(self, key: str, line: str, *, failed: bool, units: int = 1) -> None:
         with self._lock:
             self.running.pop(key, None)
-            self.done += 1
+            self.done += units
             self.failures += failed
-            shown = f"{self.failures} not as expected" if self.failures else ""
-            self.display.update(
-                self.task, advance=self.weights.get(key, 0.0), done=self.done, failures=shown
-            )
+            shown = f"{self.failures} {self.failed_word}" if self.failures else ""
+            advance = self.weights.get(key, float(units))
+            self.display.update(self.task, advance=advance, done=self.done, failures=shown)
             self.console.print(Text(line), soft_wrap=True)
 
     def say(self, line: str) -> None:
@@ -178,10 +199,13 @@ class Live(Progress):
         return "running: " + ", ".join(parts) if parts else ""
 
 
-def make_progress(mode: Mode, out: TextIO, *, what: str = "cells") -> Progress:
-    """The :class:`Progress` for ``mode``, writing to ``out``."""
+def make_progress(
+    mode: Mode, out: TextIO, *, what: str = "cells", failed_word: str = "not as expected"
+) -> Progress:
+    """The :class:`Progress` for ``mode``, writing to ``out``; ``what`` names the items
+    (``cells``), ``failed_word`` the failures (``not as expected``)."""
     if mode == "live":
-        return Live(out, what=what)
+        return Live(out, what=what, failed_word=failed_word)
     if mode == "quiet":
         return Quiet(out)
     return Progress(out)

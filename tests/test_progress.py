@@ -6,19 +6,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _tty import ANSI, run_in_pty
 
 from harness.commands.regress import render
 from harness.progress import Live, choose_mode
 from harness.report import load_summary
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # Two cells of about a second each: long enough for the live display to redraw while one runs.
 SCENARIO = """\
@@ -68,31 +65,10 @@ def test_off_a_tty_the_output_is_the_plain_lines_byte_for_byte(
     assert done.stderr == b""
 
 
-def _run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``argv`` with stdout and stderr on a pseudo-terminal; return (code, all output)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-        code = proc.wait(timeout=120)
-    return code, b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
     folder: Path, tmp_path: Path
 ) -> None:
-    code, out = _run_in_pty(_argv(folder, tmp_path / "r"), _env(TERM="xterm", COLUMNS="120"))
+    code, out = run_in_pty(_argv(folder, tmp_path / "r"), _env(TERM="xterm", COLUMNS="120"))
     assert code == 0, out
     assert "\x1b[?25l" in out  # rich hides the cursor while it draws the live region
     text = ANSI.sub("", out)
@@ -111,7 +87,7 @@ def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
 def test_quiet_prints_only_the_folder_and_json_only_the_results(
     folder: Path, tmp_path: Path
 ) -> None:
-    code, out = _run_in_pty(_argv(folder, tmp_path / "q", "--quiet"), _env(TERM="xterm"))
+    code, out = run_in_pty(_argv(folder, tmp_path / "q", "--quiet"), _env(TERM="xterm"))
     run_dir = tmp_path / "q" / (tmp_path / "q" / "latest").resolve().name
     assert (code, out) == (0, f"{run_dir}\r\n")  # the terminal turns \n into \r\n
     done = subprocess.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from harness.bisect.model import (
 from harness.commands._common import positive_int
 from harness.commands.base import Command
 from harness.errors import UsageError
+from harness.progress import choose_mode, make_progress
 
 __all__ = ["COMMAND", "DEFAULT_ORACLE", "request_from"]
 
@@ -87,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where bisect-<id>/ goes (default: reports/)",
     )
     parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the conclusion line (bisect-<id>/bisect.json holds every detail)",
+    )
+    parser.add_argument(
         "--oracle",
         metavar="CMD",
         default=shlex.join(DEFAULT_ORACLE),
@@ -151,7 +159,12 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
 
 
 def main(ns: argparse.Namespace) -> int:
-    return run_bisect(request_from(ns), out=sys.stdout)
+    """Run the bisect; on a terminal with a live display, with ``--quiet`` printing only the
+    conclusion line (the first bad commit, or why none was named)."""
+    mode = choose_mode(sys.stdout, quiet=ns.quiet, env=os.environ)
+    progress = make_progress(mode, sys.stdout, what="oracle runs", failed_word="untestable")
+    with progress:
+        return run_bisect(request_from(ns), out=sys.stdout, progress=progress)
 
 
 COMMAND = Command(
