@@ -34,7 +34,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-__all__ = ["Mode", "Progress", "choose_mode", "make_progress"]
+__all__ = ["Live", "Mode", "Progress", "Quiet", "choose_mode", "make_progress"]
 
 Mode = Literal["plain", "live", "quiet"]
 
