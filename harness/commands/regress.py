@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.commands._common import (
     add_output_arguments,
@@ -34,10 +35,10 @@ from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.matrix import Cell, expected_seconds, plan, run_matrix
-from harness.progress import choose_mode, make_progress
+from harness.progress import Progress, choose_mode, make_progress
 from harness.report import render_json, write_reports
 from harness.scenario import Scenario
-from harness.shard import parse_shard
+from harness.shard import Shard, parse_shard
 from harness.verdict import RegressEntry, RegressSummary
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
@@ -92,27 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths)
     check_output_paths(None, ns.report_dir)
-    known = {name for s in scenarios for name in s.variant_expectations()}
-    unknown = [name for name in ns.variant if name not in known]
-    if unknown:
-        raise UsageError(
-            f"--variant {unknown[0]!r} runs in none of these scenarios; use one of: "
-            + ", ".join(sorted(known))
-        )
-    if ns.factory and ns.variant:
-        raise UsageError("--factory and --variant exclude each other; pass one of them")
-    cells = _factory_cells(scenarios, ns.factory) if ns.factory else plan(scenarios, ns.variant)
-    if ns.shard is not None:
-        cells = ns.shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
+    cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
     started, t0 = utc_now(), monotonic()
-    mode = choose_mode(sys.stdout, quiet=ns.quiet or ns.json, env=os.environ)
-    progress = make_progress(mode, sys.stdout)
-    progress.plan((_key(c.scenario.name, c.variant), expected_seconds(c.scenario)) for c in cells)
-    shard = f", shard {ns.shard}" if ns.shard else ""
-    progress.say(
-        f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, "
-        f"{ns.jobs} jobs{shard}"
-    )
+    progress = _start_progress(ns, cells, len(scenarios))
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
     # further signal is ignored until their reports are written.
     with handling() as caught:
@@ -128,13 +111,7 @@ def main(ns: argparse.Namespace) -> int:
                 ),
             )
         summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
-        run_dir = write_reports(summary, ns.report_dir)
-        if ns.json:
-            print(render_json(summary), end="")
-        elif ns.quiet:
-            print(run_dir)
-        else:
-            print(f"\n{render(summary)}\n\nreports: {run_dir}")
+        _print_result(ns, summary, write_reports(summary, ns.report_dir))
     if summary.interrupted:
         return caught.exit_code  # 130 / 143, after the finished runs' reports are written
     if ns.factory:
@@ -142,9 +119,51 @@ def main(ns: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-def _factory_cells(scenarios: Sequence[Scenario], spec: str) -> list[Cell]:
-    """``spec`` in every scenario: the role the scenario gives it, else ``pass``."""
-    return [Cell(s, spec, s.variant_expectations().get(spec, "pass")) for s in scenarios]
+def select_cells(
+    scenarios: Sequence[Scenario], only: Sequence[str], factory: str | None, shard: Shard | None
+) -> list[Cell]:
+    """The cells to run: the plan (``only`` some variants), or ``factory`` in every scenario
+    (the role the scenario gives it, else ``pass``); then this shard's part of them."""
+    known = {name for s in scenarios for name in s.variant_expectations()}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--variant {unknown[0]!r} runs in none of these scenarios; use one of: "
+            + ", ".join(sorted(known))
+        )
+    if factory and only:
+        raise UsageError("--factory and --variant exclude each other; pass one of them")
+    cells = (
+        [Cell(s, factory, s.variant_expectations().get(factory, "pass")) for s in scenarios]
+        if factory
+        else plan(scenarios, only)
+    )
+    if shard is not None:
+        cells = shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
+    return cells
+
+
+def _print_result(ns: argparse.Namespace, summary: RegressSummary, run_dir: Path) -> None:
+    """The results as ``--json`` or ``--quiet`` ask, else the table and the report folder."""
+    if ns.json:
+        print(render_json(summary), end="")
+    elif ns.quiet:
+        print(run_dir)
+    else:
+        print(f"\n{render(summary)}\n\nreports: {run_dir}")
+
+
+def _start_progress(ns: argparse.Namespace, cells: Sequence[Cell], scenarios: int) -> Progress:
+    """The progress display for this run, with its plan and the opening line said."""
+    mode = choose_mode(sys.stdout, quiet=ns.quiet or ns.json, env=os.environ)
+    progress = make_progress(mode, sys.stdout)
+    progress.plan((_key(c.scenario.name, c.variant), expected_seconds(c.scenario)) for c in cells)
+    shard = f", shard {ns.shard}" if ns.shard else ""
+    progress.say(
+        f"regress: {len(cells)} runs x {ns.repeat} from {scenarios} scenarios, "
+        f"{ns.jobs} jobs{shard}"
+    )
+    return progress
 
 
 def _key(scenario: str, variant: str) -> str:
