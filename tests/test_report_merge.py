@@ -114,6 +114,7 @@ def test_merge_refuses_gaps_overlaps_and_conflicts() -> None:
         merge([("a.json", _summary(cells)), ("b.json", other)], new_run_id=_ids)
     assert sdk_line({"openai": "absent"}) == ""
     assert sdk_line({"openai": "1.109.1"}) == "1"
+    assert sdk_line({"openai": "2.31.0, 3.54.0"}) == ""
 
 
 def test_report_merge_command_writes_one_report_and_exits_by_verdict(
@@ -212,3 +213,19 @@ def test_compare_understands_sdk_lines() -> None:
     # Two one-line reports on different openai versions still match cell by cell.
     upgrade = compare(_summary(cells, openai="2.31.0"), _summary(cells))
     assert [(c.variant, c.change) for c in upgrade.cells] == [("baseline", "unchanged")]
+
+
+def test_a_compat_report_merges_again_with_one_more_line() -> None:
+    cells = [("alpha", "baseline")]
+    compat = merge(
+        [("3.json", _summary(cells)), ("2.json", _summary(cells, openai="2.31.0"))],
+        new_run_id=_ids,
+    )
+    again = merge([("compat.json", compat), ("1.json", _summary(cells, openai="1.109.1"))],
+                  new_run_id=_ids)  # fmt: skip
+    assert [e.key for e in again.entries] == [
+        ("alpha", "baseline", "3"),
+        ("alpha", "baseline", "2"),
+        ("alpha", "baseline", "1"),
+    ]
+    assert again.environment["openai"] == "1.109.1, 2.31.0, 3.54.0"

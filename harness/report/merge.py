@@ -31,9 +31,12 @@ __all__ = ["merge", "sdk_line"]
 
 
 def sdk_line(environment: Mapping[str, str]) -> str:
-    """The openai major version of a fingerprint (``"3.54.0"`` -> ``"3"``); "" when absent."""
-    major = environment.get("openai", "").split(".", 1)[0]
-    return major if major.isdigit() else ""
+    """The openai major version of a fingerprint (``"3.54.0"`` -> ``"3"``); "" when absent or
+    several."""
+    version = environment.get("openai", "")
+    major = version.split(".", 1)[0]
+    # A merged report's fingerprint joins the versions ("2.31.0, 3.54.0"): no one line.
+    return major if major.isdigit() and "," not in version else ""
 
 
 def merge(
