@@ -7,11 +7,11 @@ caller can start the process with ``--port 0`` and read where it listens.
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
 import threading
-from types import FrameType
 
 from harness.commands.base import Command
+from harness.interrupts import Interrupted, handling
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -75,7 +75,6 @@ def main(ns: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 on a clean stop. Bad input raises UsageError (exit 2)."""
     host = check_loopback(ns.host)
     spec = load_scenario(ns.scenario).server if ns.scenario else ServerSpec()
-    stop = threading.Event()
     server = MockServer(
         spec,
         host=host,
@@ -84,31 +83,13 @@ def main(ns: argparse.Namespace) -> int:
         max_connections=ns.max_connections,
         request_timeout_s=ns.request_timeout,
     )
-    with _SignalsSetEvent(stop), server:
+    with handling(), server:
         print(server.base_url, flush=True)
-        stop.wait()
+        # SIGINT/SIGTERM raise Interrupted here: the way a standalone server is meant to
+        # stop, so a clean exit 0, not an interruption.
+        with contextlib.suppress(Interrupted):
+            threading.Event().wait()
     return 0
-
-
-class _SignalsSetEvent:
-    """Route SIGINT and SIGTERM to ``stop.set()`` while active; restore handlers after."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._stop.set()
-
-    def __enter__(self) -> None:
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 COMMAND = Command("serve", "run the mock OpenAI server standalone", add_arguments, main)
