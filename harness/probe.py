@@ -8,11 +8,11 @@ fd count is what catches it.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import psutil
 
+from harness.loopback import is_loopback
 from harness.result import SocketSample
 
 __all__ = ["Probe", "SocketCounts"]
@@ -39,7 +39,7 @@ class Probe:
         for conn in self._process.net_connections(kind="tcp"):
             if not conn.raddr or conn.raddr.port != self.port:
                 continue
-            if not ipaddress.ip_address(conn.raddr.ip).is_loopback:
+            if not is_loopback(conn.raddr.ip):
                 continue
             if conn.status == psutil.CONN_CLOSE_WAIT:
                 close_wait += 1
