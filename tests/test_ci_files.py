@@ -90,8 +90,9 @@ def test_the_action_regress_step_runs_and_reports(tmp_path: Path) -> None:
     assert output.read_text() == f"exit-code=0\nreport-dir={run_dir}\n"
     assert done.stdout == f"{temp / 'lifecycle-reports' / run_dir.name}\n"
     assert summary.read_text() == (run_dir / "summary.md").read_text()
-    assert "| harness/variants/keepalive_fixed.py:create_openai_client | pass | pass | yes |" in (
-        summary.read_text()
+    assert (
+        "| harness/variants/keepalive_fixed.py:create_openai_client (sync) | pass | pass | yes |"
+        in (summary.read_text())
     )
 
 

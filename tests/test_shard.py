@@ -30,9 +30,13 @@ def test_every_cell_in_exactly_one_shard_and_balanced() -> None:
 
 
 def test_shard_of_a_real_plan_keeps_plan_order() -> None:
-    quick = parse_scenario("version: 1\nname: quick\nsession: {turns: 1}\n")
+    variants = (
+        "variants: {baseline: pass, keepalive-mutating: observe, keepalive-fixed: pass,"
+        " shared-http-client: observe}\n"
+    )
+    quick = parse_scenario("version: 1\nname: quick\nsession: {turns: 1}\n" + variants)
     slow = parse_scenario(
-        "version: 1\nname: slow\nsession: {turns: 40, idle_between_turns_ms: 50}\n"
+        "version: 1\nname: slow\nsession: {turns: 40, idle_between_turns_ms: 50}\n" + variants
     )
     cells = plan([quick, slow])
     weights = [expected_seconds(c.scenario) for c in cells]
