@@ -1,4 +1,5 @@
-"""nox sessions: the main job (regress), tests, lint, benchmarks and the bisect driver.
+"""nox sessions: the main job (regress), compat (regress per SDK line), tests, lint, benchmarks
+and the bisect driver.
 
 uv is used to build the virtualenvs when it is installed; nox falls back to virtualenv.
 Virtualenvs are reused between runs, so a warm `nox -s regress` skips the install.
@@ -7,6 +8,8 @@ Virtualenvs are reused between runs, so a warm `nox -s regress` skips the instal
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -24,6 +27,51 @@ def regress(session: nox.Session) -> None:
 
 # openai 3.x runs on httpx2/httpcore2, 1.x/2.x on httpx/httpcore: the suite runs on each line.
 OPENAI_LINES = {"3": "openai>=3", "2": "openai>=2,<3", "1": "openai>=1.40,<2"}
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """regress on each openai SDK line, then one combined report in reports/<run-id>/.
+
+    nox -s compat [-- --lines 3,2] [REGRESS ARGS]: the lines run one after another in this
+    session's venv (openai reinstalled for each); the combined report's exit code decides
+    (0 when every cell on every line is as expected). With one line, regress writes to
+    reports/ itself (CI runs each line, and each --shard, as its own job and merges them).
+    """
+    try:
+        lines, args = _compat_args(session.posargs)
+    except ValueError as exc:
+        session.error(str(exc))
+    session.install("-e", ".")
+    if len(lines) == 1:
+        session.install(OPENAI_LINES[lines[0]])
+        session.run("python", "-m", "harness", "regress", "scenarios", *args)
+        return
+    out = Path(session.create_tmp()) / "compat"
+    shutil.rmtree(out, ignore_errors=True)  # never merge a previous invocation's results
+    for line in lines:
+        session.install(OPENAI_LINES[line])
+        target = out / f"openai-{line}"
+        # 1 (a cell not as expected) still yields results to merge; the merge exits 1 too,
+        # and a line that wrote no results.json fails the merge (exit 2).
+        session.run("python", "-m", "harness", "regress", "scenarios", *args,
+                    "--report-dir", str(target), success_codes=[0, 1])  # fmt: skip
+    results = [str(out / f"openai-{line}" / "latest" / "results.json") for line in lines]
+    session.run("python", "-m", "harness", "report", "--merge", *results, "--out", "reports")
+
+
+def _compat_args(posargs: list[str]) -> tuple[list[str], list[str]]:
+    """(SDK lines, the rest for regress) from ``--lines 3,2`` (default: every line)."""
+    args = list(posargs)
+    lines = list(OPENAI_LINES)
+    if "--lines" in args:
+        at = args.index("--lines")
+        lines = [x for x in args[at + 1].split(",") if x] if at + 1 < len(args) else []
+        del args[at : at + 2]
+    unknown = [x for x in lines if x not in OPENAI_LINES]
+    if unknown or not lines:
+        raise ValueError(f"--lines takes some of {','.join(OPENAI_LINES)}, got {lines}")
+    return lines, args
 
 
 @nox.session

@@ -27,7 +27,6 @@ shared with the asyncio simulator (:mod:`harness.agateway`) for ``AsyncOpenAI`` 
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 import urllib.parse
@@ -47,6 +46,7 @@ from harness.conversation import (
 )
 from harness.errors import UsageError
 from harness.factory import Factory
+from harness.loopback import is_loopback
 from harness.result import CallRecord
 from harness.scenario import Scenario
 
@@ -68,12 +68,7 @@ def require_loopback_url(url: str) -> str:
     The gateway only ever talks to the local mock server: a scenario must never spend real
     tokens or send traffic off the machine, whatever the caller passes in.
     """
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(urllib.parse.urlsplit(url).hostname or ""):
         raise UsageError(
             f"refusing base_url {url!r}: the gateway only talks to a mock server on "
             "127.0.0.0/8 or ::1"

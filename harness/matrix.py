@@ -71,8 +71,14 @@ def run_cell(
     root: Path,
     runner: RunOne = run_one,
     cancel: threading.Event | None = None,
+    on_start: Callable[[Cell], None] | None = None,
 ) -> RegressEntry:
-    """Run one cell ``repeat`` times and judge each run; ``cancel`` stops it (RunCancelled)."""
+    """Run one cell ``repeat`` times and judge each run; ``cancel`` stops it (RunCancelled).
+
+    ``on_start(cell)`` is called (on this thread) just before the first run starts.
+    """
+    if on_start is not None:
+        on_start(cell)
     runs: list[RunResult] = []
     verdicts: list[Verdict] = []
     for _ in range(repeat):
@@ -97,9 +103,13 @@ def run_matrix(
     jobs: int = 1,
     root: Path,
     on_entry: Callable[[RegressEntry], None] | None = None,
+    on_start: Callable[[Cell], None] | None = None,
     runner: RunOne = run_one,
 ) -> MatrixOutcome:
-    """Run every cell; results come back in plan order whatever order they finish in."""
+    """Run every cell; results come back in plan order whatever order they finish in.
+
+    ``on_start(cell)`` and ``on_entry(entry)`` report progress; both run on pool threads.
+    """
     done: dict[int, RegressEntry] = {}
     lock = threading.Lock()
     cancel = threading.Event()
@@ -125,7 +135,13 @@ def run_matrix(
         for index in order:
             cell = cells[index]
             future = pool.submit(
-                run_cell, cell, repeat=repeat, root=root, runner=runner, cancel=cancel
+                run_cell,
+                cell,
+                repeat=repeat,
+                root=root,
+                runner=runner,
+                cancel=cancel,
+                on_start=on_start,
             )
             future.add_done_callback(functools.partial(finished, index))
             futures.append(future)

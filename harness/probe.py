@@ -8,12 +8,12 @@ fd count is what catches it.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
+from harness.loopback import is_loopback
 from harness.result import SocketSample
 
 __all__ = ["Probe", "SocketCounts"]
@@ -40,9 +40,7 @@ class Probe:
         return [
             conn
             for conn in self._process.net_connections(kind="tcp")
-            if conn.raddr
-            and conn.raddr.port == self.port
-            and ipaddress.ip_address(conn.raddr.ip).is_loopback
+            if conn.raddr and conn.raddr.port == self.port and is_loopback(conn.raddr.ip)
         ]
 
     def established_ports(self) -> frozenset[int]:

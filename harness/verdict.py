@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from harness.result import SERVER_ERROR, RunResult
 from harness.scenario import Expectations
+from harness.shard import Shard
 
 __all__ = ["RegressEntry", "RegressSummary", "Verdict", "judge"]
 
@@ -91,6 +92,18 @@ class RegressEntry:
     description: str
     runs: tuple[RunResult, ...]
     verdicts: tuple[Verdict, ...]  # one per run
+    # The openai SDK line ("3", "2", "1") in a report that combines several lines (compat);
+    # "" in a report of one line. Cells are keyed by (scenario, variant, line).
+    line: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.scenario, self.variant, self.line)
+
+    @property
+    def label(self) -> str:
+        """The variant, with its SDK line when the report has several: ``baseline [openai 3]``."""
+        return f"{self.variant} [openai {self.line}]" if self.line else self.variant
 
     @property
     def result(self) -> RunResult:
@@ -110,9 +123,11 @@ class RegressEntry:
         return all(v.as_expected for v in self.verdicts)
 
     def to_dict(self) -> dict[str, Any]:
+        # "line" only when set, so single-line results.json files stay as they were.
         return {
             "scenario": self.scenario,
             "variant": self.variant,
+            **({"line": self.line} if self.line else {}),
             "description": self.description,
             "as_expected": self.as_expected,
             "runs": [r.to_dict() for r in self.runs],
@@ -134,6 +149,7 @@ class RegressEntry:
             description=data.get("description", ""),
             runs=tuple(RunResult.from_dict(r) for r in runs),
             verdicts=tuple(Verdict.from_dict(v) for v in verdicts),
+            line=str(data.get("line", "")),
         )
 
 
@@ -149,6 +165,7 @@ class RegressSummary:
     environment: Mapping[str, str]
     interrupted: bool = False
     scenarios: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> to_dict()
+    shard: Shard | None = None  # set when the run was one shard of a matrix (--shard I/N)
 
     @property
     def ok(self) -> bool:
@@ -165,6 +182,7 @@ class RegressSummary:
             "interrupted": self.interrupted,
             "environment": dict(self.environment),
             "scenarios": {k: dict(v) for k, v in self.scenarios.items()},
+            **({"shard": self.shard.to_dict()} if self.shard else {}),
             "entries": [e.to_dict() for e in self.entries],
         }
 
@@ -179,7 +197,13 @@ class RegressSummary:
             environment=dict(data["environment"]),
             interrupted=data.get("interrupted", False),
             scenarios=dict(data.get("scenarios", {})),
+            shard=Shard.from_dict(data["shard"]) if data.get("shard") else None,
         )
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The SDK lines this report combines, in entry order; () for a one-line report."""
+        return tuple(dict.fromkeys(e.line for e in self.entries if e.line))
 
     def by_scenario(self) -> dict[str, list[RegressEntry]]:
         """Entries grouped by scenario, in run order."""

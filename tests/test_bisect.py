@@ -34,13 +34,14 @@ from typing import Any
 
 import psutil
 import pytest
+from _tty import ANSI, run_in_pty
 
 from harness.bisect import git as g
-from harness.bisect.command import request_from
 from harness.bisect.driver import run_bisect
 from harness.bisect.model import REGRESSION_TERMS, BisectRequest
 from harness.bisect.search import History, Posterior, calibration_next
 from harness.cli import build_parser
+from harness.commands.bisect import request_from
 from harness.errors import BisectInputError, ScenarioError
 
 N_COMMITS, K, S, M, BAD = 12, 2, 4, 9, 8
@@ -885,3 +886,35 @@ def _checker_venv(path: Path) -> Path:
     here = sysconfig.get_paths()["purelib"]
     (Path(purelib) / "outer.pth").write_text(f"{here}\n", encoding="utf-8")
     return path
+
+
+# --- terminal output ----------------------------------------------------------------------
+
+
+def _bisect_argv(repo: Path, shas: list[str], scenario: Path, reports: Path) -> list[str]:
+    return [sys.executable, "-m", "harness", "bisect", "--repo", str(repo), "--good", shas[0],
+            "--bad", shas[BAD], "--scenario", str(scenario), "--factory", FACTORY,
+            "--report-dir", str(reports)]  # fmt: skip
+
+
+def test_on_a_tty_bisect_shows_live_progress_and_quiet_prints_the_conclusion(
+    repo: Path, shas: list[str], scenario: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
+    code, out = run_in_pty(_bisect_argv(repo, shas, scenario, tmp_path / "tty"), env)
+    assert code == 0, out
+    text = ANSI.sub("", out)
+    assert "\x1b[?25l" in out  # the live region is drawn
+    assert "running: good bound " in text and "running: step " in text
+    assert "0/" in text and " oracle runs" in text and "1 untestable" in text
+    # the plain lines and the conclusion still reach the terminal
+    assert f"step       {shas[S][:7]}" in text
+    conclusion = f"first bad commit: {shas[K]} 'c{K}: change {K}' by Dev {K % 3}"
+    assert conclusion in text
+    quiet = subprocess.run(
+        [*_bisect_argv(repo, shas, scenario, tmp_path / "q"), "--quiet"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.count("\n") == 1 and quiet.stdout.startswith(conclusion)
+    assert quiet.stderr == ""

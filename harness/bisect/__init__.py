@@ -3,8 +3,8 @@
 Modules import in one direction: :mod:`.model` (values) -> :mod:`.search` (pure decisions:
 terms, calibration, the noisy search) -> :mod:`.render` (progress lines, ``bisect.md``) ->
 :mod:`.git` (plumbing, the private clone) -> :mod:`.step` (one oracle call, process control)
--> :mod:`.driver` (the run) -> :mod:`.command` (arguments). The command layer reaches
-``add_arguments``/``main`` here; they are imported on first use, so importing a pure module
+-> :mod:`.driver` (the run); its arguments and entry point are the ``bisect`` command,
+:mod:`harness.commands.bisect`. Names are imported on first use, so importing a pure module
 never loads the driver.
 """
 
@@ -13,14 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BisectRequest", "Interrupted", "add_arguments", "main", "run_bisect"]
+__all__ = ["BisectRequest", "Interrupted", "run_bisect"]
 
 _HOMES = {
     "BisectRequest": "harness.bisect.model",
     "Interrupted": "harness.bisect.driver",
     "run_bisect": "harness.bisect.driver",
-    "add_arguments": "harness.bisect.command",
-    "main": "harness.bisect.command",
 }
 
 

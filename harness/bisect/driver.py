@@ -65,7 +65,8 @@ from harness.bisect.search import (
 from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
-from harness.report.layout import atomic_write_text
+from harness.progress import Progress
+from harness.report.layout import atomic_write_text, run_stamp
 from harness.scenario import load_scenario
 
 __all__ = ["Interrupted", "run_bisect", "validate"]
@@ -105,10 +106,14 @@ def validate(req: BisectRequest) -> tuple[Path, _Bounds]:
     )
 
 
-def run_bisect(req: BisectRequest, *, out: TextIO) -> int:
-    """Run the whole bisect; return the exit code. See the module docstring."""
+def run_bisect(req: BisectRequest, *, out: TextIO, progress: Progress | None = None) -> int:
+    """Run the whole bisect; return the exit code. See the module docstring.
+
+    Progress goes to ``progress`` (default: plain lines on ``out``; the command passes a live
+    display on a terminal, see :mod:`harness.progress`).
+    """
     common, bounds = validate(req)
-    run = _Run(req, bounds, _make_run_dir(req.report_dir), out)
+    run = _Run(req, bounds, _make_run_dir(req.report_dir), progress or Progress(out))
     with handling():
         try:
             return run.execute(common)
@@ -131,8 +136,7 @@ def run_bisect(req: BisectRequest, *, out: TextIO) -> int:
 
 
 def _make_run_dir(report_dir: Path) -> Path:
-    now = datetime.now(UTC)
-    stamp = f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z"
+    stamp = run_stamp()
     for attempt in range(100):
         path = report_dir.resolve() / f"bisect-{stamp}{'' if not attempt else f'-{attempt}'}"
         try:
@@ -152,8 +156,10 @@ def _make_run_dir(report_dir: Path) -> Path:
 class _Run:
     """The state of one bisect while it runs; ``finish`` writes its report."""
 
-    def __init__(self, req: BisectRequest, bounds: _Bounds, run_dir: Path, out: TextIO) -> None:
-        self.req, self.bounds, self.run_dir, self.out = req, bounds, run_dir, out
+    def __init__(
+        self, req: BisectRequest, bounds: _Bounds, run_dir: Path, progress: Progress
+    ) -> None:
+        self.req, self.bounds, self.run_dir, self.progress = req, bounds, run_dir, progress
         self.history = bounds.history
         self.t0, self.started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
         self.tmp: Path | None = None
@@ -163,7 +169,7 @@ class _Run:
         self.max_runs = req.max_runs or default_max_runs(len(self.history.shas))
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self.progress.say(text)
 
     @property
     def runs(self) -> int:
@@ -177,6 +183,7 @@ class _Run:
             f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
             f"{self.max_runs} runs); report: {self.run_dir}"
         )
+        self.progress.budget(self.max_runs)
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))
         clone = self.tmp / "checkout"
         t = time.monotonic()
@@ -205,9 +212,12 @@ class _Run:
 
     def _call(self, config: StepConfig, clone: Path, sha: str, label: str) -> StepRecord:
         g.checkout(clone, sha)
+        key = f"{label} {sha[:12]}"
+        self.progress.started(key)
         record = run_step(config, label)
         self.records.append(record)
-        self.say(progress_line(record))
+        failed = record.term in ("skip", "abort")  # untestable, or the oracle call failed
+        self.progress.finished(key, progress_line(record), failed=failed, units=max(record.runs, 1))
         return record
 
     def _calibrate(self, config: StepConfig, clone: Path) -> None:
@@ -298,7 +308,7 @@ class _Run:
 
     def _end(self, outcome: Outcome) -> int:
         self.finish(outcome)
-        self.say(outcome.message)
+        self.progress.conclude(outcome.message)
         return outcome.exit_code
 
     def _write_log(self, clone: Path, answer: int) -> str:

@@ -13,12 +13,14 @@ from pathlib import Path
 from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
-from harness.report.layout import atomic_write_text
+from harness.report.layout import atomic_write_text, new_run_id
 from harness.scenario import DEFAULT_MAX_DURATION_S, Scenario, load_scenario
+from harness.shard import Shard
 from harness.verdict import RegressSummary
 
 __all__ = [
     "add_max_duration_argument",
+    "add_output_arguments",
     "add_report_dir_argument",
     "add_root_argument",
     "build_summary",
@@ -27,8 +29,8 @@ __all__ = [
     "format_table",
     "load_all",
     "monotonic",
-    "new_run_id",
     "positive_int",
+    "refuse_untestable",
     "utc_now",
     "write_json",
 ]
@@ -108,8 +110,25 @@ def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--json``, for a machine reading the output."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the report folder, no progress"
+    )
+    group.add_argument(
+        "--json", action="store_true", help="print only the results as JSON (results.json)"
+    )
+
+
 def build_summary(
-    command: str, outcome: MatrixOutcome, scenarios: Iterable[Scenario], started: str, t0: float
+    command: str,
+    outcome: MatrixOutcome,
+    scenarios: Iterable[Scenario],
+    started: str,
+    t0: float,
+    *,
+    shard: Shard | None = None,
 ) -> RegressSummary:
     """The one value every report writer reads, for a finished (or interrupted) matrix."""
     return RegressSummary(
@@ -121,6 +140,7 @@ def build_summary(
         environment=fingerprint(),
         interrupted=outcome.interrupted,
         scenarios={s.name: s.to_dict() for s in scenarios},
+        shard=shard,
     )
 
 
@@ -135,15 +155,17 @@ def check_output_paths(json_file: Path | None, report_dir: Path | None) -> None:
         raise UsageError(f"--report-dir {str(report_dir)!r} is a file; pick a folder")
 
 
+def refuse_untestable(spec: str, summary: RegressSummary) -> None:
+    """UsageError when every run was untestable: the factory itself is unusable (cannot be
+    imported, or kills the worker at once), which is bad input, not a verdict."""
+    runs = [r for e in summary.entries for r in e.runs]
+    if runs and all(r.status == "untestable" for r in runs):
+        raise UsageError(f"{spec}: untestable: {runs[0].detail}")
+
+
 def write_json(path: Path, summary: RegressSummary) -> None:
     """``summary.to_dict()`` as JSON, written atomically."""
     atomic_write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
-
-
-def new_run_id(command: str) -> str:
-    """A run id that sorts by time: ``20261124T143000123Z-regress``."""
-    now = datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{command}"
 
 
 def positive_int(text: str) -> int:

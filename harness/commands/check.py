@@ -30,13 +30,13 @@ from harness.commands._common import (
     utc_now,
     write_json,
 )
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
 
 HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
-USAGE_EXIT = UNTESTABLE  # read by the CLI for UsageError and argparse errors (see above)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(ns: argparse.Namespace) -> int:
-    # bad input, an over-long scenario included: USAGE_EXIT via the CLI
+    # bad input, an over-long scenario included: COMMAND.usage_exit via the CLI
     scenario = load_scenario(ns.scenario, max_duration_s=ns.max_duration)
     check_output_paths(ns.json, None)
     try:
@@ -106,3 +106,12 @@ def decide(entry: RegressEntry, policy: str) -> int:
     unhealthy = sum(1 for v in testable if not v.healthy)
     bad = unhealthy > 0 if policy == "any" else unhealthy * 2 > len(testable)
     return REGRESSION if bad else HEALTHY
+
+
+COMMAND = Command(
+    "check",
+    "bisect oracle: exit 0 healthy, 1 regression, 125 skip",
+    add_arguments,
+    main,
+    usage_exit=UNTESTABLE,  # bad input must skip the commit, not mark it bad (see above)
+)

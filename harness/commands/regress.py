@@ -4,16 +4,23 @@ Exit 0 when every verdict is as the scenario expects, 1 when one differs (a fixe
 unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on SIGINT (Ctrl-C) and
 143 on SIGTERM, after killing the running workers and writing the reports of the runs that
 finished; further signals are ignored until then (:mod:`harness.interrupts`).
+
+Output: a line per finished cell, the comparison table and the report folder; on a TTY a live
+progress display as well (:mod:`harness.progress`). ``--quiet`` prints only the report
+folder, ``--json`` only the results (results.json's text).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.commands._common import (
     add_max_duration_argument,
+    add_output_arguments,
     add_report_dir_argument,
     add_root_argument,
     build_summary,
@@ -22,12 +29,17 @@ from harness.commands._common import (
     load_all,
     monotonic,
     positive_int,
+    refuse_untestable,
     utc_now,
 )
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.interrupts import handling
-from harness.matrix import plan, run_matrix
-from harness.report import write_reports
+from harness.matrix import Cell, expected_seconds, plan, run_matrix
+from harness.progress import Progress, choose_mode, make_progress
+from harness.report import render_json, write_reports
+from harness.scenario import Scenario
+from harness.shard import Shard, parse_shard
 from harness.verdict import RegressEntry, RegressSummary
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
@@ -61,50 +73,110 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this variant (repeatable)",
     )
+    parser.add_argument(
+        "--factory",
+        metavar="SPEC",
+        help="run every scenario against this factory (package.module:function or "
+        "path/to/file.py:function) instead of the variants the scenarios list; it must pass",
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="I/N",
+        help="run only shard I of N (a deterministic slice balanced by expected duration); "
+        "combine the shards with 'harness report --merge'",
+    )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
+    add_output_arguments(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
+    cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
+    started, t0 = utc_now(), monotonic()
+    progress = _start_progress(ns, cells, len(scenarios))
+    # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
+    # further signal is ignored until their reports are written.
+    with handling() as caught:
+        with progress:
+            outcome = run_matrix(
+                cells,
+                repeat=ns.repeat,
+                jobs=ns.jobs,
+                root=ns.root.resolve(),
+                on_start=lambda c: progress.started(_key(c.scenario.name, c.variant)),
+                on_entry=lambda e: progress.finished(
+                    _key(e.scenario, e.variant), progress_line(e), failed=not e.as_expected
+                ),
+            )
+        summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
+        _print_result(ns, summary, write_reports(summary, ns.report_dir))
+    if summary.interrupted:
+        return caught.exit_code  # 130 / 143, after the finished runs' reports are written
+    if ns.factory:
+        refuse_untestable(ns.factory, summary)
+    return 0 if summary.ok else 1
+
+
+def select_cells(
+    scenarios: Sequence[Scenario], only: Sequence[str], factory: str | None, shard: Shard | None
+) -> list[Cell]:
+    """The cells to run: the plan (``only`` some variants), or ``factory`` in every scenario
+    (the role the scenario gives it, else ``pass``); then this shard's part of them."""
     known = {name for s in scenarios for name in s.variant_expectations()}
-    unknown = [name for name in ns.variant if name not in known]
+    unknown = [name for name in only if name not in known]
     if unknown:
         raise UsageError(
             f"--variant {unknown[0]!r} runs in none of these scenarios; use one of: "
             + ", ".join(sorted(known))
         )
-    cells = plan(scenarios, ns.variant)
-    started, t0 = utc_now(), monotonic()
-    print(
-        f"regress: {len(cells)} runs x {ns.repeat} from {len(scenarios)} scenarios, {ns.jobs} jobs",
-        flush=True,
+    if factory and only:
+        raise UsageError("--factory and --variant exclude each other; pass one of them")
+    cells = (
+        [Cell(s, factory, s.variant_expectations().get(factory, "pass")) for s in scenarios]
+        if factory
+        else plan(scenarios, only)
     )
-    # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
-    # further signal is ignored until their reports are written.
-    with handling() as caught:
-        outcome = run_matrix(
-            cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
-        )
-        summary = build_summary("regress", outcome, scenarios, started, t0)
-        print()
-        print(render(summary))
-        run_dir = write_reports(summary, ns.report_dir)
-        print(f"\nreports: {run_dir}")
-    if summary.interrupted:
-        return caught.exit_code  # 130 / 143, after the finished runs' reports are written
-    return 0 if summary.ok else 1
+    if shard is not None:
+        cells = shard.pick(cells, [expected_seconds(c.scenario) for c in cells])
+    return cells
 
 
-def _progress(entry: RegressEntry) -> None:
+def _print_result(ns: argparse.Namespace, summary: RegressSummary, run_dir: Path) -> None:
+    """The results as ``--json`` or ``--quiet`` ask, else the table and the report folder."""
+    if ns.json:
+        print(render_json(summary), end="")
+    elif ns.quiet:
+        print(run_dir)
+    else:
+        print(f"\n{render(summary)}\n\nreports: {run_dir}")
+
+
+def _start_progress(ns: argparse.Namespace, cells: Sequence[Cell], scenarios: int) -> Progress:
+    """The progress display for this run, with its plan and the opening line said."""
+    mode = choose_mode(sys.stdout, quiet=ns.quiet or ns.json, env=os.environ)
+    progress = make_progress(mode, sys.stdout)
+    progress.plan((_key(c.scenario.name, c.variant), expected_seconds(c.scenario)) for c in cells)
+    shard = f", shard {ns.shard}" if ns.shard else ""
+    progress.say(
+        f"regress: {len(cells)} runs x {ns.repeat} from {scenarios} scenarios, "
+        f"{ns.jobs} jobs{shard}"
+    )
+    return progress
+
+
+def _key(scenario: str, variant: str) -> str:
+    return f"{scenario} / {variant}"
+
+
+def progress_line(entry: RegressEntry) -> str:
+    """The line printed when a cell finishes (the plain output CI logs show)."""
     mark = "ok " if entry.as_expected else "BAD"
     v = entry.verdict
-    print(
-        f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})",
-        flush=True,
-    )
+    return f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})"
 
 
 def render(summary: RegressSummary) -> str:
@@ -168,3 +240,6 @@ def row(entry: RegressEntry) -> list[object]:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
+
+
+COMMAND = Command("regress", "run every scenario across its variants", add_arguments, main)

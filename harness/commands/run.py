@@ -21,9 +21,11 @@ from harness.commands._common import (
     format_table,
     monotonic,
     positive_int,
+    refuse_untestable,
     utc_now,
     write_json,
 )
+from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
@@ -75,10 +77,7 @@ def main(ns: argparse.Namespace) -> int:
     print(f"reports: {write_reports(summary, ns.report_dir)}")
     if summary.interrupted:
         return 130  # Ctrl-C, after the finished runs' reports are written
-    runs = [r for e in summary.entries for r in e.runs]
-    if runs and all(r.status == "untestable" for r in runs):
-        # The factory itself is unusable (cannot be imported, or kills the worker at once).
-        raise UsageError(f"{variant}: untestable: {runs[0].detail}")
+    refuse_untestable(variant, summary)
     return 0 if summary.ok else 1
 
 
@@ -118,3 +117,6 @@ def totals(run: RunResult) -> str:
         f"after gc {run.close_wait_after_gc}, p95 {run.latency_p95_ms:.0f} ms"
         + (f"\n{run.status}: {run.detail}" if run.detail else "")
     )
+
+
+COMMAND = Command("run", "run one scenario against one variant or factory", add_arguments, main)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from harness.commands._common import add_max_duration_argument, discover
+from harness.commands.base import Command
 from harness.errors import ScenarioError
 from harness.scenario import load_scenario
 
@@ -27,3 +28,6 @@ def main(ns: argparse.Namespace) -> int:
             continue
         print(f"{path}: ok ({scenario.name}, {len(scenario.variant_expectations())} variants)")
     return 2 if bad else 0
+
+
+COMMAND = Command("validate", "check scenario files without running them", add_arguments, main)

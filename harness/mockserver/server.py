@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ipaddress
 import itertools
 import threading
 import time
@@ -29,6 +28,7 @@ from types import TracebackType
 from typing import Literal
 
 from harness.errors import UsageError
+from harness.loopback import is_loopback
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.connection import Connection
 from harness.mockserver.faults import CallLedger
@@ -48,11 +48,7 @@ DEFAULT_REQUEST_TIMEOUT_S = 10.0  # from a request's first byte to its last
 
 def check_loopback(host: str) -> str:
     """Return ``host`` if it is a loopback IP address (127.0.0.0/8 or ::1), else UsageError."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise UsageError(f"cannot serve on {host!r}: not an IP address; use 127.0.0.1") from exc
-    if not address.is_loopback:
+    if not is_loopback(host):
         raise UsageError(
             f"refusing to serve on {host!r}: the mock server binds to loopback only"
             " (127.0.0.0/8 or ::1); use 127.0.0.1"

@@ -2,20 +2,24 @@
 
 Exit 1 when NEW is worse than BASE on any verdict: a cell that was as expected and no longer
 is, or a cell of BASE missing from NEW. Exit 0 otherwise (metrics may still have moved;
-they are printed), 2 on bad input. :func:`compare` is pure; :func:`main` does the I/O.
+they are printed), 2 on bad input. :func:`compare` is pure; the ``compare`` command
+(:mod:`harness.commands.compare`) does the I/O.
+
+Cells match by (scenario, variant, SDK line). A one-line results.json has no lines; compared
+with a report that combines lines (``nox -s compat``), its cells count as the line of its
+openai version, so a single-line BASE matches that line of a compat NEW and vice versa.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from harness.report.jsonfile import load_summary
+from harness.report.merge import sdk_line
 from harness.verdict import RegressEntry, RegressSummary
 
-__all__ = ["CellChange", "Comparison", "add_arguments", "compare", "main", "render_comparison"]
+__all__ = ["CellChange", "Comparison", "compare", "render_comparison"]
 
 Change = Literal["worse", "better", "changed", "unchanged", "added", "missing"]
 
@@ -35,7 +39,7 @@ class CellChange:
     """One (scenario, variant) cell of the comparison."""
 
     scenario: str
-    variant: str
+    variant: str  # with its SDK line when compared across lines: "baseline [openai 3]"
     change: Change
     details: tuple[str, ...]  # "errors 0 -> 9", "verdict pass (as expected) -> fail (NOT ...)"
 
@@ -72,34 +76,35 @@ def _cell(base: RegressEntry, new: RegressEntry) -> CellChange:
         change = "worse"
     elif new.as_expected and not base.as_expected:
         change = "better"
-    return CellChange(base.scenario, base.variant, change, tuple(details))
+    return CellChange(base.scenario, base.label, change, tuple(details))
+
+
+def _with_lines(summary: RegressSummary) -> list[RegressEntry]:
+    """Entries tagged with an SDK line: their own, else the summary's openai version."""
+    line = sdk_line(summary.environment)
+    return [e if e.line else dataclasses.replace(e, line=line) for e in summary.entries]
 
 
 def compare(base: RegressSummary, new: RegressSummary) -> Comparison:
-    """Match cells by (scenario, variant) and classify each."""
-    new_cells = {(e.scenario, e.variant): e for e in new.entries}
-    base_keys = {(e.scenario, e.variant) for e in base.entries}
+    """Match cells by (scenario, variant, SDK line) and classify each."""
+    if base.lines or new.lines:
+        base_entries, new_entries = _with_lines(base), _with_lines(new)
+    else:
+        base_entries, new_entries = list(base.entries), list(new.entries)
+    new_cells = {e.key: e for e in new_entries}
+    base_keys = {e.key for e in base_entries}
     cells = []
-    for entry in base.entries:
-        other = new_cells.get((entry.scenario, entry.variant))
+    for entry in base_entries:
+        other = new_cells.get(entry.key)
         if other is None:
-            cells.append(
-                CellChange(
-                    entry.scenario,
-                    entry.variant,
-                    "missing",
-                    (f"in BASE ({_verdict(entry)}), not in NEW",),
-                )
-            )
+            detail = f"in BASE ({_verdict(entry)}), not in NEW"
+            cells.append(CellChange(entry.scenario, entry.label, "missing", (detail,)))
         else:
             cells.append(_cell(entry, other))
-    for entry in new.entries:
-        if (entry.scenario, entry.variant) not in base_keys:
-            cells.append(
-                CellChange(
-                    entry.scenario, entry.variant, "added", (f"new cell: {_verdict(entry)}",)
-                )
-            )
+    for entry in new_entries:
+        if entry.key not in base_keys:
+            detail = f"new cell: {_verdict(entry)}"
+            cells.append(CellChange(entry.scenario, entry.label, "added", (detail,)))
     return Comparison(base.run_id, new.run_id, new.interrupted, tuple(cells))
 
 
@@ -124,15 +129,3 @@ def render_comparison(result: Comparison) -> str:
         else "NEW is not worse than BASE on any verdict"
     )
     return "\n".join(lines) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("base", type=Path, metavar="BASE.json", help="the reference results")
-    parser.add_argument("new", type=Path, metavar="NEW.json", help="the results to judge")
-
-
-def main(ns: argparse.Namespace) -> int:
-    """Print the comparison; 1 when NEW is worse on any verdict, else 0."""
-    result = compare(load_summary(ns.base), load_summary(ns.new))
-    print(render_comparison(result), end="")
-    return 1 if result.worse else 0

@@ -1,18 +1,23 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched).
 
-Per scenario: a CLOSE_WAIT-per-turn line chart, an errors/retries bar chart, the same table as
-summary.md, the reasons for cells not as expected, and the scenario's settings; at the end the
+First an overview grid (scenario x variant, x SDK line in a compat report; see
+:mod:`harness.report.overview`), each cell coloured by outcome and expectation and linking to
+its table row. Then per scenario: a CLOSE_WAIT-per-turn line chart and an errors/retries bar
+chart (each one line of text instead when every value is 0), the same table as summary.md,
+the reasons for cells not as expected, and the scenario's settings; at the end the
 environment fingerprint. Every piece of text from a result is HTML-escaped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
 
 from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
-from harness.report.svg import Pen, bar_chart, line_chart, pens
+from harness.report.overview import STATES, GridCell, overview, row_anchor, section_anchor
+from harness.report.svg import DASHES, Pen, bar_chart, line_chart, pens
 from harness.verdict import RegressEntry, RegressSummary
 
 __all__ = ["render_html"]
@@ -34,6 +39,16 @@ td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.
 .swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
+table.grid{font-size:.9em}table.grid td{padding:0;white-space:normal;text-align:left}
+table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
+ color:inherit;text-decoration:none;min-width:9em}table.grid td a:hover{outline:2px solid #333}
+.grid a+a{border-top:2px solid #fff}.grid b{display:block}
+.grid small{display:block;color:#333;font-size:.85em}
+td.none{background:#fafafa;color:#999}
+.healthy{background:#d9f2e1}.caught{background:#dce9f7}.unhealthy{background:#f9c9c3}
+.missed{background:#f8d8a8}.observed{background:#eceff1}
+.legend span{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;border-radius:4px}
+p.flat{color:#555;margin:.3em 0;font-size:.92em}
 """
 
 
@@ -44,7 +59,7 @@ def _e(text: object) -> str:
 def _header(summary: RegressSummary) -> str:
     state = "interrupted" if summary.interrupted else ("ok" if summary.ok else "failed")
     links = " · ".join(
-        f'<a href="#{_anchor(name)}">{_e(name)}</a>' for name in summary.by_scenario()
+        f'<a href="#{section_anchor(name)}">{_e(name)}</a>' for name in summary.by_scenario()
     )
     return (
         f"<header><h1>Connection-lifecycle regress {_e(summary.run_id)}</h1>"
@@ -53,8 +68,43 @@ def _header(summary: RegressSummary) -> str:
     )
 
 
-def _anchor(name: str) -> str:
-    return "scenario-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+def _overview(summary: RegressSummary) -> str:
+    grid = overview(summary)
+    head = "".join(f"<th>{_e(c)}</th>" for c in grid.columns)
+    rows = []
+    for scenario, cells in grid.rows:
+        tds = "".join(_grid_cell(blocks) for blocks in cells)
+        link = f'<a href="#{section_anchor(scenario)}">{_e(scenario)}</a>'
+        rows.append(f'<tr><th class="l">{link}</th>{tds}</tr>')
+    legend = "".join(f'<span class="{state}">{_e(text)}</span>' for state, text in STATES)
+    return (
+        '<section id="overview"><h2>Overview</h2>'
+        f'<table class="grid"><thead><tr><th class="l">scenario</th>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table><p class="legend">{legend}</p></section>'
+    )
+
+
+def _grid_cell(blocks: Sequence[GridCell]) -> str:
+    if not blocks:
+        return '<td class="none" title="not run in this scenario">—</td>'
+    # One block fills its cell: colour the cell too, so no white shows below a short block.
+    fill = f' class="{blocks[0].state}"' if len(blocks) == 1 else ""
+    return f"<td{fill}>{''.join(_block(b) for b in blocks)}</td>"
+
+
+def _block(cell: GridCell) -> str:
+    """One grid block linking to the table row: the outcome (and the expectation when the
+    outcome differs from it; the colour says the rest) and the deciding figure."""
+    entry, v = cell.entry, cell.entry.verdict
+    where = f"openai {entry.line}: " if entry.line else ""
+    missed = "" if entry.as_expected else f" (expected {v.expected})"
+    title = f"{entry.scenario} / {entry.label}: {v.outcome}, expected {v.expected}"
+    return (
+        f'<a class="{cell.state}" href="#{row_anchor(entry)}" title="{_e(title)}">'
+        f"<b>{_e(where + v.outcome + missed)}</b>"
+        + "".join(f"<small>{_e(text)}</small>" for text in cell.figure)
+        + "</a>"
+    )
 
 
 def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
@@ -63,7 +113,7 @@ def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
     )
     rows = []
     for entry, row in zip(entries, table_rows(entries), strict=True):
-        swatch = f'<span class="swatch" style="background:{pen_of[entry.variant].colour}"></span>'
+        swatch = f'<span class="swatch" style="background:{pen_of[entry.label].colour}"></span>'
         cells = [f'<td class="l">{swatch}{_e(row[0])}</td>']
         for i, value in enumerate(row[1:], start=1):
             cls = "l" if i < TEXT_COLUMNS else ""
@@ -73,7 +123,7 @@ def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
                 cls += " err"
             cells.append(f'<td class="{cls.strip()}">{_e(value)}</td>')
         bad = "" if entry.as_expected else ' class="bad"'
-        rows.append(f"<tr{bad}>{''.join(cells)}</tr>")
+        rows.append(f'<tr id="{row_anchor(entry)}"{bad}>{"".join(cells)}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -85,7 +135,7 @@ def _reasons(entries: Sequence[RegressEntry]) -> str:
     for entry in failed:
         reasons = "".join(f"<li>{_e(r)}</li>" for r in reason_lines(entry))
         items.append(
-            f"<li><b>{_e(entry.variant)}</b>: expected {_e(entry.verdict.expected)}, "
+            f"<li><b>{_e(entry.label)}</b>: expected {_e(entry.verdict.expected)}, "
             f"got {_e(entry.verdict.outcome)}<ul>{reasons}</ul></li>"
         )
     return f'<h3>Not as expected</h3><ul class="reasons">{"".join(items)}</ul>'
@@ -94,24 +144,7 @@ def _reasons(entries: Sequence[RegressEntry]) -> str:
 def _scenario(
     name: str, entries: Sequence[RegressEntry], summary: RegressSummary, pen_of: Mapping[str, Pen]
 ) -> str:
-    series = {e.variant: e.result.close_wait_series for e in entries}
-    bars = {
-        e.variant: (
-            ("errors", e.result.errors),
-            ("retries", e.result.retries),
-            ("SDK retries", e.result.sdk_retries),
-        )
-        for e in entries
-    }
-    charts = line_chart(
-        series,
-        pen_of,
-        title="CLOSE_WAIT sockets after each turn",
-        x_label="turn",
-        y_label="CLOSE_WAIT",
-    ) + bar_chart(
-        bars, pen_of, title="Errors, server-seen and SDK retries per variant", y_label="count"
-    )
+    charts, flat = _charts(entries, pen_of)
     settings = summary.scenarios.get(name)
     details = (
         "<details><summary>scenario settings</summary><pre>"
@@ -121,13 +154,66 @@ def _scenario(
     )
     desc = entries[0].description
     return (
-        f'<section id="{_anchor(name)}"><h2>{_e(name)}</h2>'
+        f'<section id="{section_anchor(name)}"><h2>{_e(name)}</h2>'
         + (f'<p class="desc">{_e(desc)}</p>' if desc else "")
-        + f'<div class="charts">{charts}</div>{_table(entries, pen_of)}'
+        + (f'<div class="charts">{charts}</div>' if charts else "")
+        + flat
+        + _table(entries, pen_of)
         + _reasons(entries)
         + details
         + "</section>"
     )
+
+
+def _charts(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> tuple[str, str]:
+    """(charts, one-line notes): a chart whose every value is 0 becomes a line of text."""
+    series = {e.label: e.result.close_wait_series for e in entries}
+    bars = {
+        e.label: (
+            ("errors", e.result.errors),
+            ("retries", e.result.retries),
+            ("SDK retries", e.result.sdk_retries),
+        )
+        for e in entries
+    }
+    charts, flat = [], []
+    if any(v for values in series.values() for v in values):
+        charts.append(
+            line_chart(
+                series,
+                pen_of,
+                title="CLOSE_WAIT sockets after each turn",
+                x_label="turn",
+                y_label="CLOSE_WAIT",
+            )
+        )
+    else:
+        flat.append("CLOSE_WAIT after each turn: 0 for every variant on every turn.")
+    if any(v for group in bars.values() for _, v in group):
+        charts.append(
+            bar_chart(
+                bars,
+                pen_of,
+                title="Errors, server-seen and SDK retries per variant",
+                y_label="count",
+            )
+        )
+    else:
+        flat.append("Errors, server-seen and SDK retries: 0 for every variant.")
+    return "".join(charts), "".join(f'<p class="flat">{_e(text)}</p>' for text in flat)
+
+
+def _pens(entries: Sequence[RegressEntry]) -> dict[str, Pen]:
+    """A pen per entry label: the variant's colour, and across SDK lines a dash per line."""
+    by_variant = pens(e.variant for e in entries)
+    lines = list(dict.fromkeys(e.line for e in entries))
+    out = {}
+    for e in entries:
+        pen = by_variant[e.variant]
+        if e.line:
+            pen = dataclasses.replace(pen, dash=DASHES[lines.index(e.line) % len(DASHES)])
+        out[e.label] = pen
+    return out
 
 
 def _environment(summary: RegressSummary) -> str:
@@ -140,7 +226,7 @@ def _environment(summary: RegressSummary) -> str:
         for number, run in enumerate(entry.runs, start=1):
             changed = {k: v for k, v in run.environment.items() if summary.environment.get(k) != v}
             if changed:
-                where = f"{entry.scenario} / {entry.variant}" + (
+                where = f"{entry.scenario} / {entry.label}" + (
                     f" run {number}" if len(entry.runs) > 1 else ""
                 )
                 text = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
@@ -151,8 +237,8 @@ def _environment(summary: RegressSummary) -> str:
 
 def render_html(summary: RegressSummary) -> str:
     """The whole report.html text."""
-    pen_of = pens(e.variant for e in summary.entries)
-    sections = "".join(
+    pen_of = _pens(summary.entries)
+    sections = _overview(summary) + "".join(
         _scenario(name, entries, summary, pen_of) for name, entries in summary.by_scenario().items()
     )
     if not summary.entries:

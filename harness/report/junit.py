@@ -5,7 +5,7 @@ Shape (valid against the common JUnit schema, Jenkins xunit ``junit-10.xsd``)::
     testsuites
       testsuite name=<scenario>         one per scenario
         properties                      <variant>.<metric> for every cell, env.<key>
-        testcase classname=<scenario> name=<variant>
+        testcase classname=<scenario> name=<variant>   (<variant> [openai N] across SDK lines)
           failure                       only when the verdict is not as expected
           system-out                    the CLOSE_WAIT series per turn, per run
       testsuite name=harness            only when the run was interrupted: one error case
@@ -44,6 +44,7 @@ def metric_properties(entry: RegressEntry) -> list[tuple[str, str]]:
     r, v = entry.result, entry.verdict
     kinds = ", ".join(f"{k}={n}" for k, n in sorted(r.errors_by_type.items()))
     pairs = [
+        *([("sdk_line", entry.line)] if entry.line else []),
         ("expected", v.expected),
         ("outcome", v.outcome),
         ("as_expected", str(entry.as_expected).lower()),
@@ -68,7 +69,7 @@ def metric_properties(entry: RegressEntry) -> list[tuple[str, str]]:
         ("latency_max_ms", f"{r.latency_max_ms:.3f}"),
         ("wall_s", f"{r.wall_s:.3f}"),
     ]
-    return [(f"{entry.variant}.{name}", value) for name, value in pairs]
+    return [(f"{entry.label}.{name}", value) for name, value in pairs]
 
 
 def _series_text(runs: Sequence[RunResult]) -> str:
@@ -92,7 +93,7 @@ def _testcase(parent: ET.Element, entry: RegressEntry) -> None:
         "testcase",
         {
             "classname": _clean(entry.scenario),
-            "name": _clean(entry.variant),
+            "name": _clean(entry.label),
             "time": _time(sum(r.wall_s for r in entry.runs)),
         },
     )

@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -27,14 +28,28 @@ __all__ = [
     "append_step_summary",
     "atomic_write_text",
     "latest_run",
+    "new_run_id",
     "run_dir",
     "run_id_problem",
+    "run_stamp",
     "update_latest",
 ]
 
 LATEST = "latest"
 # A run id becomes a directory name: refuse anything that could climb out of the root.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_stamp() -> str:
+    """The current UTC time to the millisecond, as run ids and folders start: sorts by time,
+    e.g. ``20261124T143000123Z``."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z"
+
+
+def new_run_id(command: str) -> str:
+    """A run id that sorts by time: ``20261124T143000123Z-regress``."""
+    return f"{run_stamp()}-{command}"
 
 
 def run_id_problem(run_id: object) -> str | None:

@@ -1,5 +1,8 @@
 """summary.md: a headline, one table per scenario (one row per variant), then the reasons.
 
+In a report that combines SDK lines there is one row per variant and line, labelled
+``variant [openai N]`` (:attr:`RegressEntry.label`).
+
 The same rows feed the HTML table (:func:`table_rows`), so both formats always show the same
 numbers, each read straight from the :class:`RunResult` and :class:`Verdict` fields.
 """
@@ -85,7 +88,7 @@ def table_rows(entries: Sequence[RegressEntry]) -> list[tuple[str, ...]]:
         r = entry.result
         rows.append(
             (
-                f"{entry.variant} ({r.client_kind})" if r.client_kind else entry.variant,
+                f"{entry.label} ({r.client_kind})" if r.client_kind else entry.label,
                 entry.verdict.expected,
                 _outcome(entry),
                 "yes" if entry.as_expected else "NO",
@@ -160,7 +163,7 @@ def render_markdown(summary: RegressSummary) -> str:
         lines += ["### Not as expected", ""]
         for entry in failed:
             lines.append(
-                f"- **{_cell(entry.scenario)} / {_cell(entry.variant)}**: expected "
+                f"- **{_cell(entry.scenario)} / {_cell(entry.label)}**: expected "
                 f"{entry.verdict.expected}, got {entry.verdict.outcome}"
             )
             lines += [f"  - {_cell(reason)}" for reason in reason_lines(entry)]

@@ -17,10 +17,10 @@ from html import escape
 
 from harness.variants import BUNDLED
 
-__all__ = ["Pen", "bar_chart", "line_chart", "nice_axis", "pens"]
+__all__ = ["DASHES", "Pen", "bar_chart", "line_chart", "nice_axis", "pens"]
 
 _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255")
-_DASHES = ("", "9 5", "3 3", "12 4 3 4")
+DASHES = ("", "9 5", "3 3", "12 4 3 4")
 _ASYNC, _ASYNC_DASH = "-async", "1 4"
 _WIDTHS = (5.0, 3.5, 2.5, 2.0)
 _FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="#222"'
@@ -50,7 +50,7 @@ def pens(variants: Iterable[str]) -> dict[str, Pen]:
         slot = bundled.index(twin) if name in BUNDLED else next(spare)
         out[name] = Pen(
             _PALETTE[slot % len(_PALETTE)],
-            _ASYNC_DASH if twin != name and name in BUNDLED else _DASHES[slot % len(_DASHES)],
+            _ASYNC_DASH if twin != name and name in BUNDLED else DASHES[slot % len(DASHES)],
             _WIDTHS[min(slot, len(_WIDTHS) - 1)],
         )
     return out

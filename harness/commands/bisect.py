@@ -1,8 +1,9 @@
-"""``harness bisect``: its arguments and entry point (the search is :mod:`.driver`)."""
+"""``harness bisect``: its arguments and entry point (the search is :mod:`harness.bisect`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,9 +16,11 @@ from harness.bisect.model import (
     BisectRequest,
 )
 from harness.commands._common import positive_int
+from harness.commands.base import Command
 from harness.errors import UsageError
+from harness.progress import choose_mode, make_progress
 
-__all__ = ["DEFAULT_ORACLE", "add_arguments", "main", "request_from"]
+__all__ = ["COMMAND", "DEFAULT_ORACLE", "request_from"]
 
 DEFAULT_ORACLE = (sys.executable, "-P", "-m", "harness", "check")
 
@@ -86,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where bisect-<id>/ goes (default: reports/)",
     )
     parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the conclusion line (bisect-<id>/bisect.json holds every detail)",
+    )
+    parser.add_argument(
         "--oracle",
         metavar="CMD",
         default=shlex.join(DEFAULT_ORACLE),
@@ -150,4 +159,14 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
 
 
 def main(ns: argparse.Namespace) -> int:
-    return run_bisect(request_from(ns), out=sys.stdout)
+    """Run the bisect; on a terminal with a live display, with ``--quiet`` printing only the
+    conclusion line (the first bad commit, or why none was named)."""
+    mode = choose_mode(sys.stdout, quiet=ns.quiet, env=os.environ)
+    progress = make_progress(mode, sys.stdout, what="oracle runs", failed_word="untestable")
+    with progress:
+        return run_bisect(request_from(ns), out=sys.stdout, progress=progress)
+
+
+COMMAND = Command(
+    "bisect", "find the commit that introduced or fixed a regression", add_arguments, main
+)

@@ -7,11 +7,12 @@ caller can start the process with ``--port 0`` and read where it listens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
-import signal
 import threading
-from types import FrameType
 
+from harness.commands.base import Command
+from harness.interrupts import Interrupted, handling
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -21,7 +22,7 @@ from harness.mockserver.server import (
 )
 from harness.scenario import ServerSpec, load_scenario
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["COMMAND"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +79,6 @@ def main(ns: argparse.Namespace) -> int:
     spec = (
         load_scenario(ns.scenario, max_duration_s=math.inf).server if ns.scenario else ServerSpec()
     )
-    stop = threading.Event()
     server = MockServer(
         spec,
         host=host,
@@ -87,28 +87,13 @@ def main(ns: argparse.Namespace) -> int:
         max_connections=ns.max_connections,
         request_timeout_s=ns.request_timeout,
     )
-    with _SignalsSetEvent(stop), server:
+    with handling(), server:
         print(server.base_url, flush=True)
-        stop.wait()
+        # SIGINT/SIGTERM raise Interrupted here: the way a standalone server is meant to
+        # stop, so a clean exit 0, not an interruption.
+        with contextlib.suppress(Interrupted):
+            threading.Event().wait()
     return 0
 
 
-class _SignalsSetEvent:
-    """Route SIGINT and SIGTERM to ``stop.set()`` while active; restore handlers after."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self._stop.set()
-
-    def __enter__(self) -> None:
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+COMMAND = Command("serve", "run the mock OpenAI server standalone", add_arguments, main)

@@ -1,0 +1,12 @@
+"""Every subcommand, in the order ``harness --help`` lists them."""
+
+from __future__ import annotations
+
+from harness.commands import bisect, check, compare, regress, report, run, serve, validate
+from harness.commands.base import Command
+
+__all__ = ["COMMANDS"]
+
+COMMANDS: tuple[Command, ...] = tuple(
+    module.COMMAND for module in (run, regress, check, bisect, serve, validate, report, compare)
+)

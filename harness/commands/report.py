@@ -1,0 +1,63 @@
+"""``harness report RESULTS.json [--out DIR]``: re-render every format from a saved run.
+
+``harness report --merge A.json B.json ... [--out DIR]`` combines the results of regress
+shards and SDK lines into one report (rules in :mod:`harness.report.merge`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.commands.base import Command
+from harness.errors import UsageError
+from harness.report import load_summary, write_reports
+from harness.report.layout import new_run_id
+from harness.report.merge import merge
+
+__all__ = ["COMMAND"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS.json",
+        help="a results.json written by regress, run or check (several with --merge)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="combine the results of shards and SDK lines into one report; "
+        "exit 1 when a merged cell is not as expected",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="reports root; files go to DIR/<run-id>/ (default: reports)",
+    )
+
+
+def main(ns: argparse.Namespace) -> int:
+    """Load the results, write all formats, print the run directory.
+
+    A re-render does not append to ``$GITHUB_STEP_SUMMARY`` (the run already did) and exits
+    0; a merge is a new report, so it appends and exits 0 when every cell is as expected.
+    """
+    if not ns.merge:
+        if len(ns.results) > 1:
+            raise UsageError(f"{len(ns.results)} results files given; pass --merge to combine")
+        print(write_reports(load_summary(ns.results[0]), ns.out, env={}))
+        return 0
+    inputs = [(str(path), load_summary(path)) for path in ns.results]
+    summary = merge(inputs, new_run_id=new_run_id)
+    print(write_reports(summary, ns.out))
+    return 0 if summary.ok else 1
+
+
+COMMAND = Command(
+    "report", "re-render reports from a saved results.json, or merge several", add_arguments, main
+)

@@ -1,0 +1,64 @@
+"""One command layer: every subcommand is one typed Command value; the CLI reads only those."""
+
+from __future__ import annotations
+
+import dataclasses
+import pkgutil
+
+import pytest
+
+import harness.commands
+from harness import cli
+from harness.commands.base import Command
+from harness.commands.registry import COMMANDS
+
+
+def test_every_command_module_exposes_one_command_in_the_registry() -> None:
+    modules = sorted(
+        m.name
+        for m in pkgutil.iter_modules(harness.commands.__path__)
+        if not m.name.startswith("_") and m.name not in ("base", "registry")
+    )
+    assert sorted(c.name for c in COMMANDS) == modules
+    assert [c.name for c in COMMANDS] == [
+        "run", "regress", "check", "bisect", "serve", "validate", "report", "compare"
+    ]  # fmt: skip
+    assert all(isinstance(c, Command) for c in COMMANDS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        COMMANDS[0].name = "other"  # type: ignore[misc]
+    assert {c.name: c.usage_exit for c in COMMANDS if c.usage_exit != 2} == {"check": 125}
+
+
+# just enough for each parser to get past its required arguments
+REQUIRED = {
+    "run": ["s.yaml", "--variant", "baseline"],
+    "check": ["--scenario", "s.yaml", "--factory", "f:g"],
+    "bisect": [
+        "--repo",
+        ".",
+        "--good",
+        "a",
+        "--bad",
+        "b",
+        "--scenario",
+        "s.yaml",
+        "--factory",
+        "f:g",
+    ],
+    "validate": ["s.yaml"],
+    "report": ["r.json"],
+    "compare": ["a.json", "b.json"],
+}
+
+
+@pytest.mark.parametrize(("name", "code"), [(c.name, c.usage_exit) for c in COMMANDS])
+def test_a_bad_flag_exits_with_the_command_usage_code(
+    name: str, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([name, *REQUIRED.get(name, []), "--no-such-flag"])
+    assert exc.value.code == code
+    assert (
+        capsys.readouterr().err
+        == f"harness {name}: error: unrecognized arguments: --no-such-flag\n"
+    )
