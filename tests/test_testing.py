@@ -27,6 +27,7 @@ from harness.verdict import judge
 BUNDLED = [
     "abandoned-streams",
     "concurrent-sessions",
+    "concurrent-stale-pool",
     "pool-exhaustion",
     "rate-limited",
     "reset-on-reuse",
@@ -170,8 +171,8 @@ def test_the_failure_message_is_the_reasons_and_the_turn_table() -> None:
         "turn  calls  errors  close_wait  established  fds  first error\n"
         "   1      1       0           0            1   12\n"
         "   2      1       1           1            1   13  RuntimeError\n"
-        "calls 2, errors 1 (RuntimeError x1), retries 0, connections 1, CLOSE_WAIT peak 1 "
-        "growth 1 after close 1 after gc 0, p95 2 ms"
+        "calls 2, errors 1 (RuntimeError x1), retries 0 (SDK retries 0), connections 1, "
+        "CLOSE_WAIT peak 1 growth 1 live after gc 0 after close 1 after gc 0, p95 2 ms"
     )
 
 
