@@ -111,6 +111,8 @@ def test_run_unknown_variant_is_usage_error(
     assert err.count("\n") == 1
 
 
+@pytest.mark.sdk
+@pytest.mark.slow
 def test_check_exit_codes(scenario: Path, tmp_path: Path) -> None:
     (tmp_path / "mutating.py").write_text(MUTATING_FACTORY)
     (tmp_path / "broken.py").write_text("def create_openai_client(:\n")
