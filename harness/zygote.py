@@ -1,0 +1,438 @@
+"""Pre-started workers: a zygote that has imported the SDK stack forks one worker per run.
+
+Theory of operation
+-------------------
+A fresh worker spends most of a short run starting Python and importing openai and its HTTP
+stack (0.6 s on a quiet machine, seconds on a busy one). :class:`Zygote` starts one process,
+``python -m harness.zygote SOCKET``, the way the runner starts a worker (same interpreter,
+same folder, same environment, through :func:`harness.processes.spawn`, so it cannot outlive
+the harness). It imports the stack, builds and closes one throwaway client (which loads the
+SDK's lazily imported resources), collects its garbage, and from then on only
+forks: one child per run, asked for over a Unix socket.
+
+A forked child is a clean process for the factory: the zygote never ran a session, so no
+module-level state, GC setting or socket of one run reaches another; the child starts its
+own session (process group), gets stdin and stdout on /dev/null and stderr on the run's
+file, closes every descriptor of the zygote, and then runs exactly what ``python -m
+harness.worker JOB`` runs, :func:`harness.worker.main` behind :func:`harness.processes.guard`,
+with its own lifeline (a pipe whose write end the zygote holds) and leaves the interpreter
+the same way (atexit handlers, non-daemon threads). Factory code is never imported in the
+zygote, so each run imports it fresh.
+
+The zygote is the child's parent and reaps it only in its own loop, after the runner has
+heard the exit: a kill (watchdog, cancel) is a message that the zygote carries out with
+:func:`harness.processes.kill_tree` on a pid that cannot have been reused. If the harness
+dies, the zygote's lifeline ends it and its supervisor kills every worker; if the zygote
+dies, each worker's lifeline ends that worker, and runs waiting on it raise WorkerError.
+
+:func:`usable` says where a zygote can stand in for a fresh interpreter (Linux with
+``pidfd_open``); the runner falls back to a fresh interpreter for a run whose interpreter,
+folder or environment differs from the zygote's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import selectors
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from harness.environment import harness_env
+from harness.errors import WorkerError
+from harness.processes import LIFELINE_ENV, Child, guard, kill_tree, spawn
+
+__all__ = ["Forked", "Zygote", "main", "usable", "workers_for"]
+
+START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on a busy box
+KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
+POLL_S: Final = 0.1
+EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SOFTWARE)
+SOCKET_PATH_MAX: Final = 100  # sun_path holds 108 bytes; a deep TMPDIR (nox's) can exceed it
+
+
+def usable() -> bool:
+    """True where a zygote can stand in for a fresh interpreter (fork and pidfds)."""
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+
+@contextlib.contextmanager
+def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
+    """A zygote for runs in ``root`` on this interpreter and environment, or None (every
+    run starts a fresh interpreter) when ``fresh`` is set or :func:`usable` is False."""
+    if fresh or not usable():
+        yield None
+        return
+    with Zygote(python=sys.executable, root=root, env=harness_env(os.environ)) as zygote:
+        yield zygote
+
+
+# --- parent side ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """One forked run as the parent sees it; the reader thread fills it in."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    pid: int = 0
+    exit: int | None = None
+    error: str = ""
+
+
+class Zygote:
+    """A pre-started worker factory for one (interpreter, folder, environment).
+
+    Use it as a context manager: leaving the ``with`` ends the zygote and every worker it
+    forked. Thread-safe: runs on several threads fork through one zygote.
+    """
+
+    def __init__(self, *, python: str, root: Path, env: Mapping[str, str]) -> None:
+        self.python, self.root, self.env = python, root.resolve(), dict(env)
+        self._tmp: Path | None = None  # the control socket and the zygote's stderr
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._next = 0  # ids handed out so far: also how many workers were asked for
+        self._ready = threading.Event()
+        self._dead = ""  # why the zygote is gone, once it is
+        self._child: Child | None = None
+        self._conn: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def forks(self) -> int:
+        """How many workers were asked for so far."""
+        return self._next
+
+    def serves(self, *, python: str, root: Path, env: Mapping[str, str]) -> bool:
+        """True when a run with these settings would start the same way from this zygote."""
+        return (python, root.resolve(), dict(env)) == (self.python, self.root, self.env)
+
+    def start(self) -> Zygote:
+        """Start the zygote process and return at once; :meth:`fork` waits until it is ready."""
+        self._tmp = Path(tempfile.mkdtemp(prefix="harness-zygote-"))
+        if len(str(self._tmp / "control")) > SOCKET_PATH_MAX:
+            self._tmp.rmdir()
+            self._tmp = Path(tempfile.mkdtemp(prefix="harness-zygote-", dir="/tmp"))
+        try:
+            self._conn = self._connect(str(self._tmp / "control"))
+        except BaseException:
+            self.close()
+            raise
+        self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
+        self._reader.start()
+        return self
+
+    def fork(self, job: Path, stderr: Path) -> Forked:
+        """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``."""
+        if not self._ready.wait(START_S) and not self._dead:
+            raise WorkerError(f"the zygote was not ready after {START_S:.0f} s")
+        with self._lock:
+            self._next += 1
+            ident, pending = self._next, _Pending()
+            self._pending[ident] = pending
+        self._send({"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)})
+        pending.started.wait()
+        if pending.error:
+            raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
+        return Forked(self, ident, pending)
+
+    def close(self) -> None:
+        """End the zygote and every worker it forked; idempotent."""
+        if self._conn is not None:
+            # The zygote reads EOF, kills its workers and exits; ENOTCONN: it is gone already.
+            with contextlib.suppress(OSError):
+                self._conn.shutdown(socket.SHUT_RDWR)
+        if self._child is not None:
+            self._child.close()
+        if self._reader is not None:
+            self._reader.join()
+        if self._conn is not None:
+            self._conn.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp)
+        self._conn, self._child, self._reader, self._tmp = None, None, None, None
+
+    def __enter__(self) -> Zygote:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connect(self, path: str) -> socket.socket:
+        """Spawn the zygote and accept its connection to ``path``."""
+        assert self._tmp is not None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            listener.settimeout(POLL_S)
+            with open(self._tmp / "stderr.txt", "wb") as stderr:
+                self._child = spawn(
+                    [self.python, "-m", "harness.zygote", path],
+                    cwd=self.root,
+                    env=self.env,
+                    stderr=stderr,
+                )
+            deadline = time.monotonic() + START_S
+            while time.monotonic() < deadline:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    code = self._child.wait(0)
+                    if code is not None:
+                        raise WorkerError(
+                            f"the zygote exited with {code}: {self._stderr()}"
+                        ) from None
+                    continue
+                conn.settimeout(None)
+                return conn
+        raise WorkerError(f"the zygote did not connect within {START_S:.0f} s")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._conn is not None
+        data = (json.dumps(message) + "\n").encode()
+        with self._lock:
+            if self._dead:
+                raise WorkerError(self._dead)
+            self._conn.sendall(data)
+
+    def _read(self) -> None:
+        """The reader thread: hands each message to the run it is about, until EOF."""
+        assert self._conn is not None
+        try:
+            with self._conn.makefile("rb") as stream:
+                for line in stream:
+                    self._take(json.loads(line))
+        finally:
+            with self._lock:
+                self._dead = f"the zygote ended: {self._stderr() or 'no message'}"
+                pending = list(self._pending.values())
+            self._ready.set()
+            for one in pending:
+                one.error = one.error or self._dead
+                one.started.set()
+                one.ended.set()
+
+    def _take(self, message: dict[str, Any]) -> None:
+        if message.get("ready"):
+            self._ready.set()
+            return
+        with self._lock:
+            pending = self._pending[message["id"]]
+            if "exit" in message:
+                del self._pending[message["id"]]
+        if "pid" in message:
+            pending.pid = message["pid"]
+            pending.started.set()
+        elif "exit" in message:
+            pending.exit = message["exit"]
+            pending.ended.set()
+        else:
+            pending.error = str(message.get("error", message))
+            pending.started.set()
+
+    def _stderr(self) -> str:
+        """The zygote's last stderr line: why it failed, when it says."""
+        assert self._tmp is not None
+        try:
+            text = (self._tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""  # closed already
+        return next((line for line in reversed(text.splitlines()) if line.strip()), "")
+
+
+class Forked:
+    """A worker forked by a :class:`Zygote`; the same surface as :class:`processes.Child`."""
+
+    def __init__(self, zygote: Zygote, ident: int, pending: _Pending) -> None:
+        self._zygote, self._id, self._pending = zygote, ident, pending
+
+    @property
+    def pid(self) -> int:
+        return self._pending.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code (negative: killed by that signal), or None if still running after
+        ``timeout`` seconds. Raises WorkerError when the zygote died under the worker."""
+        if not self._pending.ended.wait(timeout):
+            return None
+        if self._pending.exit is None:
+            raise WorkerError(self._pending.error)
+        return self._pending.exit
+
+    def kill(self) -> None:
+        """Kill the worker and every descendant, and wait until the zygote reaped it."""
+        if self._pending.ended.is_set():
+            return
+        self._zygote._send({"op": "kill", "id": self._id})
+        if not self._pending.ended.wait(KILL_S):
+            raise WorkerError(f"worker {self.pid} was not reaped {KILL_S:.0f} s after its kill")
+
+    def close(self) -> None:
+        self.kill()
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- zygote side -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    ident: int
+    pid: int
+    pidfd: int
+    lifeline: int  # the write end; the worker's supervisor reads EOF when the zygote dies
+
+
+class _Server:
+    """The zygote's loop: fork on request, kill on request, report every exit."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(conn, selectors.EVENT_READ, None)
+        self.running: dict[int, _Running] = {}  # by id
+
+    def serve(self) -> list[str]:
+        """Serve until the harness hangs up (then exit); returns only in a forked child,
+        with the worker's argv."""
+        buffer = b""
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is not None:
+                    self._reap(key.data)
+                    continue
+                data = self.conn.recv(65536)
+                if not data:
+                    self._end()
+                *lines, buffer = (buffer + data).split(b"\n")
+                for line in lines:
+                    argv = self._handle(json.loads(line))
+                    if argv is not None:
+                        return argv
+
+    def _handle(self, request: dict[str, Any]) -> list[str] | None:
+        if request["op"] == "kill":
+            running = self.running.get(request["id"])
+            if running is not None:  # already reaped: its exit report is on its way
+                kill_tree(running.pid)
+            return None
+        return self._fork(request["id"], request["job"], request["stderr"])
+
+    def _fork(self, ident: int, job: str, stderr: str) -> list[str] | None:
+        if threading.active_count() != 1:  # forking a threaded process is unsafe
+            self._send({"id": ident, "error": f"{threading.active_count()} threads"})
+            return None
+        lifeline_r, lifeline_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                self._become_worker(stderr, lifeline_r, lifeline_w)
+            except BaseException:  # not back into the zygote's loop: this is the child
+                traceback.print_exc()
+                os._exit(EXIT_SETUP)
+            from harness import worker
+
+            return [worker.__file__, job]
+        os.close(lifeline_r)
+        pidfd = os.pidfd_open(pid)
+        self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
+        self.selector.register(pidfd, selectors.EVENT_READ, ident)
+        self._send({"id": ident, "pid": pid})
+        return None
+
+    def _become_worker(self, stderr: str, lifeline_r: int, lifeline_w: int) -> None:
+        """In the forked child: the descriptors a spawned worker has, and nothing else."""
+        self.selector.close()
+        self.conn.close()
+        for running in self.running.values():
+            os.close(running.pidfd)
+            os.close(running.lifeline)
+        os.close(lifeline_w)
+        null = os.open(os.devnull, os.O_RDWR)
+        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, target in ((null, 0), (null, 1), (err, 2)):
+            os.dup2(fd, target)
+        os.close(null)
+        os.close(err)
+        os.set_inheritable(lifeline_r, True)
+        os.environ[LIFELINE_ENV] = str(lifeline_r)
+
+    def _reap(self, ident: int) -> None:
+        running = self.running.pop(ident)
+        self.selector.unregister(running.pidfd)
+        _, status = os.waitpid(running.pid, 0)
+        os.close(running.pidfd)
+        os.close(running.lifeline)
+        self._send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.conn.sendall((json.dumps(message) + "\n").encode())
+
+    def _end(self) -> None:
+        for running in self.running.values():
+            kill_tree(running.pid)
+        os._exit(0)
+
+
+def _preload() -> None:
+    """Import what every worker imports, and what the SDK imports on first use."""
+    import openai
+
+    import harness.worker  # noqa: F401 - the gateway, probe, scenario loader, factories
+
+    client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
+    _ = (client.chat.completions.create, client.responses.create, client.models.list)
+    client.close()
+    del client, _
+    gc.collect()  # each fork starts with the zygote's young generations empty
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.zygote SOCKET``: serve forks; in a forked child, run the worker."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    guard()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(args[0])
+    _preload()
+    conn.sendall(b'{"ready": true}\n')
+    worker_argv = _Server(conn).serve()
+    sys.argv = worker_argv
+    from harness.worker import main as worker_main
+
+    return worker_main(worker_argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
