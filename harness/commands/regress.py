@@ -9,6 +9,7 @@ finished; further signals are ignored until then (:mod:`harness.interrupts`).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Sequence
 
@@ -28,7 +29,9 @@ from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.matrix import plan, run_matrix
 from harness.report import write_reports
+from harness.runner import run_one
 from harness.verdict import RegressEntry, RegressSummary
+from harness.zygote import workers_for
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
 
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this variant (repeatable)",
     )
+    parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="start every run in a fresh interpreter instead of forking it from a zygote",
+    )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
@@ -84,10 +92,17 @@ def main(ns: argparse.Namespace) -> int:
     )
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
     # further signal is ignored until their reports are written.
+    root = ns.root.resolve()
     with handling() as caught:
-        outcome = run_matrix(
-            cells, repeat=ns.repeat, jobs=ns.jobs, root=ns.root.resolve(), on_entry=_progress
-        )
+        with workers_for(root, fresh=ns.fresh_workers) as zygote:
+            outcome = run_matrix(
+                cells,
+                repeat=ns.repeat,
+                jobs=ns.jobs,
+                root=root,
+                on_entry=_progress,
+                runner=functools.partial(run_one, zygote=zygote),
+            )
         summary = build_summary("regress", outcome, scenarios, started, t0)
         print()
         print(render(summary))
