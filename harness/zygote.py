@@ -33,6 +33,7 @@ folder or environment differs from the zygote's.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -60,6 +61,8 @@ START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on 
 KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
 POLL_S: Final = 0.1
 EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SOFTWARE)
+MESSAGE_MAX: Final = 1 << 16  # one request or report: a JSON object with two paths
+FDS_MAX: Final = 16  # descriptors one run passes to its worker (pass_fds)
 SOCKET_PATH_MAX: Final = 100  # sun_path holds 108 bytes; a deep TMPDIR (nox's) can exceed it
 
 
@@ -136,15 +139,17 @@ class Zygote:
         self._reader.start()
         return self
 
-    def fork(self, job: Path, stderr: Path) -> Forked:
-        """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``."""
+    def fork(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
+        """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``;
+        each of ``pass_fds`` is open in the worker under the same number (as Popen's)."""
         if not self._ready.wait(START_S) and not self._dead:
             raise WorkerError(f"the zygote was not ready after {START_S:.0f} s")
         with self._lock:
             self._next += 1
             ident, pending = self._next, _Pending()
             self._pending[ident] = pending
-        self._send({"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)})
+        request = {"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)}
+        self._send({**request, "fds": list(pass_fds)}, pass_fds)
         pending.started.wait()
         if pending.error:
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
@@ -180,7 +185,8 @@ class Zygote:
     def _connect(self, path: str) -> socket.socket:
         """Spawn the zygote and accept its connection to ``path``."""
         assert self._tmp is not None
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        # SEQPACKET: one message per request, and descriptors travel with their request.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
             listener.bind(path)
             listener.listen(1)
             listener.settimeout(POLL_S)
@@ -206,21 +212,20 @@ class Zygote:
                 return conn
         raise WorkerError(f"the zygote did not connect within {START_S:.0f} s")
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
         assert self._conn is not None
-        data = (json.dumps(message) + "\n").encode()
+        data = json.dumps(message).encode()
         with self._lock:
             if self._dead:
                 raise WorkerError(self._dead)
-            self._conn.sendall(data)
+            socket.send_fds(self._conn, [data], list(fds))
 
     def _read(self) -> None:
         """The reader thread: hands each message to the run it is about, until EOF."""
         assert self._conn is not None
         try:
-            with self._conn.makefile("rb") as stream:
-                for line in stream:
-                    self._take(json.loads(line))
+            while message := self._conn.recv(MESSAGE_MAX):
+                self._take(json.loads(message))
         finally:
             with self._lock:
                 self._dead = f"the zygote ended: {self._stderr() or 'no message'}"
@@ -324,33 +329,32 @@ class _Server:
     def serve(self) -> list[str]:
         """Serve until the harness hangs up (then exit); returns only in a forked child,
         with the worker's argv."""
-        buffer = b""
         while True:
             for key, _ in self.selector.select():
                 if key.data is not None:
                     self._reap(key.data)
                     continue
-                data = self.conn.recv(65536)
+                data, fds, _, _ = socket.recv_fds(self.conn, MESSAGE_MAX, FDS_MAX)
                 if not data:
                     self._end()
-                *lines, buffer = (buffer + data).split(b"\n")
-                for line in lines:
-                    argv = self._handle(json.loads(line))
-                    if argv is not None:
-                        return argv
+                argv = self._handle(json.loads(data), fds)
+                if argv is not None:
+                    return argv
 
-    def _handle(self, request: dict[str, Any]) -> list[str] | None:
+    def _handle(self, request: dict[str, Any], fds: list[int]) -> list[str] | None:
         if request["op"] == "kill":
             running = self.running.get(request["id"])
             if running is not None:  # already reaped: its exit report is on its way
                 kill_tree(running.pid)
             return None
-        return self._fork(request["id"], request["job"], request["stderr"])
-
-    def _fork(self, ident: int, job: str, stderr: str) -> list[str] | None:
+        passed = dict(zip(request["fds"], fds, strict=True))
         if threading.active_count() != 1:  # forking a threaded process is unsafe
-            self._send({"id": ident, "error": f"{threading.active_count()} threads"})
+            _close(fds)
+            self._send({"id": request["id"], "error": f"{threading.active_count()} threads"})
             return None
+        return self._fork(request["id"], request["job"], request["stderr"], passed)
+
+    def _fork(self, ident: int, job: str, stderr: str, passed: dict[int, int]) -> list[str] | None:
         lifeline_r, lifeline_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -358,21 +362,23 @@ class _Server:
         if pid == 0:
             try:
                 os.setsid()
-                self._become_worker(stderr, lifeline_r, lifeline_w)
+                self._become_worker(stderr, lifeline_r, lifeline_w, passed)
             except BaseException:  # not back into the zygote's loop: this is the child
                 traceback.print_exc()
                 os._exit(EXIT_SETUP)
             from harness import worker
 
             return [worker.__file__, job]
-        os.close(lifeline_r)
+        _close([lifeline_r, *passed.values()])  # the child has its copies
         pidfd = os.pidfd_open(pid)
         self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
         self.selector.register(pidfd, selectors.EVENT_READ, ident)
         self._send({"id": ident, "pid": pid})
         return None
 
-    def _become_worker(self, stderr: str, lifeline_r: int, lifeline_w: int) -> None:
+    def _become_worker(
+        self, stderr: str, lifeline_r: int, lifeline_w: int, passed: dict[int, int]
+    ) -> None:
         """In the forked child: the descriptors a spawned worker has, and nothing else."""
         self.selector.close()
         self.conn.close()
@@ -386,8 +392,9 @@ class _Server:
             os.dup2(fd, target)
         os.close(null)
         os.close(err)
-        os.set_inheritable(lifeline_r, True)
-        os.environ[LIFELINE_ENV] = str(lifeline_r)
+        lifeline = _place(passed, lifeline_r)
+        os.set_inheritable(lifeline, True)
+        os.environ[LIFELINE_ENV] = str(lifeline)
 
     def _reap(self, ident: int) -> None:
         running = self.running.pop(ident)
@@ -398,12 +405,31 @@ class _Server:
         self._send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
 
     def _send(self, message: dict[str, Any]) -> None:
-        self.conn.sendall((json.dumps(message) + "\n").encode())
+        self.conn.send(json.dumps(message).encode())
 
     def _end(self) -> None:
         for running in self.running.values():
             kill_tree(running.pid)
         os._exit(0)
+
+
+def _place(passed: dict[int, int], lifeline: int) -> int:
+    """Put each received descriptor at its number in the runner (``passed``: number ->
+    descriptor here), as ``pass_fds`` would; returns the lifeline's number, moved if it was
+    in the way. Everything is first moved above every wanted number, so nothing collides."""
+    floor = max([*passed, 2]) + 1
+    moved = {want: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for want, fd in passed.items()}
+    high_lifeline = fcntl.fcntl(lifeline, fcntl.F_DUPFD_CLOEXEC, floor)
+    _close([*passed.values(), lifeline])
+    for want, fd in moved.items():
+        os.dup2(fd, want)  # inheritable, as pass_fds makes them
+        os.close(fd)
+    return high_lifeline
+
+
+def _close(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _preload() -> None:
@@ -423,10 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.zygote SOCKET``: serve forks; in a forked child, run the worker."""
     args = list(sys.argv[1:] if argv is None else argv)
     guard()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.connect(args[0])
     _preload()
-    conn.sendall(b'{"ready": true}\n')
+    conn.send(b'{"ready": true}')
     worker_argv = _Server(conn).serve()
     sys.argv = worker_argv
     from harness.worker import main as worker_main

@@ -152,6 +152,7 @@ session: {turns: 4, idle_between_turns_ms: 200, stream: true, abandon_streams: t
 
 
 @pytest.mark.sdk
+@pytest.mark.slow
 def test_a_forked_run_measures_what_a_fresh_one_does(root: Path) -> None:
     cases = [
         (USE_AFTER_CLOSE, "keepalive-mutating", (), (0, 0, 0, 0), 3),
@@ -174,6 +175,7 @@ def test_a_forked_run_measures_what_a_fresh_one_does(root: Path) -> None:
             )
 
 
+@pytest.mark.slow
 def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
     folder = _folder(root, "state", STATE)
     scenario = _scenario(folder, SHORT)
