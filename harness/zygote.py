@@ -4,11 +4,11 @@ Theory of operation
 -------------------
 A fresh worker spends most of a short run starting Python and importing openai and its HTTP
 stack (0.6 s on a quiet machine, seconds on a busy one). :class:`Zygote` starts one process,
-``python -m harness.zygote SOCKET``, the way the runner starts a worker (same interpreter,
-same folder, same environment, through :func:`harness.processes.spawn`, so it cannot outlive
-the harness). It imports the stack, builds and closes one throwaway client (which loads the
-SDK's lazily imported resources), collects its garbage, and from then on only
-forks: one child per run, asked for over a Unix socket.
+``python -m harness.zygote_process SOCKET``, the way the runner starts a worker (same
+interpreter, folder and environment, through :func:`harness.processes.spawn`, so it cannot
+outlive the harness). It imports the stack, builds and closes one throwaway client (which
+loads the SDK's lazily imported resources), collects its garbage, and from then on only
+forks: one child per run, asked for over a Unix socket (:mod:`harness.zygote_process`).
 
 A forked child is a clean process for the factory: the zygote never ran a session, so no
 module-level state, GC setting or socket of one run reaches another; the child starts its
@@ -33,18 +33,14 @@ folder or environment differs from the zygote's.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import gc
 import json
 import os
-import selectors
 import shutil
 import socket
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,16 +49,14 @@ from typing import Any, Final
 
 from harness.environment import harness_env
 from harness.errors import WorkerError
-from harness.processes import LIFELINE_ENV, Child, guard, kill_tree, spawn
+from harness.processes import Child, spawn
+from harness.zygote_process import MESSAGE_MAX
 
-__all__ = ["Forked", "Zygote", "main", "usable", "workers_for"]
+__all__ = ["Forked", "Zygote", "usable", "workers_for"]
 
 START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on a busy box
 KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
 POLL_S: Final = 0.1
-EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SOFTWARE)
-MESSAGE_MAX: Final = 1 << 16  # one request or report: a JSON object with two paths
-FDS_MAX: Final = 16  # descriptors one run passes to its worker (pass_fds)
 SOCKET_PATH_MAX: Final = 100  # sun_path holds 108 bytes; a deep TMPDIR (nox's) can exceed it
 
 
@@ -192,7 +186,7 @@ class Zygote:
             listener.settimeout(POLL_S)
             with open(self._tmp / "stderr.txt", "wb") as stderr:
                 self._child = spawn(
-                    [self.python, "-m", "harness.zygote", path],
+                    [self.python, "-m", "harness.zygote_process", path],
                     cwd=self.root,
                     env=self.env,
                     stderr=stderr,
@@ -304,161 +298,3 @@ class Forked:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-# --- zygote side -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Running:
-    ident: int
-    pid: int
-    pidfd: int
-    lifeline: int  # the write end; the worker's supervisor reads EOF when the zygote dies
-
-
-class _Server:
-    """The zygote's loop: fork on request, kill on request, report every exit."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(conn, selectors.EVENT_READ, None)
-        self.running: dict[int, _Running] = {}  # by id
-
-    def serve(self) -> list[str]:
-        """Serve until the harness hangs up (then exit); returns only in a forked child,
-        with the worker's argv."""
-        while True:
-            for key, _ in self.selector.select():
-                if key.data is not None:
-                    self._reap(key.data)
-                    continue
-                data, fds, _, _ = socket.recv_fds(self.conn, MESSAGE_MAX, FDS_MAX)
-                if not data:
-                    self._end()
-                argv = self._handle(json.loads(data), fds)
-                if argv is not None:
-                    return argv
-
-    def _handle(self, request: dict[str, Any], fds: list[int]) -> list[str] | None:
-        if request["op"] == "kill":
-            running = self.running.get(request["id"])
-            if running is not None:  # already reaped: its exit report is on its way
-                kill_tree(running.pid)
-            return None
-        passed = dict(zip(request["fds"], fds, strict=True))
-        if threading.active_count() != 1:  # forking a threaded process is unsafe
-            _close(fds)
-            self._send({"id": request["id"], "error": f"{threading.active_count()} threads"})
-            return None
-        return self._fork(request["id"], request["job"], request["stderr"], passed)
-
-    def _fork(self, ident: int, job: str, stderr: str, passed: dict[int, int]) -> list[str] | None:
-        lifeline_r, lifeline_w = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setsid()
-                self._become_worker(stderr, lifeline_r, lifeline_w, passed)
-            except BaseException:  # not back into the zygote's loop: this is the child
-                traceback.print_exc()
-                os._exit(EXIT_SETUP)
-            from harness import worker
-
-            return [worker.__file__, job]
-        _close([lifeline_r, *passed.values()])  # the child has its copies
-        pidfd = os.pidfd_open(pid)
-        self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
-        self.selector.register(pidfd, selectors.EVENT_READ, ident)
-        self._send({"id": ident, "pid": pid})
-        return None
-
-    def _become_worker(
-        self, stderr: str, lifeline_r: int, lifeline_w: int, passed: dict[int, int]
-    ) -> None:
-        """In the forked child: the descriptors a spawned worker has, and nothing else."""
-        self.selector.close()
-        self.conn.close()
-        for running in self.running.values():
-            os.close(running.pidfd)
-            os.close(running.lifeline)
-        os.close(lifeline_w)
-        null = os.open(os.devnull, os.O_RDWR)
-        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        for fd, target in ((null, 0), (null, 1), (err, 2)):
-            os.dup2(fd, target)
-        os.close(null)
-        os.close(err)
-        lifeline = _place(passed, lifeline_r)
-        os.set_inheritable(lifeline, True)
-        os.environ[LIFELINE_ENV] = str(lifeline)
-
-    def _reap(self, ident: int) -> None:
-        running = self.running.pop(ident)
-        self.selector.unregister(running.pidfd)
-        _, status = os.waitpid(running.pid, 0)
-        os.close(running.pidfd)
-        os.close(running.lifeline)
-        self._send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self.conn.send(json.dumps(message).encode())
-
-    def _end(self) -> None:
-        for running in self.running.values():
-            kill_tree(running.pid)
-        os._exit(0)
-
-
-def _place(passed: dict[int, int], lifeline: int) -> int:
-    """Put each received descriptor at its number in the runner (``passed``: number ->
-    descriptor here), as ``pass_fds`` would; returns the lifeline's number, moved if it was
-    in the way. Everything is first moved above every wanted number, so nothing collides."""
-    floor = max([*passed, 2]) + 1
-    moved = {want: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for want, fd in passed.items()}
-    high_lifeline = fcntl.fcntl(lifeline, fcntl.F_DUPFD_CLOEXEC, floor)
-    _close([*passed.values(), lifeline])
-    for want, fd in moved.items():
-        os.dup2(fd, want)  # inheritable, as pass_fds makes them
-        os.close(fd)
-    return high_lifeline
-
-
-def _close(fds: Sequence[int]) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
-def _preload() -> None:
-    """Import what every worker imports, and what the SDK imports on first use."""
-    import openai
-
-    import harness.worker  # noqa: F401 - the gateway, probe, scenario loader, factories
-
-    client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
-    _ = (client.chat.completions.create, client.responses.create, client.models.list)
-    client.close()
-    del client, _
-    gc.collect()  # each fork starts with the zygote's young generations empty
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.zygote SOCKET``: serve forks; in a forked child, run the worker."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    guard()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    conn.connect(args[0])
-    _preload()
-    conn.send(b'{"ready": true}')
-    worker_argv = _Server(conn).serve()
-    sys.argv = worker_argv
-    from harness.worker import main as worker_main
-
-    return worker_main(worker_argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -187,7 +187,11 @@ def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
     assert [(r["runs"], r["leaked"]) for r in records] == [(1, False)] * 3
     assert [r["threshold"] for r in records] == [[700, 10, 10]] * 3
     assert [r["frozen"] for r in records] == [0, 0, 0]
-    assert [r["main"] for r in records] == ["harness.zygote", "harness.zygote", "harness.worker"]
+    assert [r["main"] for r in records] == [
+        "harness.zygote_process",
+        "harness.zygote_process",
+        "harness.worker",
+    ]
     assert records[0]["fds"] == records[1]["fds"] == records[2]["fds"]
 
 
