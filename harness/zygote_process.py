@@ -163,7 +163,8 @@ def _preload() -> None:
     import harness.worker  # noqa: F401 - the gateway, probe, scenario loader, factories
 
     client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
-    _ = (client.chat.completions.create, client.responses.create, client.models.list)
+    # Each resource is imported on first access; `responses` is missing from older 1.x SDKs.
+    _ = (client.chat.completions, getattr(client, "responses", None), client.models)
     client.close()
     del client, _
     gc.collect()  # each fork starts with the zygote's young generations empty
