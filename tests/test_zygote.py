@@ -302,3 +302,24 @@ def test_a_killed_harness_takes_the_zygote_and_its_workers_along(root: Path) -> 
         driver.wait()
     for pid in _pids(folder):
         _until(lambda pid=pid: _gone(pid))
+
+
+def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None:
+    # A FIFO as the job file: the worker blocks reading it, so its descriptors can be read.
+    job = root / "job.json"
+    os.mkfifo(job)
+    read_end, write_end = os.pipe()
+    try:
+        with _zygote(root) as zygote:
+            forked = zygote.fork(job, root / "stderr.txt", pass_fds=[write_end])
+            _until(lambda: bool(psutil.Process(forked.pid).children()))
+            [work] = psutil.Process(forked.pid).children()
+            assert os.readlink(f"/proc/{work.pid}/fd/{write_end}") == os.readlink(
+                f"/proc/self/fd/{write_end}"
+            )
+            job.write_text("{")  # unusable: the worker exits 2, as a fresh one would
+            assert forked.wait(DEADLINE_S) == 2
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert (root / "stderr.txt").read_text().startswith("harness worker: error: job file")
