@@ -474,7 +474,7 @@ def test_compare_and_every_format_show_the_new_metrics(
         "CHANGED   abandoned-clients / keepalive-mutating: SDK retries 0 -> 4; "
         "CLOSE_WAIT live after GC 1 -> 3"
     )
-    assert "| keepalive-mutating | fail | pass | NO | 0 | 0 | 4 | 1 | +1 | 3 | 0 | 0 |" in (
+    assert "| keepalive-mutating (sync) | fail | pass | NO | 0 | 0 | 4 | 1 | +1 | 3 | 0 | 0 |" in (
         render_markdown(new)
     )
     junit = render_junit(new)

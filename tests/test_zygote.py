@@ -192,7 +192,9 @@ def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
         "harness.zygote_process",
         "harness.worker",
     ]
-    assert records[0]["fds"] == records[1]["fds"] == records[2]["fds"]
+    # As many descriptors as a fresh worker (their numbers follow the runner's: the settle
+    # channel keeps the number it had there).
+    assert len(records[0]["fds"]) == len(records[1]["fds"]) == len(records[2]["fds"])
 
 
 def test_a_run_elsewhere_starts_a_fresh_interpreter(root: Path) -> None:
