@@ -1,10 +1,16 @@
 """Regress figures: wall time, per-run overhead, verdict stability, turns needed to catch.
 
     python benchmarks/bench_regress.py [--repeat 10] [--jobs 2] [--skip-turns] [PATHS...]
+    python benchmarks/bench_regress.py --fresh-vs-zygote [--jobs 2] [PATHS...]
 
 Prints, for the bundled matrix (or PATHS):
 - the wall time of one whole matrix run, and each run's overhead beyond the scenario's own
-  time (idle gaps): process start, imports, server start, sampling;
+  time (idle gaps and stalls): process start, imports, server start, sampling, measured
+  around the whole run (``run_one``), workers forked from a zygote;
+- with ``--fresh-vs-zygote`` only: the same matrix with a fresh interpreter per run, with a
+  zygote, and fresh again, one after the other: each one's overhead per run, whether every
+  cell's verdict is identical, and which counts differ (between the fresh runs too: the
+  scenario's own noise; only with the zygote: the zygote's doing);
 - verdict stability: each (scenario, variant) run ``--repeat`` times, and how many runs gave
   a verdict other than the first one;
 - for every cell the scenario expects to catch (`fail`), the fewest turns that catch it.
@@ -14,17 +20,22 @@ Figures only; no pass/fail thresholds (the machine is shared and noisy).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from harness.commands._common import load_all
-from harness.matrix import Cell, plan, run_cell, run_matrix
+from harness.matrix import Cell, MatrixOutcome, RunOne, plan, run_cell, run_matrix
+from harness.result import RunResult
+from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
+from harness.zygote import Zygote, workers_for
 
 
 def own_time_s(scenario: Scenario) -> float:
@@ -34,25 +45,83 @@ def own_time_s(scenario: Scenario) -> float:
     return session.turns * session.idle_between_turns_ms / 1000 + stalls
 
 
-def matrix_wall(cells: list[Cell], jobs: int, root: Path) -> None:
-    t0 = time.monotonic()
-    outcome = run_matrix(cells, jobs=jobs, root=root)
-    wall = time.monotonic() - t0
-    overheads = [
-        run.wall_s - own_time_s(cell.scenario)
-        for cell, entry in zip(cells, outcome.entries, strict=True)
-        for run in entry.runs
-    ]
+def timed_runner(zygote: Zygote | None, spent: dict[tuple[str, str], float]) -> RunOne:
+    """run_one (forking from ``zygote`` when given), recording each run's whole time."""
+
+    def run(scenario: Scenario, variant: str, **kwargs: Any) -> RunResult:
+        t0 = time.monotonic()
+        result = run_one(scenario, variant, zygote=zygote, **kwargs)
+        spent[(scenario.name, variant)] = time.monotonic() - t0
+        return result
+
+    return run
+
+
+def matrix_wall(cells: list[Cell], jobs: int, root: Path, *, fresh: bool) -> MatrixOutcome:
+    spent: dict[tuple[str, str], float] = {}
+    with workers_for(root, fresh=fresh) as zygote:
+        t0 = time.monotonic()
+        outcome = run_matrix(cells, jobs=jobs, root=root, runner=timed_runner(zygote, spent))
+        wall = time.monotonic() - t0
+    overheads = [spent[(c.scenario.name, c.variant)] - own_time_s(c.scenario) for c in cells]
     ok = sum(e.as_expected for e in outcome.entries)
-    print(f"matrix: {len(cells)} runs, {ok} as expected, wall {wall:.1f} s with {jobs} jobs")
+    how = "fresh interpreters" if fresh or zygote is None else "zygote"
+    print(f"matrix ({how}): {len(cells)} runs, {ok} as expected, wall {wall:.1f} s, {jobs} jobs")
     print(
-        f"per-run overhead beyond gaps/stalls: median {statistics.median(overheads):.2f} s, "
-        f"max {max(overheads):.2f} s"
+        f"  per-run overhead beyond gaps/stalls: median {statistics.median(overheads):.3f} s, "
+        f"mean {statistics.mean(overheads):.3f} s, max {max(overheads):.3f} s"
+    )
+    return outcome
+
+
+COUNTS = (
+    "status",
+    "calls",
+    "errors",
+    "errors_by_type",
+    "retries",
+    "connections",
+    "close_wait_series",
+    "established_series",
+    "fds_series",
+    "close_wait_after_close",
+    "close_wait_after_gc",
+)
+
+
+def fresh_vs_zygote(cells: list[Cell], jobs: int, root: Path) -> None:
+    """Fresh, zygote, fresh again: a count that differs between the two fresh runs is the
+    scenario's own noise; one where only the zygote run differs would be the zygote's."""
+    first = matrix_wall(cells, jobs, root, fresh=True)
+    forked = matrix_wall(cells, jobs, root, fresh=False)
+    second = matrix_wall(cells, jobs, root, fresh=True)
+    same_outcomes = noisy = zygote_only = 0
+    for a, z, b in zip(first.entries, forked.entries, second.entries, strict=True):
+        outcomes = {(e.verdict.outcome, e.as_expected) for e in (a, z, b)}
+        same_outcomes += len(outcomes) == 1
+        for name in COUNTS:
+            values = [getattr(e.result, name) for e in (a, z, b)]
+            if values[0] == values[1] == values[2]:
+                continue
+            own = values[0] == values[2]  # both fresh runs agree: the zygote run differs
+            zygote_only += own
+            noisy += not own
+            kind = "ZYGOTE ONLY" if own else "noise"
+            print(
+                f"  {kind}: {a.scenario} / {a.variant} {name}: fresh {values[0]}, "
+                f"zygote {values[1]}, fresh {values[2]}"
+            )
+    print(f"verdicts identical (fresh, zygote, fresh): {same_outcomes} of {len(cells)} cells")
+    print(
+        f"counts that differ: {noisy} between the fresh runs too, "
+        f"{zygote_only} only with the zygote"
     )
 
 
 def stability(cells: list[Cell], repeat: int, jobs: int, root: Path) -> None:
-    outcome = run_matrix(cells, repeat=repeat, jobs=jobs, root=root)
+    with workers_for(root) as zygote:
+        runner = functools.partial(run_one, zygote=zygote)
+        outcome = run_matrix(cells, repeat=repeat, jobs=jobs, root=root, runner=runner)
     unstable = 0
     for entry in outcome.entries:
         outcomes = [v.outcome for v in entry.verdicts]
@@ -95,10 +164,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-turns", action="store_true")
+    parser.add_argument("--fresh-vs-zygote", action="store_true")
     ns = parser.parse_args()
     root = Path.cwd()
     cells = plan(load_all(ns.paths))
-    matrix_wall(cells, ns.jobs, root)
+    if ns.fresh_vs_zygote:
+        fresh_vs_zygote(cells, ns.jobs, root)
+        return 0
+    matrix_wall(cells, ns.jobs, root, fresh=False)
     stability(cells, ns.repeat, ns.jobs, root)
     if not ns.skip_turns:
         turns_to_catch(cells, root)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from harness.schema import Scenario
     from harness.testing import Checked, assert_healthy, check_factory
     from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
+    from harness.zygote import Zygote, workers_for
 
 __all__ = [
     "BisectInputError",
@@ -46,6 +47,7 @@ __all__ = [
     "UsageError",
     "Verdict",
     "WorkerError",
+    "Zygote",
     "assert_healthy",
     "check_factory",
     "judge",
@@ -55,6 +57,7 @@ __all__ = [
     "plan",
     "run_matrix",
     "run_one",
+    "workers_for",
     "write_reports",
 ]
 
@@ -89,6 +92,8 @@ _HOMES = {
     "RegressSummary": "harness.verdict",
     "Verdict": "harness.verdict",
     "judge": "harness.verdict",
+    "Zygote": "harness.zygote",
+    "workers_for": "harness.zygote",
 }
 
 

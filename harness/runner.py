@@ -6,7 +6,8 @@ own, and a hung or crashing factory cannot take the harness down. A watchdog der
 the scenario (:func:`watchdog_for`) kills the worker on expiry. :mod:`harness.processes`
 starts it: the worker and everything it started (daemons in their own session too) are
 killed on every way out, KeyboardInterrupt included, and die with this process even when it
-is SIGKILLed, so no worker outlives its run.
+is SIGKILLed, so no worker outlives its run. A worker forked from a :mod:`harness.zygote`
+(regress does that) keeps each of these guarantees.
 
 Status: "completed" when the worker finished its session; "hung" when the watchdog fired;
 "untestable" when the factory could not be resolved, raised building the shared client, the
@@ -28,12 +29,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from harness.environment import harness_env
 from harness.errors import RunCancelled, WorkerError
 from harness.mockserver import MockServer
-from harness.processes import spawn
+from harness.processes import Child, spawn
 from harness.result import (
     CallRecord,
     RunResult,
@@ -44,6 +45,9 @@ from harness.result import (
 )
 from harness.scenario import HttpError, Scenario, Stall
 from harness.settle import SettleResponder
+
+if TYPE_CHECKING:
+    from harness.zygote import Forked, Zygote
 
 __all__ = ["run_one", "watchdog_for"]
 
@@ -110,6 +114,7 @@ def run_one(
     watchdog_s: float | None = None,
     python: str = sys.executable,
     cancel: threading.Event | None = None,
+    zygote: Zygote | None = None,
 ) -> RunResult:
     """Run ``scenario`` against ``variant`` (a bundled name or factory spec) and score it.
 
@@ -117,6 +122,8 @@ def run_one(
     ``watchdog_s`` (default: :func:`watchdog_for`) bounds the worker's run; ``python`` is
     the interpreter the worker runs on (it must be able to import ``harness`` and openai).
     Setting ``cancel`` kills the worker's process group and raises :class:`RunCancelled`.
+    With ``zygote``, the worker is forked from it when it serves this ``python``, ``root``
+    and environment (:mod:`harness.zygote`), else started as a fresh interpreter.
     """
     # Imported here, not at the top: `harness/__init__` imports this module, and a
     # module-level import would load harness.worker before `python -m harness.worker` runs
@@ -145,7 +152,7 @@ def run_one(
         started = time.monotonic()
         try:
             returncode, hung = _run_worker(
-                python, job_path, root, stderr_path, limit, cancel, responder
+                python, job_path, root, stderr_path, limit, cancel, responder, zygote
             )
         finally:
             responder.close()
@@ -177,18 +184,13 @@ def _run_worker(
     limit: float,
     cancel: threading.Event | None,
     responder: SettleResponder,
+    zygote: Zygote | None,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
     with (
         open(stderr_path, "wb") as stderr,
         # Every way out (KeyboardInterrupt too) kills the worker and all it started.
-        spawn(
-            [python, "-m", "harness.worker", str(job_path)],
-            cwd=root,
-            env=harness_env(os.environ),
-            stderr=stderr,
-            pass_fds=(responder.child_fd,),
-        ) as child,
+        _start_worker(python, job_path, root, stderr, zygote, (responder.child_fd,)) as child,
     ):
         responder.started_child()
         deadline = time.monotonic() + limit
@@ -200,7 +202,29 @@ def _run_worker(
                 return code, False
             if time.monotonic() >= deadline:
                 child.kill()
-                return child.proc.returncode, True
+                return _exit_code(child), True
+
+
+def _start_worker(
+    python: str,
+    job_path: Path,
+    root: Path,
+    stderr: BinaryIO,
+    zygote: Zygote | None,
+    pass_fds: tuple[int, ...],
+) -> Child | Forked:
+    """Fork the worker from ``zygote`` when it serves this run, else start a fresh one."""
+    env = harness_env(os.environ)
+    if zygote is not None and zygote.serves(python=python, root=root, env=env):
+        return zygote.fork(job_path, Path(stderr.name), pass_fds)
+    argv = [python, "-m", "harness.worker", str(job_path)]
+    return spawn(argv, cwd=root, env=env, stderr=stderr, pass_fds=pass_fds)
+
+
+def _exit_code(child: Child | Forked) -> int:
+    code = child.wait()
+    assert code is not None  # wait() without a timeout returns the code
+    return code
 
 
 def _read_lines(path: Path) -> _Recorded:

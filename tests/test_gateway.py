@@ -26,6 +26,9 @@ from harness.result import CallRecord
 from harness.scenario import Scenario, parse_scenario
 from harness.variants._http import sdk_stack
 
+# Every call goes through the installed SDK's client, errors and cause chains.
+pytestmark = pytest.mark.sdk
+
 baseline = resolve_factory("baseline", Path("."))
 
 

@@ -19,6 +19,9 @@ from harness.mockserver import protocol
 from harness.mockserver.protocol import ApiRequest, Reject
 from harness.scenario import Reply
 
+# Payloads are validated with the installed SDK's own models.
+pytestmark = pytest.mark.sdk
+
 REPLY = Reply(text="pong", chunks=3)
 CHAT_TOOLS = [
     {"type": "function", "function": {"name": "lookup"}},

@@ -39,6 +39,9 @@ from harness.scenario import (
     TruncateStream,
 )
 
+# The server must serve every SDK line's client, retries and stream errors.
+pytestmark = pytest.mark.sdk
+
 MESSAGES: list[Any] = [{"role": "user", "content": "ping"}]
 CHAT_TOOLS: list[Any] = [
     {

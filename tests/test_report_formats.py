@@ -1,14 +1,15 @@
-"""Report writers on the results of a short real run (real sockets, real SDK, real workers).
+"""Report writers and compare on a golden results.json from a real run.
 
-One module-scoped fixture runs two tiny scenarios across three bundled variants through
-``harness.runner.run_one`` and judges each run; every test reads that one summary.
+tests/data/results.json holds two tiny scenarios (tests/data/scenarios/) run across three
+bundled variants by real workers, real sockets and the real SDK, and judged; every test reads
+that one summary instead of running workers. ``python3 -m nox -s golden`` regenerates it
+(tests/data/make_golden.py) when RunResult or the summary gains a field.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -21,7 +22,6 @@ import pytest
 from harness import cli
 from harness.commands.compare import COMMAND as compare_command
 from harness.commands.report import COMMAND as report_command
-from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.report import (
     load_summary,
@@ -33,86 +33,35 @@ from harness.report import (
     write_reports,
 )
 from harness.report.markdown import COLUMNS
-from harness.runner import run_one
-from harness.scenario import load_scenario
-from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
+from harness.verdict import RegressEntry, RegressSummary, Verdict
 
-# What use-after-close raises: openai 3.x lets the bare RuntimeError out, 1.x/2.x wrap it.
-OPENAI_MAJOR = int(importlib.metadata.version("openai").split(".")[0])
-CLOSED = "RuntimeError" if OPENAI_MAJOR >= 3 else "openai.APIConnectionError"
-
-# The gateway closes every request client: the mutating factory's shared transport dies with
-# the first one (use-after-close), so turns 2-4 fail; baseline and fixed stay healthy.
-USE_AFTER_CLOSE = """\
-version: 1
-name: use-after-close
-description: Closing a per-request client closes the shared <transport> too.
-server:
-  keepalive: {idle_timeout_ms: 5000, close: fin}
-client:
-  kwargs: {max_retries: 2, timeout: 5}
-  close_request_clients: true
-session: {turns: 4, idle_between_turns_ms: 20}
-expect: {errors: 0, close_wait_peak: 1}
-variants: {baseline: pass, keepalive-mutating: fail, keepalive-fixed: pass}
-"""
-
-# Request clients are never closed and the server reaps idle connections after 50 ms: every
-# per-request client leaves one CLOSE_WAIT socket (1, 2, 3, 4), except the mutating factory's
-# single shared pool (1, 1, 1, 1), which this scenario therefore does not catch.
-ABANDONED = """\
-version: 1
-name: abandoned-clients
-description: Per-request clients are never closed; the server reaps idle connections.
-server:
-  keepalive: {idle_timeout_ms: 50, close: fin}
-client:
-  kwargs: {max_retries: 2, timeout: 5}
-  close_request_clients: false
-session: {turns: 4, idle_between_turns_ms: 150}
-expect: {errors: 0, close_wait_growth: 1}
-variants: {baseline: fail, keepalive-mutating: fail, keepalive-fixed: observe}
-"""
+GOLDEN = Path(__file__).parent / "data" / "results.json"
 
 
 @pytest.fixture(scope="module")
-def summary(tmp_path_factory: pytest.TempPathFactory) -> RegressSummary:
-    folder = tmp_path_factory.mktemp("scenarios")
-    entries = []
-    scenarios = {}
-    for text in (USE_AFTER_CLOSE, ABANDONED):
-        path = folder / (text.split("name: ", 1)[1].split("\n", 1)[0] + ".yaml")
-        path.write_text(text, encoding="utf-8")
-        scenario = load_scenario(path)
-        scenarios[scenario.name] = scenario.to_dict()
-        for variant, expected in scenario.variant_expectations().items():
-            result = run_one(scenario, variant, root=Path.cwd())
-            verdict = judge(result, scenario.expect, expected)
-            entries.append(
-                RegressEntry(scenario.name, variant, scenario.description, (result,), (verdict,))
-            )
-    return RegressSummary(
-        run_id="20261124T150000Z-regress",
-        command="regress",
-        started="2026-11-24T15:00:00Z",
-        wall_s=round(sum(e.result.wall_s for e in entries), 3),
-        entries=tuple(entries),
-        environment=fingerprint(),
-        scenarios=scenarios,
-    )
+def summary() -> RegressSummary:
+    return load_summary(GOLDEN)
+
+
+@pytest.fixture(scope="module")
+def closed(summary: RegressSummary) -> str:
+    """What use-after-close raised in the golden run: openai 3.x lets the bare RuntimeError
+    out, 1.x/2.x wrap it."""
+    major = int(summary.environment["openai"].split(".")[0])
+    return "RuntimeError" if major >= 3 else "openai.APIConnectionError"
 
 
 def _cell(summary: RegressSummary, scenario: str, variant: str) -> RegressEntry:
     return next(e for e in summary.entries if (e.scenario, e.variant) == (scenario, variant))
 
 
-def test_the_real_run_shows_what_the_scenarios_are_built_to_show(
-    summary: RegressSummary,
+def test_the_golden_run_shows_what_the_scenarios_are_built_to_show(
+    summary: RegressSummary, closed: str
 ) -> None:
     # Every other test leans on this mix: healthy, caught, not caught, observed.
     caught = _cell(summary, "use-after-close", "keepalive-mutating")
     assert (caught.result.status, caught.result.calls, caught.result.errors) == ("completed", 4, 3)
-    assert dict(caught.result.errors_by_type) == {CLOSED: 3}
+    assert dict(caught.result.errors_by_type) == {closed: 3}
     assert caught.verdict.outcome == "fail" and caught.as_expected
     for variant in ("baseline", "keepalive-fixed"):
         healthy = _cell(summary, "use-after-close", variant)
@@ -208,7 +157,7 @@ def _validate_junit(element: ET.Element) -> int:
 
 
 def test_junit_is_valid_and_junitparser_reads_the_expected_counts(
-    summary: RegressSummary, tmp_path: Path
+    summary: RegressSummary, closed: str, tmp_path: Path
 ) -> None:
     run = write_reports(summary, tmp_path, env={})
     root = ET.parse(run / "junit.xml").getroot()
@@ -232,7 +181,7 @@ def test_junit_is_valid_and_junitparser_reads_the_expected_counts(
     assert failed == [("abandoned-clients", "keepalive-mutating")]
     props = {p.name: p.value for p in suites["use-after-close"].properties()}
     assert props["keepalive-mutating.errors"] == "3"
-    assert props["keepalive-mutating.errors_by_type"] == f"{CLOSED}=3"
+    assert props["keepalive-mutating.errors_by_type"] == f"{closed}=3"
     assert props["keepalive-mutating.as_expected"] == "true"
     assert props["env.openai"] == summary.environment["openai"]
 
@@ -240,7 +189,9 @@ def test_junit_is_valid_and_junitparser_reads_the_expected_counts(
 # --- summary.md ----------------------------------------------------------------------------
 
 
-def test_markdown_has_a_headline_and_one_row_per_variant(summary: RegressSummary) -> None:
+def test_markdown_has_a_headline_and_one_row_per_variant(
+    summary: RegressSummary, closed: str
+) -> None:
     text = render_markdown(summary)
     lines = text.splitlines()
     assert lines[2].startswith("**FAILED: 6 cells, 5 as expected, wall ")
@@ -251,7 +202,7 @@ def test_markdown_has_a_headline_and_one_row_per_variant(summary: RegressSummary
         table = lines[lines.index(header, start) + 2 :]
         rows = table[: next(i for i, line in enumerate(table) if not line.startswith("|"))]
         assert [row.split(" | ")[0] for row in rows] == [f"| {e.variant} (sync)" for e in entries]
-    assert f"| keepalive-mutating (sync) | fail | fail | yes | 3 ({CLOSED} 3) | 0 |" in text
+    assert f"| keepalive-mutating (sync) | fail | fail | yes | 3 ({closed} 3) | 0 |" in text
     assert "Closing a per-request client closes the shared &lt;transport&gt; too." in text
     reasons = text.split("### Not as expected\n", 1)[1]
     assert reasons.startswith(

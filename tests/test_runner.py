@@ -7,6 +7,7 @@ import importlib.metadata
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.result import RunResult
-from harness.runner import run_one, watchdog_for
+from harness.errors import RunCancelled
+from harness.result import RunResult, SocketSample
+from harness.runner import _Recorded, _status, run_one, watchdog_for
 from harness.scenario import Scenario, load_scenario, parse_scenario
 from harness.verdict import judge
 
@@ -34,6 +36,10 @@ def _gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # killed, awaiting reaping
     except psutil.NoSuchProcess:
         return True
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def _until(predicate: Callable[[], bool]) -> None:
@@ -86,6 +92,7 @@ session: {turns: 10, idle_between_turns_ms: 100}
 """
 
 
+@pytest.mark.sdk
 def test_a_healthy_run(tmp_path: Path) -> None:
     result = run_one(_scenario(tmp_path, CLOSING, "closing"), "keepalive-fixed", root=tmp_path)
     assert (result.scenario, result.variant, result.status) == (
@@ -107,6 +114,7 @@ def test_a_healthy_run(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.sdk
 def test_use_after_close_fails_nine_of_ten_turns(tmp_path: Path) -> None:
     result = run_one(_scenario(tmp_path, CLOSING), "keepalive-mutating", root=tmp_path)
     assert result.status == "completed"
@@ -123,6 +131,7 @@ def test_use_after_close_fails_nine_of_ten_turns(tmp_path: Path) -> None:
     assert [r.sdk_retries for r in result.records] == [0] + [result.sdk_retries // 9] * 9
 
 
+@pytest.mark.sdk
 def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> None:
     text = CLOSING.replace(
         "idle_between_turns_ms: 100}",
@@ -138,6 +147,7 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> No
     assert (*post, result.close_wait_after_gc) == (0, 0, 0)
 
 
+@pytest.mark.sdk
 def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
     text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
     result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
@@ -148,6 +158,7 @@ def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
     assert result.close_wait_after_close == 0
 
 
+@pytest.mark.sdk
 def test_sdk_retries_the_server_sees_are_counted_on_both_sides(tmp_path: Path) -> None:
     text = (
         "version: 1\nserver:\n  faults:\n"
@@ -161,6 +172,8 @@ def test_sdk_retries_the_server_sees_are_counted_on_both_sides(tmp_path: Path) -
     assert [r.sdk_retries for r in result.records] == [2, 1]
 
 
+@pytest.mark.sdk
+@pytest.mark.slow
 def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> None:
     text = (
         "version: 1\nserver: {faults: [{kind: reset_on_reuse, mode: rst}]}\n"
@@ -176,6 +189,8 @@ def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> Non
     assert (fixed.status, fixed.errors, fixed.retries) == ("completed", 0, 0)
 
 
+@pytest.mark.sdk
+@pytest.mark.slow
 def test_lost_connection_limits_run_dry_at_turn_101(tmp_path: Path) -> None:
     text = (
         "version: 1\nclient: {kwargs: {timeout: 1, max_retries: 0}}\n"
@@ -226,14 +241,46 @@ def make(client_kwargs, *, shared):
 SHORT = "version: 1\nclient: {kwargs: {timeout: 10}}\nsession: {turns: 3}\n"
 
 
-def test_a_hanging_factory_is_killed_with_its_process_group(tmp_path: Path) -> None:
+def test_a_watchdog_expiry_is_hung_whatever_else_was_recorded() -> None:
+    recorded = _Recorded(samples=[SocketSample("start", 0, 0, 5)], done=True)
+    assert _status(recorded, -9, True, 20.0, "Traceback ...") == (
+        "hung",
+        "watchdog killed the worker after 20.0 s",
+    )
+    assert _status(_Recorded(untestable=True), -9, True, 1.5, "") == (
+        "hung",
+        "watchdog killed the worker after 1.5 s",
+    )
+
+
+def test_the_watchdog_fires_on_a_hanging_factory(tmp_path: Path) -> None:
     (tmp_path / "factory.py").write_text(HANGING)
-    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path, watchdog_s=20)
-    assert result.status == "hung"
-    assert result.detail == "watchdog killed the worker after 20.0 s"
-    assert result.calls == 0
-    assert [s.label for s in result.samples] == ["start"]  # kept what was recorded
-    worker, child = map(int, (tmp_path / "pids.txt").read_text().split())
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path, watchdog_s=1)
+    assert (result.status, result.calls) == ("hung", 0)
+    assert result.detail == "watchdog killed the worker after 1.0 s"
+
+
+def test_a_cancelled_run_kills_the_worker_and_its_children(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text(HANGING)
+    scenario = _scenario(tmp_path, SHORT)
+    cancel = threading.Event()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_one(scenario, "factory.py:make", root=tmp_path, watchdog_s=600, cancel=cancel)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        _until(lambda: len(_read(tmp_path / "pids.txt").split()) == 2)
+    finally:
+        cancel.set()
+        thread.join(DEADLINE_S)
+    assert [type(exc) for exc in raised] == [RunCancelled]
+    worker, child = map(int, _read(tmp_path / "pids.txt").split())
     assert _gone(worker)
     _until(lambda: _gone(child))
 

@@ -57,6 +57,7 @@ def _work(
     return proc.returncode, lines, proc.stderr
 
 
+@pytest.mark.sdk
 def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> None:
     code, lines, stderr = _work(tmp_path, "baseline")
     assert (code, stderr) == (0, "")

@@ -13,6 +13,7 @@ folder, ``--json`` only the results (results.json's text).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -38,9 +39,11 @@ from harness.interrupts import handling
 from harness.matrix import Cell, expected_seconds, plan, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report import render_json, write_reports
+from harness.runner import run_one
 from harness.scenario import Scenario
 from harness.shard import Shard, parse_shard
 from harness.verdict import RegressEntry, RegressSummary
+from harness.zygote import workers_for
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
 
@@ -86,6 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only shard I of N (a deterministic slice balanced by expected duration); "
         "combine the shards with 'harness report --merge'",
     )
+    parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="start every run in a fresh interpreter instead of forking it from a zygote",
+    )
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
@@ -100,17 +108,19 @@ def main(ns: argparse.Namespace) -> int:
     progress = _start_progress(ns, cells, len(scenarios))
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
     # further signal is ignored until their reports are written.
+    root = ns.root.resolve()
     with handling() as caught:
-        with progress:
+        with progress, workers_for(root, fresh=ns.fresh_workers) as zygote:
             outcome = run_matrix(
                 cells,
                 repeat=ns.repeat,
                 jobs=ns.jobs,
-                root=ns.root.resolve(),
+                root=root,
                 on_start=lambda c: progress.started(_key(c.scenario.name, c.variant)),
                 on_entry=lambda e: progress.finished(
                     _key(e.scenario, e.variant), progress_line(e), failed=not e.as_expected
                 ),
+                runner=functools.partial(run_one, zygote=zygote),
             )
         summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
         _print_result(ns, summary, write_reports(summary, ns.report_dir))

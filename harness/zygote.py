@@ -1,0 +1,300 @@
+"""Pre-started workers: a zygote that has imported the SDK stack forks one worker per run.
+
+Theory of operation
+-------------------
+A fresh worker spends most of a short run starting Python and importing openai and its HTTP
+stack (0.6 s on a quiet machine, seconds on a busy one). :class:`Zygote` starts one process,
+``python -m harness.zygote_process SOCKET``, the way the runner starts a worker (same
+interpreter, folder and environment, through :func:`harness.processes.spawn`, so it cannot
+outlive the harness). It imports the stack, builds and closes one throwaway client (which
+loads the SDK's lazily imported resources), collects its garbage, and from then on only
+forks: one child per run, asked for over a Unix socket (:mod:`harness.zygote_process`).
+
+A forked child is a clean process for the factory: the zygote never ran a session, so no
+module-level state, GC setting or socket of one run reaches another; the child starts its
+own session (process group), gets stdin and stdout on /dev/null and stderr on the run's
+file, closes every descriptor of the zygote, and then runs exactly what ``python -m
+harness.worker JOB`` runs, :func:`harness.worker.main` behind :func:`harness.processes.guard`,
+with its own lifeline (a pipe whose write end the zygote holds) and leaves the interpreter
+the same way (atexit handlers, non-daemon threads). Factory code is never imported in the
+zygote, so each run imports it fresh.
+
+The zygote is the child's parent and reaps it only in its own loop, after the runner has
+heard the exit: a kill (watchdog, cancel) is a message that the zygote carries out with
+:func:`harness.processes.kill_tree` on a pid that cannot have been reused. If the harness
+dies, the zygote's lifeline ends it and its supervisor kills every worker; if the zygote
+dies, each worker's lifeline ends that worker, and runs waiting on it raise WorkerError.
+
+:func:`usable` says where a zygote can stand in for a fresh interpreter (Linux with
+``pidfd_open``); the runner falls back to a fresh interpreter for a run whose interpreter,
+folder or environment differs from the zygote's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from harness.environment import harness_env
+from harness.errors import WorkerError
+from harness.processes import Child, spawn
+from harness.zygote_process import MESSAGE_MAX
+
+__all__ = ["Forked", "Zygote", "usable", "workers_for"]
+
+START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on a busy box
+KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
+POLL_S: Final = 0.1
+SOCKET_PATH_MAX: Final = 100  # sun_path holds 108 bytes; a deep TMPDIR (nox's) can exceed it
+
+
+def usable() -> bool:
+    """True where a zygote can stand in for a fresh interpreter (fork and pidfds)."""
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+
+@contextlib.contextmanager
+def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
+    """A zygote for runs in ``root`` on this interpreter and environment, or None (every
+    run starts a fresh interpreter) when ``fresh`` is set or :func:`usable` is False."""
+    if fresh or not usable():
+        yield None
+        return
+    with Zygote(python=sys.executable, root=root, env=harness_env(os.environ)) as zygote:
+        yield zygote
+
+
+# --- parent side ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """One forked run as the parent sees it; the reader thread fills it in."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    pid: int = 0
+    exit: int | None = None
+    error: str = ""
+
+
+class Zygote:
+    """A pre-started worker factory for one (interpreter, folder, environment).
+
+    Use it as a context manager: leaving the ``with`` ends the zygote and every worker it
+    forked. Thread-safe: runs on several threads fork through one zygote.
+    """
+
+    def __init__(self, *, python: str, root: Path, env: Mapping[str, str]) -> None:
+        self.python, self.root, self.env = python, root.resolve(), dict(env)
+        self._tmp: Path | None = None  # the control socket and the zygote's stderr
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._next = 0  # ids handed out so far: also how many workers were asked for
+        self._ready = threading.Event()
+        self._dead = ""  # why the zygote is gone, once it is
+        self._child: Child | None = None
+        self._conn: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def forks(self) -> int:
+        """How many workers were asked for so far."""
+        return self._next
+
+    def serves(self, *, python: str, root: Path, env: Mapping[str, str]) -> bool:
+        """True when a run with these settings would start the same way from this zygote."""
+        return (python, root.resolve(), dict(env)) == (self.python, self.root, self.env)
+
+    def start(self) -> Zygote:
+        """Start the zygote process and return at once; :meth:`fork` waits until it is ready."""
+        self._tmp = Path(tempfile.mkdtemp(prefix="harness-zygote-"))
+        if len(str(self._tmp / "control")) > SOCKET_PATH_MAX:
+            self._tmp.rmdir()
+            self._tmp = Path(tempfile.mkdtemp(prefix="harness-zygote-", dir="/tmp"))
+        try:
+            self._conn = self._connect(str(self._tmp / "control"))
+        except BaseException:
+            self.close()
+            raise
+        self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
+        self._reader.start()
+        return self
+
+    def fork(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
+        """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``;
+        each of ``pass_fds`` is open in the worker under the same number (as Popen's)."""
+        if not self._ready.wait(START_S) and not self._dead:
+            raise WorkerError(f"the zygote was not ready after {START_S:.0f} s")
+        with self._lock:
+            self._next += 1
+            ident, pending = self._next, _Pending()
+            self._pending[ident] = pending
+        request = {"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)}
+        self._send({**request, "fds": list(pass_fds)}, pass_fds)
+        pending.started.wait()
+        if pending.error:
+            raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
+        return Forked(self, ident, pending)
+
+    def close(self) -> None:
+        """End the zygote and every worker it forked; idempotent."""
+        if self._conn is not None:
+            # The zygote reads EOF, kills its workers and exits; ENOTCONN: it is gone already.
+            with contextlib.suppress(OSError):
+                self._conn.shutdown(socket.SHUT_RDWR)
+        if self._child is not None:
+            self._child.close()
+        if self._reader is not None:
+            self._reader.join()
+        if self._conn is not None:
+            self._conn.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp)
+        self._conn, self._child, self._reader, self._tmp = None, None, None, None
+
+    def __enter__(self) -> Zygote:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connect(self, path: str) -> socket.socket:
+        """Spawn the zygote and accept its connection to ``path``."""
+        assert self._tmp is not None
+        # SEQPACKET: one message per request, and descriptors travel with their request.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            listener.settimeout(POLL_S)
+            with open(self._tmp / "stderr.txt", "wb") as stderr:
+                self._child = spawn(
+                    [self.python, "-m", "harness.zygote_process", path],
+                    cwd=self.root,
+                    env=self.env,
+                    stderr=stderr,
+                )
+            deadline = time.monotonic() + START_S
+            while time.monotonic() < deadline:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    code = self._child.wait(0)
+                    if code is not None:
+                        raise WorkerError(
+                            f"the zygote exited with {code}: {self._stderr()}"
+                        ) from None
+                    continue
+                conn.settimeout(None)
+                return conn
+        raise WorkerError(f"the zygote did not connect within {START_S:.0f} s")
+
+    def _send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+        assert self._conn is not None
+        data = json.dumps(message).encode()
+        with self._lock:
+            if self._dead:
+                raise WorkerError(self._dead)
+            socket.send_fds(self._conn, [data], list(fds))
+
+    def _read(self) -> None:
+        """The reader thread: hands each message to the run it is about, until EOF."""
+        assert self._conn is not None
+        try:
+            while message := self._conn.recv(MESSAGE_MAX):
+                self._take(json.loads(message))
+        finally:
+            with self._lock:
+                self._dead = f"the zygote ended: {self._stderr() or 'no message'}"
+                pending = list(self._pending.values())
+            self._ready.set()
+            for one in pending:
+                one.error = one.error or self._dead
+                one.started.set()
+                one.ended.set()
+
+    def _take(self, message: dict[str, Any]) -> None:
+        if message.get("ready"):
+            self._ready.set()
+            return
+        with self._lock:
+            pending = self._pending[message["id"]]
+            if "exit" in message:
+                del self._pending[message["id"]]
+        if "pid" in message:
+            pending.pid = message["pid"]
+            pending.started.set()
+        elif "exit" in message:
+            pending.exit = message["exit"]
+            pending.ended.set()
+        else:
+            pending.error = str(message.get("error", message))
+            pending.started.set()
+
+    def _stderr(self) -> str:
+        """The zygote's last stderr line: why it failed, when it says."""
+        assert self._tmp is not None
+        try:
+            text = (self._tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""  # closed already
+        return next((line for line in reversed(text.splitlines()) if line.strip()), "")
+
+
+class Forked:
+    """A worker forked by a :class:`Zygote`; the same surface as :class:`processes.Child`."""
+
+    def __init__(self, zygote: Zygote, ident: int, pending: _Pending) -> None:
+        self._zygote, self._id, self._pending = zygote, ident, pending
+
+    @property
+    def pid(self) -> int:
+        return self._pending.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code (negative: killed by that signal), or None if still running after
+        ``timeout`` seconds. Raises WorkerError when the zygote died under the worker."""
+        if not self._pending.ended.wait(timeout):
+            return None
+        if self._pending.exit is None:
+            raise WorkerError(self._pending.error)
+        return self._pending.exit
+
+    def kill(self) -> None:
+        """Kill the worker and every descendant, and wait until the zygote reaped it."""
+        if self._pending.ended.is_set():
+            return
+        self._zygote._send({"op": "kill", "id": self._id})
+        if not self._pending.ended.wait(KILL_S):
+            raise WorkerError(f"worker {self.pid} was not reaped {KILL_S:.0f} s after its kill")
+
+    def close(self) -> None:
+        self.kill()
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

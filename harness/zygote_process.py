@@ -1,0 +1,189 @@
+"""The zygote process: ``python -m harness.zygote_process SOCKET`` (see :mod:`harness.zygote`).
+
+It connects to the runner's SOCKET (SOCK_SEQPACKET: one JSON message each, descriptors
+travel with their request), imports what every worker imports, and then serves: ``fork``
+requests start a worker, ``kill`` requests kill one's tree, and every exit is reported
+(``{"id", "pid"}``, ``{"id", "exit"}``). It reaps its children only in its own loop, after
+noticing the exit on a pidfd, so a pid it kills is never a reused one. When the runner
+hangs up it kills what it forked and exits. In a forked child :func:`main` returns from the
+loop and runs :func:`harness.worker.main`, as ``python -m harness.worker JOB`` would.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import json
+import os
+import selectors
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from harness.processes import LIFELINE_ENV, guard, kill_tree
+
+__all__ = ["MESSAGE_MAX", "main"]
+
+EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SOFTWARE)
+MESSAGE_MAX: Final = 1 << 16  # one request or report: a JSON object with two paths
+FDS_MAX: Final = 16  # descriptors one run passes to its worker (pass_fds)
+
+
+@dataclass
+class _Running:
+    ident: int
+    pid: int
+    pidfd: int
+    lifeline: int  # the write end; the worker's supervisor reads EOF when the zygote dies
+
+
+class _Server:
+    """The zygote's loop: fork on request, kill on request, report every exit."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(conn, selectors.EVENT_READ, None)
+        self.running: dict[int, _Running] = {}  # by id
+
+    def serve(self) -> list[str]:
+        """Serve until the harness hangs up (then exit); returns only in a forked child,
+        with the worker's argv."""
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is not None:
+                    self._reap(key.data)
+                    continue
+                data, fds, _, _ = socket.recv_fds(self.conn, MESSAGE_MAX, FDS_MAX)
+                if not data:
+                    self._end()
+                argv = self._handle(json.loads(data), fds)
+                if argv is not None:
+                    return argv
+
+    def _handle(self, request: dict[str, Any], fds: list[int]) -> list[str] | None:
+        if request["op"] == "kill":
+            running = self.running.get(request["id"])
+            if running is not None:  # already reaped: its exit report is on its way
+                kill_tree(running.pid)
+            return None
+        passed = dict(zip(request["fds"], fds, strict=True))
+        if threading.active_count() != 1:  # forking a threaded process is unsafe
+            _close(fds)
+            self._send({"id": request["id"], "error": f"{threading.active_count()} threads"})
+            return None
+        return self._fork(request["id"], request["job"], request["stderr"], passed)
+
+    def _fork(self, ident: int, job: str, stderr: str, passed: dict[int, int]) -> list[str] | None:
+        lifeline_r, lifeline_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                self._become_worker(stderr, lifeline_r, lifeline_w, passed)
+            except BaseException:  # not back into the zygote's loop: this is the child
+                traceback.print_exc()
+                os._exit(EXIT_SETUP)
+            from harness import worker
+
+            return [worker.__file__, job]
+        _close([lifeline_r, *passed.values()])  # the child has its copies
+        pidfd = os.pidfd_open(pid)
+        self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
+        self.selector.register(pidfd, selectors.EVENT_READ, ident)
+        self._send({"id": ident, "pid": pid})
+        return None
+
+    def _become_worker(
+        self, stderr: str, lifeline_r: int, lifeline_w: int, passed: dict[int, int]
+    ) -> None:
+        """In the forked child: the descriptors a spawned worker has, and nothing else."""
+        self.selector.close()
+        self.conn.close()
+        for running in self.running.values():
+            os.close(running.pidfd)
+            os.close(running.lifeline)
+        os.close(lifeline_w)
+        null = os.open(os.devnull, os.O_RDWR)
+        err = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, target in ((null, 0), (null, 1), (err, 2)):
+            os.dup2(fd, target)
+        os.close(null)
+        os.close(err)
+        lifeline = _place(passed, lifeline_r)
+        os.set_inheritable(lifeline, True)
+        os.environ[LIFELINE_ENV] = str(lifeline)
+
+    def _reap(self, ident: int) -> None:
+        running = self.running.pop(ident)
+        self.selector.unregister(running.pidfd)
+        _, status = os.waitpid(running.pid, 0)
+        os.close(running.pidfd)
+        os.close(running.lifeline)
+        self._send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.conn.send(json.dumps(message).encode())
+
+    def _end(self) -> None:
+        for running in self.running.values():
+            kill_tree(running.pid)
+        os._exit(0)
+
+
+def _place(passed: dict[int, int], lifeline: int) -> int:
+    """Put each received descriptor at its number in the runner (``passed``: number ->
+    descriptor here), as ``pass_fds`` would; returns the lifeline's number, moved if it was
+    in the way. Everything is first moved above every wanted number, so nothing collides."""
+    floor = max([*passed, 2]) + 1
+    moved = {want: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for want, fd in passed.items()}
+    high_lifeline = fcntl.fcntl(lifeline, fcntl.F_DUPFD_CLOEXEC, floor)
+    _close([*passed.values(), lifeline])
+    for want, fd in moved.items():
+        os.dup2(fd, want)  # inheritable, as pass_fds makes them
+        os.close(fd)
+    return high_lifeline
+
+
+def _close(fds: Sequence[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _preload() -> None:
+    """Import what every worker imports, and what the SDK imports on first use."""
+    import openai
+
+    import harness.worker  # noqa: F401 - the gateway, probe, scenario loader, factories
+
+    client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
+    # Each resource is imported on first access; `responses` is missing from older 1.x SDKs.
+    _ = (client.chat.completions, getattr(client, "responses", None), client.models)
+    client.close()
+    del client, _
+    gc.collect()  # each fork starts with the zygote's young generations empty
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.zygote SOCKET``: serve forks; in a forked child, run the worker."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    guard()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    conn.connect(args[0])
+    _preload()
+    conn.send(b'{"ready": true}')
+    worker_argv = _Server(conn).serve()
+    sys.argv = worker_argv
+    from harness.worker import main as worker_main
+
+    return worker_main(worker_argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Workers forked from a zygote: the same runs as fresh interpreters, the same isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from harness.environment import harness_env
+from harness.errors import RunCancelled, WorkerError
+from harness.result import RunResult
+from harness.runner import run_one
+from harness.scenario import Scenario, load_scenario
+from harness.zygote import Zygote, usable, workers_for
+
+pytestmark = pytest.mark.skipif(not usable(), reason="needs fork and pidfd_open (Linux)")
+
+DEADLINE_S = 30.0
+
+SHORT = "version: 1\nclient: {kwargs: {timeout: 10}}\nsession: {turns: 3}\n"
+
+# Module-level state and GC settings a leaking worker would carry into the next run.
+STATE = """
+import gc, json, os, pathlib, sys
+import openai
+
+HERE = pathlib.Path(__file__).parent
+RUNS = []
+
+def make(client_kwargs, *, shared):
+    if shared:
+        RUNS.append(1)
+        record = {
+            "runs": len(RUNS),
+            "leaked": hasattr(json, "LEAKED"),
+            "threshold": gc.get_threshold(),
+            "frozen": gc.get_freeze_count(),
+            "main": sys.modules["__main__"].__spec__.name,
+            "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+        }
+        with open(HERE / "state.jsonl", "a") as out:
+            out.write(json.dumps(record) + "\\n")
+        gc.set_threshold(1, 1, 1)
+        json.LEAKED = True
+    return openai.OpenAI(**client_kwargs)
+"""
+
+# Writes "worker child zygote" pids (the zygote: the worker supervisor's parent), then hangs.
+HANGING = """
+import os, pathlib, subprocess, sys, time
+import openai, psutil
+
+HERE = pathlib.Path(__file__).parent
+
+def make(client_kwargs, *, shared):
+    if shared:
+        return openai.OpenAI(**client_kwargs)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    parent = psutil.Process(os.getppid()).ppid()
+    (HERE / "pids.txt").write_text(f"{os.getpid()} {child.pid} {parent}")
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _zygote(root: Path) -> Zygote:
+    """Started inside the test body: pytest changes the environment between test phases,
+    and a zygote only serves runs in the environment it was started in."""
+    return Zygote(python=sys.executable, root=root, env=harness_env(os.environ))
+
+
+def _folder(root: Path, name: str, factory: str) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "factory.py").write_text(factory)
+    return folder
+
+
+def _scenario(folder: Path, text: str) -> Scenario:
+    (folder / "s.yaml").write_text(text)
+    return load_scenario(folder / "s.yaml")
+
+
+def _pids(folder: Path) -> list[int]:
+    path = folder / "pids.txt"
+    words = path.read_text().split() if path.exists() else []
+    return [int(word) for word in words] if len(words) == 3 else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _until(predicate: Callable[[], bool]) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached before the deadline"
+        time.sleep(0.05)
+
+
+COUNTS = (
+    "status",
+    "calls",
+    "errors",
+    "errors_by_type",
+    "retries",
+    "connections",
+    "close_wait_series",
+    "established_series",
+    "fds_series",
+    "close_wait_after_close",
+    "close_wait_after_gc",
+    "environment",
+)
+# A server that reaps a fresh connection before a loaded machine sends its request makes
+# the SDK retry on a new one: under load, these two vary from run to run however it starts.
+RACY = ("retries", "connections")
+
+
+def _counts(result: RunResult, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in COUNTS if name not in skip}
+
+
+USE_AFTER_CLOSE = """version: 1
+server: {keepalive: {idle_timeout_ms: 5000}}
+client: {kwargs: {timeout: 10, max_retries: 0}, close_request_clients: true}
+session: {turns: 4, idle_between_turns_ms: 20}
+"""
+
+ABANDONED = """version: 1
+server: {keepalive: {idle_timeout_ms: 100}}
+client: {kwargs: {timeout: 10}, close_request_clients: true}
+session: {turns: 4, idle_between_turns_ms: 200, stream: true, abandon_streams: true}
+"""
+
+
+@pytest.mark.sdk
+@pytest.mark.slow
+def test_a_forked_run_measures_what_a_fresh_one_does(root: Path) -> None:
+    cases = [
+        (USE_AFTER_CLOSE, "keepalive-mutating", (), (0, 0, 0, 0), 3),
+        (ABANDONED, "keepalive-fixed", RACY, (1, 2, 3, 4), 0),
+    ]
+    with _zygote(root) as zygote:
+        for number, (text, variant, skip, close_wait, errors) in enumerate(cases, 1):
+            folder = root / variant
+            folder.mkdir()
+            scenario = _scenario(folder, text)
+            forked = run_one(scenario, variant, root=root, zygote=zygote)
+            assert zygote.forks == number
+            fresh = run_one(scenario, variant, root=root)
+            assert zygote.forks == number
+            assert _counts(forked, skip) == _counts(fresh, skip)
+            assert (forked.status, forked.close_wait_series, forked.errors) == (
+                "completed",
+                close_wait,
+                errors,
+            )
+
+
+@pytest.mark.slow
+def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
+    folder = _folder(root, "state", STATE)
+    scenario = _scenario(folder, SHORT)
+    with _zygote(root) as zygote:
+        runs = [run_one(scenario, "state/factory.py:make", root=root, zygote=zygote) for _ in "ab"]
+    fresh = run_one(scenario, "state/factory.py:make", root=root)
+    assert [r.status for r in [*runs, fresh]] == ["completed"] * 3
+    records = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
+    assert [(r["runs"], r["leaked"]) for r in records] == [(1, False)] * 3
+    assert [r["threshold"] for r in records] == [[700, 10, 10]] * 3
+    assert [r["frozen"] for r in records] == [0, 0, 0]
+    assert [r["main"] for r in records] == [
+        "harness.zygote_process",
+        "harness.zygote_process",
+        "harness.worker",
+    ]
+    # As many descriptors as a fresh worker (their numbers follow the runner's: the settle
+    # channel keeps the number it had there).
+    assert len(records[0]["fds"]) == len(records[1]["fds"]) == len(records[2]["fds"])
+
+
+def test_a_run_elsewhere_starts_a_fresh_interpreter(root: Path) -> None:
+    env = harness_env(os.environ)
+    elsewhere = root / "elsewhere"
+    folder = _folder(elsewhere, "state", STATE)
+    zygote = _zygote(root)  # never started: serves() only compares, run_one never forks
+    assert zygote.serves(python=sys.executable, root=root, env=env)
+    assert not zygote.serves(python="/usr/bin/python3", root=root, env=env)
+    assert not zygote.serves(python=sys.executable, root=root, env={**env, "X_HARNESS": "1"})
+    assert not zygote.serves(python=sys.executable, root=elsewhere, env=env)
+    scenario = _scenario(folder, SHORT)
+    result = run_one(scenario, "state/factory.py:make", root=elsewhere, zygote=zygote)
+    assert (result.status, zygote.forks) == ("completed", 0)
+    [record] = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
+    assert record["main"] == "harness.worker"
+
+
+def test_the_watchdog_kills_a_forked_worker(root: Path) -> None:
+    folder = _folder(root, "watchdog", HANGING)
+    scenario = _scenario(folder, SHORT)
+    with _zygote(root) as zygote:
+        result = run_one(
+            scenario, "watchdog/factory.py:make", root=root, watchdog_s=1, zygote=zygote
+        )
+        assert zygote.forks == 1
+    assert (result.status, result.calls) == ("hung", 0)
+    assert result.detail == "watchdog killed the worker after 1.0 s"
+
+
+def _in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``run`` on a thread; the list gets what it raised."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, raised
+
+
+def test_a_cancelled_forked_run_leaves_nothing_and_the_zygote_serves_on(root: Path) -> None:
+    folder = _folder(root, "cancel", HANGING)
+    scenario = _scenario(folder, SHORT)
+    cancel = threading.Event()
+    with _zygote(root) as zygote:
+        thread, raised = _in_thread(
+            lambda: run_one(
+                scenario, "cancel/factory.py:make", root=root, cancel=cancel, zygote=zygote
+            )
+        )
+        try:
+            _until(lambda: bool(_pids(folder)))
+        finally:
+            cancel.set()
+            thread.join(DEADLINE_S)
+        assert [type(exc) for exc in raised] == [RunCancelled]
+        worker, child, parent = _pids(folder)
+        assert _gone(worker)
+        _until(lambda: _gone(child))
+        assert not _gone(parent)  # the zygote lives on ...
+        after = run_one(scenario, "baseline", root=root, zygote=zygote)
+        assert (after.status, after.calls, zygote.forks) == ("completed", 3, 2)  # ... and forks
+
+
+def test_closing_the_zygote_ends_a_running_worker(root: Path) -> None:
+    folder = _folder(root, "closing", HANGING)
+    scenario = _scenario(folder, SHORT)
+    with workers_for(root) as zygote:
+        assert zygote is not None
+        thread, raised = _in_thread(
+            lambda: run_one(scenario, "closing/factory.py:make", root=root, zygote=zygote)
+        )
+        _until(lambda: bool(_pids(folder)))
+    thread.join(DEADLINE_S)
+    assert [type(exc) for exc in raised] == [WorkerError]
+    assert str(raised[0]).startswith("the zygote ended")
+    for pid in _pids(folder):
+        _until(lambda pid=pid: _gone(pid))
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from harness.runner import run_one
+from harness.scenario import load_scenario
+from harness.zygote import workers_for
+root = Path(sys.argv[1])
+with workers_for(root) as zygote:
+    run_one(load_scenario(root / "killed" / "s.yaml"), "killed/factory.py:make", root=root,
+            watchdog_s=600, zygote=zygote)
+"""
+
+
+def test_a_killed_harness_takes_the_zygote_and_its_workers_along(root: Path) -> None:
+    folder = _folder(root, "killed", HANGING)
+    _scenario(folder, SHORT)
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root)], cwd=root)
+    try:
+        _until(lambda: bool(_pids(folder)))
+    finally:
+        driver.send_signal(signal.SIGKILL)  # no cleanup runs: only the lifelines are left
+        driver.wait()
+    for pid in _pids(folder):
+        _until(lambda pid=pid: _gone(pid))
+
+
+def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None:
+    # A FIFO as the job file: the worker blocks reading it, so its descriptors can be read.
+    job = root / "job.json"
+    os.mkfifo(job)
+    read_end, write_end = os.pipe()
+    try:
+        with _zygote(root) as zygote:
+            forked = zygote.fork(job, root / "stderr.txt", pass_fds=[write_end])
+            _until(lambda: bool(psutil.Process(forked.pid).children()))
+            [work] = psutil.Process(forked.pid).children()
+            assert os.readlink(f"/proc/{work.pid}/fd/{write_end}") == os.readlink(
+                f"/proc/self/fd/{write_end}"
+            )
+            job.write_text("{")  # unusable: the worker exits 2, as a fresh one would
+            assert forked.wait(DEADLINE_S) == 2
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert (root / "stderr.txt").read_text().startswith("harness worker: error: job file")
