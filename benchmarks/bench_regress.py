@@ -80,12 +80,16 @@ COUNTS = (
     "errors",
     "errors_by_type",
     "retries",
+    "sdk_retries",
     "connections",
     "close_wait_series",
     "established_series",
     "fds_series",
+    "close_wait_live_after_gc",
+    "fds_live_after_gc",
     "close_wait_after_close",
     "close_wait_after_gc",
+    "client_kind",
 )
 
 
