@@ -32,7 +32,7 @@ import yaml
 
 from harness.commands._common import load_all
 from harness.matrix import Cell, MatrixOutcome, RunOne, plan, run_cell, run_matrix
-from harness.result import RunResult
+from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.zygote import Zygote, workers_for
@@ -74,25 +74,6 @@ def matrix_wall(cells: list[Cell], jobs: int, root: Path, *, fresh: bool) -> Mat
     return outcome
 
 
-COUNTS = (
-    "status",
-    "calls",
-    "errors",
-    "errors_by_type",
-    "retries",
-    "sdk_retries",
-    "connections",
-    "close_wait_series",
-    "established_series",
-    "fds_series",
-    "close_wait_live_after_gc",
-    "fds_live_after_gc",
-    "close_wait_after_close",
-    "close_wait_after_gc",
-    "client_kind",
-)
-
-
 def fresh_vs_zygote(cells: list[Cell], jobs: int, root: Path) -> None:
     """Fresh, zygote, fresh again: a count that differs between the two fresh runs is the
     scenario's own noise; one where only the zygote run differs would be the zygote's."""
@@ -103,7 +84,7 @@ def fresh_vs_zygote(cells: list[Cell], jobs: int, root: Path) -> None:
     for a, z, b in zip(first.entries, forked.entries, second.entries, strict=True):
         outcomes = {(e.verdict.outcome, e.as_expected) for e in (a, z, b)}
         same_outcomes += len(outcomes) == 1
-        for name in COUNTS:
+        for name in COUNT_FIELDS:
             values = [getattr(e.result, name) for e in (a, z, b)]
             if values[0] == values[1] == values[2]:
                 continue

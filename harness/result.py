@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "COUNT_FIELDS",
     "SERVER_ERROR",
     "CallRecord",
     "RunResult",
@@ -33,6 +34,27 @@ SERVER_ERROR = "server_error"
 # crashed: the worker died after the first call; untestable: the factory could not be
 # imported or the worker died before the first call.
 RunStatus = Literal["completed", "hung", "crashed", "untestable"]
+
+
+# What a run measured, without timings or raw records: the fields two runs of one cell are
+# compared on (fresh vs forked workers in tests/test_zygote.py and benchmarks/bench_regress.py).
+COUNT_FIELDS = (
+    "status",
+    "calls",
+    "errors",
+    "errors_by_type",
+    "retries",
+    "sdk_retries",
+    "connections",
+    "close_wait_series",
+    "established_series",
+    "fds_series",
+    "close_wait_live_after_gc",
+    "fds_live_after_gc",
+    "close_wait_after_close",
+    "close_wait_after_gc",
+    "client_kind",
+)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 
 from harness.environment import harness_env
 from harness.errors import RunCancelled, WorkerError
-from harness.result import RunResult
+from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.zygote import Zygote, usable, workers_for
@@ -115,24 +115,7 @@ def _until(predicate: Callable[[], bool]) -> None:
         time.sleep(0.05)
 
 
-COUNTS = (
-    "status",
-    "calls",
-    "errors",
-    "errors_by_type",
-    "retries",
-    "sdk_retries",
-    "connections",
-    "close_wait_series",
-    "established_series",
-    "fds_series",
-    "close_wait_live_after_gc",
-    "fds_live_after_gc",
-    "close_wait_after_close",
-    "close_wait_after_gc",
-    "client_kind",
-    "environment",
-)
+COUNTS = (*COUNT_FIELDS, "environment")
 
 
 def _counts(result: RunResult, skip: tuple[str, ...] = ()) -> dict[str, Any]:
