@@ -9,23 +9,41 @@ the cleanup short, which is what left workers behind and reports unwritten. The 
 handlers are restored when the block ends.
 
 Handlers are installed whatever the inherited disposition (a background job starts with
-SIGINT ignored): a signal someone sends on purpose is honoured. Signals reach only the main
-thread, so outside it both helpers do nothing.
+SIGINT ignored): a signal someone sends on purpose is honoured. Python runs handlers only in
+the main thread, so outside it both helpers do nothing.
+
+The kernel, though, may hand a process-directed signal to *any* thread (always, once the main
+thread already has one pending: Ctrl-C Ctrl-C). The C handler then only sets a flag, and a
+main thread blocked in one long lock wait or ``waitpid`` does not run the Python handler
+until that wait ends: minutes, for a regress cell in a 60 s idle gap. So every wait the main
+thread may do under :func:`handling` goes through :func:`in_slices`, which returns to the
+interpreter every :data:`SLICE_S`.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["SIGNALS", "Caught", "Interrupted", "handling", "ignoring"]
+__all__ = [
+    "SIGNALS",
+    "SLICE_S",
+    "Caught",
+    "Interrupted",
+    "deferring",
+    "handling",
+    "ignoring",
+    "in_slices",
+]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SLICE_S: Final = 0.1  # the longest a waiting main thread leaves a signal unhandled
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -75,6 +93,39 @@ def ignoring() -> Iterator[None]:
     """Ignore SIGINT and SIGTERM for the block: cleanup that must run to its end."""
     with _installed(signal.SIG_IGN):
         yield
+
+
+@contextmanager
+def deferring() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block, then deliver the first one held to the handler
+    the block replaced. For library code an exception must not cut in half: a thread pool
+    interrupted while it starts a thread never records that thread, so it would outlive the
+    pool's shutdown."""
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    with _installed(hold):
+        yield
+    if held:
+        signal.raise_signal(held[0])
+
+
+def in_slices(wait: Callable[[float], bool], timeout: float | None = None) -> bool:
+    """Call ``wait(seconds)`` with at most :data:`SLICE_S` seconds at a time until it returns
+    True (then True) or ``timeout`` seconds have passed (then False; None: never).
+
+    ``wait`` is a bounded wait such as ``Event.wait``; between two calls the interpreter runs
+    pending signal handlers, so :class:`Interrupted` is raised within a slice of the signal.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SLICE_S if deadline is None else min(SLICE_S, deadline - time.monotonic())
+        if wait(max(0.0, left)):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
 
 
 @contextmanager

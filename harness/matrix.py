@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import RunCancelled
-from harness.interrupts import ignoring
+from harness.interrupts import deferring, ignoring, in_slices
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Expectation, Scenario
@@ -96,6 +96,10 @@ def run_cell(
     )
 
 
+def _settles(future: Future[RegressEntry], seconds: float) -> bool:
+    return bool(wait([future], seconds).done)
+
+
 def run_matrix(
     cells: Sequence[Cell],
     *,
@@ -132,20 +136,22 @@ def run_matrix(
     # Longest first, so the matrix does not end waiting on one long cell started last.
     order = sorted(range(len(cells)), key=lambda i: -expected_seconds(cells[i].scenario))
     try:
-        for index in order:
-            cell = cells[index]
-            future = pool.submit(
-                run_cell,
-                cell,
-                repeat=repeat,
-                root=root,
-                runner=runner,
-                cancel=cancel,
-                on_start=on_start,
-            )
-            future.add_done_callback(functools.partial(finished, index))
-            futures.append(future)
+        with deferring():  # a signal now would leave a started pool thread unknown to the pool
+            for index in order:
+                future = pool.submit(
+                    run_cell,
+                    cells[index],
+                    repeat=repeat,
+                    root=root,
+                    runner=runner,
+                    cancel=cancel,
+                    on_start=on_start,
+                )
+                future.add_done_callback(functools.partial(finished, index))
+                futures.append(future)
         for future in futures:
+            # Waited for in slices, so a signal handed to a pool thread still interrupts.
+            in_slices(functools.partial(_settles, future))
             future.result()  # re-raises a harness bug in a cell instead of hiding it
     except BaseException as exc:
         # Ctrl-C/SIGTERM (harness.interrupts), or a harness bug in one cell: kill the running

@@ -47,6 +47,8 @@ from typing import IO, Final, NoReturn
 
 import psutil
 
+from harness.interrupts import in_slices
+
 __all__ = ["LIFELINE_ENV", "Child", "guard", "kill_descendants", "kill_tree", "spawn"]
 
 LIFELINE_ENV: Final = "HARNESS_LIFELINE_FD"
@@ -80,10 +82,16 @@ class Child:
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code (negative: killed by that signal), or None if still running after
         ``timeout`` seconds."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+
+        def exited(seconds: float) -> bool:
+            try:
+                self.proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+
+        # In slices, not one waitpid: a signal handed to another thread must still interrupt.
+        return self.proc.returncode if in_slices(exited, timeout) else None
 
     def kill(self) -> None:
         """Kill the child and every descendant, then reap the child. Idempotent.
@@ -93,7 +101,7 @@ class Child:
         """
         if self.proc.returncode is None:
             kill_tree(self.proc.pid)
-        self.proc.wait()
+        self.wait()
 
     def close(self) -> None:
         """Kill what is left and drop the lifeline."""
@@ -254,9 +262,15 @@ def guard() -> None:
 
 def _supervise(work: int, lifeline: int) -> NoReturn:
     """The supervisor half: wait for the work, clean up, exit with the work's status."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    ends = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    for sig in ends:
         signal.signal(sig, _end_on_signal)
+    # The watcher starts with these signals blocked (a thread inherits its creator's mask),
+    # so the kernel delivers them to this thread, whose waitpid they interrupt; delivered to
+    # the watcher they would wait for the work to end (see harness.interrupts).
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, ends)
     threading.Thread(target=_watch_lifeline, args=(lifeline,), daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
     try:
         _, status = os.waitpid(work, 0)
     except ChildProcessError:  # the lifeline watcher reaped it first: it ends this process

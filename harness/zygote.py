@@ -49,6 +49,7 @@ from typing import Any, Final
 
 from harness.environment import harness_env
 from harness.errors import WorkerError
+from harness.interrupts import in_slices
 from harness.processes import Child, spawn
 from harness.zygote_process import MESSAGE_MAX
 
@@ -136,7 +137,7 @@ class Zygote:
     def fork(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
         """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``;
         each of ``pass_fds`` is open in the worker under the same number (as Popen's)."""
-        if not self._ready.wait(START_S) and not self._dead:
+        if not in_slices(self._ready.wait, START_S) and not self._dead:
             raise WorkerError(f"the zygote was not ready after {START_S:.0f} s")
         with self._lock:
             self._next += 1
@@ -144,7 +145,7 @@ class Zygote:
             self._pending[ident] = pending
         request = {"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)}
         self._send({**request, "fds": list(pass_fds)}, pass_fds)
-        pending.started.wait()
+        in_slices(pending.started.wait)
         if pending.error:
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
         return Forked(self, ident, pending)
@@ -271,7 +272,7 @@ class Forked:
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code (negative: killed by that signal), or None if still running after
         ``timeout`` seconds. Raises WorkerError when the zygote died under the worker."""
-        if not self._pending.ended.wait(timeout):
+        if not in_slices(self._pending.ended.wait, timeout):
             return None
         if self._pending.exit is None:
             raise WorkerError(self._pending.error)
@@ -282,7 +283,7 @@ class Forked:
         if self._pending.ended.is_set():
             return
         self._zygote._send({"op": "kill", "id": self._id})
-        if not self._pending.ended.wait(KILL_S):
+        if not in_slices(self._pending.ended.wait, KILL_S):
             raise WorkerError(f"worker {self.pid} was not reaped {KILL_S:.0f} s after its kill")
 
     def close(self) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import time
 
 import pytest
 
-from harness.interrupts import Caught, Interrupted, handling, ignoring
+from harness.interrupts import Caught, Interrupted, handling, ignoring, in_slices
+from harness.processes import spawn
 
 
 def _deliver(signum: int) -> None:
@@ -65,3 +68,39 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_in_slices_returns_when_the_wait_does_or_the_timeout_passes() -> None:
+    calls: list[float] = []
+
+    def never(seconds: float) -> bool:
+        calls.append(seconds)
+        time.sleep(seconds)
+        return False
+
+    assert in_slices(never, 0) is False
+    assert calls == [0.0]  # a zero timeout still looks once
+    assert in_slices(never, 0.25) is False
+    assert len(calls) >= 4 and max(calls) <= 0.1
+    event = threading.Event()
+    event.set()
+    assert in_slices(event.wait) is True
+
+
+def test_a_signal_handed_to_another_thread_interrupts_a_waiting_child() -> None:
+    """The kernel may deliver a process-directed SIGINT to any thread; its Python handler
+    runs only in the main thread, which must not stay blocked in waitpid meanwhile."""
+
+    def send() -> None:
+        time.sleep(0.2)  # the main thread is in child.wait() by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with spawn(sleeper, cwd=".", env=os.environ) as child:
+        sender = threading.Thread(target=send)
+        with handling() as caught, pytest.raises(Interrupted):
+            sender.start()
+            child.wait()
+        sender.join()
+        assert child.wait(0) is None  # the wait was interrupted; the child still runs
+    assert caught.signum == signal.SIGINT

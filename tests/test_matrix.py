@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.interrupts import handling
 from harness.matrix import Cell, expected_seconds, plan, run_matrix
 from harness.result import RunResult, ServerStats, summarize
 from harness.scenario import Scenario, parse_scenario
@@ -82,3 +85,22 @@ def test_a_failing_cell_stops_the_cells_not_yet_started() -> None:
     with pytest.raises(RuntimeError, match="harness bug"):
         run_matrix(cells, jobs=1, root=Path.cwd(), runner=runner)
     assert calls == ["v0"]
+
+
+def test_a_signal_handed_to_a_pool_thread_still_interrupts_the_matrix() -> None:
+    """The kernel may deliver SIGINT to any thread (a Ctrl-C Ctrl-C sends the second one to
+    another thread for sure): the main thread, waiting on the cell, must still stop it."""
+    cells = [Cell(parse_scenario(QUICK), "baseline", "pass")]
+    cancelled: list[bool] = []
+
+    def runner(scenario: Scenario, variant: str, *, cancel: threading.Event, **_: Any) -> RunResult:
+        time.sleep(0.2)  # the main thread is waiting for this cell by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this pool thread
+        cancelled.append(cancel.wait(60))  # set only once the main thread ran the handler
+        return _result(scenario, variant)
+
+    with handling() as caught:
+        outcome = run_matrix(cells, jobs=1, root=Path.cwd(), runner=runner)
+    assert cancelled == [True]
+    assert outcome.interrupted
+    assert caught.signum == signal.SIGINT

@@ -12,7 +12,7 @@ import math
 import threading
 
 from harness.commands.base import Command
-from harness.interrupts import Interrupted, handling
+from harness.interrupts import Interrupted, handling, in_slices
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -92,7 +92,7 @@ def main(ns: argparse.Namespace) -> int:
         # SIGINT/SIGTERM raise Interrupted here: the way a standalone server is meant to
         # stop, so a clean exit 0, not an interruption.
         with contextlib.suppress(Interrupted):
-            threading.Event().wait()
+            in_slices(threading.Event().wait)
     return 0
 
 
