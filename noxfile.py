@@ -85,7 +85,10 @@ def tests(session: nox.Session, openai: str) -> None:
     """
     session.install("-e", ".[test]", OPENAI_LINES[openai])
     select = [] if openai == FULL_SUITE_LINE else ["-m", "sdk"]
-    session.run("python", "-m", "pytest", "--durations=20", *select, *session.posargs)
+    # Most tests wait on sockets, sleeps and child processes: four xdist workers keep two
+    # cores busy (`-- -n 0` runs them in this process, one after another).
+    parallel = ["-n", os.environ.get("TEST_JOBS", "4")]
+    session.run("python", "-m", "pytest", "--durations=20", *parallel, *select, *session.posargs)
 
 
 @nox.session
