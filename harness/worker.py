@@ -52,7 +52,7 @@ from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.probe import Probe
-from harness.processes import guard
+from harness.processes import guard, leave
 from harness.result import CallRecord, SocketSample
 from harness.schema import Scenario
 from harness.sdk_retries import SdkRetryCounter
@@ -250,4 +250,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

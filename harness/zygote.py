@@ -15,9 +15,10 @@ module-level state, GC setting or socket of one run reaches another; the child s
 own session (process group), gets stdin and stdout on /dev/null and stderr on the run's
 file, closes every descriptor of the zygote, and then runs exactly what ``python -m
 harness.worker JOB`` runs, :func:`harness.worker.main` behind :func:`harness.processes.guard`,
-with its own lifeline (a pipe whose write end the zygote holds) and leaves the interpreter
-the same way (atexit handlers, non-daemon threads). Factory code is never imported in the
-zygote, so each run imports it fresh.
+with its own lifeline (a pipe whose write end the zygote holds) and leaves the same way
+(:func:`harness.processes.leave`: non-daemon threads, atexit handlers, no module teardown).
+Factory code is never imported in the zygote, so each run imports it fresh. The zygote
+freezes what it imported (``gc.freeze()``), so a worker's collections scan only its run.
 
 The zygote is the child's parent and reaps it only in its own loop, after the runner has
 heard the exit: a kill (watchdog, cancel) is a message that the zygote carries out with

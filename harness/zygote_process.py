@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from harness.processes import LIFELINE_ENV, guard, kill_tree
+from harness.processes import LIFELINE_ENV, guard, kill_tree, leave
 
 __all__ = ["MESSAGE_MAX", "main"]
 
@@ -168,6 +168,9 @@ def _preload() -> None:
     client.close()
     del client, _
     gc.collect()  # each fork starts with the zygote's young generations empty
+    # What survived is the imported stack, never garbage: frozen, a worker's gc.collect()
+    # scans only what its run made (tens of ms less per collection) and its pages stay shared.
+    gc.freeze()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,4 +189,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -230,3 +230,40 @@ def test_a_lifeline_variable_that_names_no_pipe_is_refused(tmp_path: Path) -> No
     assert done.stderr.splitlines()[-1] == (
         "ValueError: HARNESS_LIFELINE_FD=0: not a pipe; only spawn() sets this variable"
     )
+
+
+LEAVING = """
+import atexit, pathlib, sys, threading, time
+from harness.processes import leave
+
+out = pathlib.Path(sys.argv[1])
+# Runs after the non-daemon thread ended: it records whether the thread's file was there.
+atexit.register(lambda: (out / "atexit").write_text(str((out / "thread").exists())))
+
+def late():
+    time.sleep(0.2)
+    (out / "thread").write_text("done")
+
+class Teardown:
+    def __del__(self):
+        (out / "teardown").write_text("ran")
+
+threading.Thread(target=late).start()
+kept = Teardown()
+print("flushed by leave", end="")
+leave(3)
+"""
+
+
+def test_leave_waits_for_threads_runs_atexit_and_skips_the_teardown(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVING, str(tmp_path)],
+        env=harness_env(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (3, "flushed by leave")
+    assert (tmp_path / "atexit").read_text() == "True"
+    assert not (tmp_path / "teardown").exists()  # module globals are never torn down
