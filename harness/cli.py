@@ -17,6 +17,7 @@ from harness.commands.base import Command
 from harness.commands.registry import COMMANDS
 from harness.errors import UsageError
 from harness.interrupts import handling
+from harness.processes import guard
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_arguments(sub)
         sub.set_defaults(command=command, command_parser=sub)
     return parser
+
+
+def console() -> int:
+    """The ``harness`` command and ``python -m harness``: :func:`main` behind
+    :func:`harness.processes.guard`, so a harness started by :func:`harness.processes.spawn`
+    (the bisect oracle, ``harness check``) dies with its parent, even one killed by SIGKILL,
+    and leaves no worker behind. Started any other way, the guard does nothing."""
+    guard()
+    return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

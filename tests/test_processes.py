@@ -6,6 +6,7 @@ killed with SIGKILL. Every wait is bounded by DEADLINE_S; nothing here measures 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import psutil
 import pytest
 
 from harness.environment import harness_env
-from harness.processes import LIFELINE_ENV, kill_tree, spawn
+from harness.processes import LIFELINE_ENV, LIFELINE_EXIT, kill_tree, spawn
 from harness.runner import run_one
 from harness.scenario import load_scenario
 
@@ -267,3 +268,33 @@ def test_leave_waits_for_threads_runs_atexit_and_skips_the_teardown(tmp_path: Pa
     assert (done.returncode, done.stdout) == (3, "flushed by leave")
     assert (tmp_path / "atexit").read_text() == "True"
     assert not (tmp_path / "teardown").exists()  # module globals are never torn down
+
+
+def test_a_spawned_harness_command_dies_with_its_parent_and_takes_its_worker(
+    tmp_path: Path,
+) -> None:
+    """`harness check` as the bisect starts it: when the bisect dies (its lifeline closes),
+    the check and the worker it started end too, long before the scenario would."""
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text("version: 1\nsession: {turns: 2, idle_between_turns_ms: 60000}\n")
+    argv = [sys.executable, "-m", "harness", "check", "--scenario", str(scenario)]
+    argv += ["--factory", "baseline", "--root", str(tmp_path)]
+    with spawn(argv, cwd=tmp_path, env=harness_env(os.environ)) as child:
+        deadline = time.monotonic() + DEADLINE_S
+        while not (tree := _worker_tree(child.pid)):
+            assert time.monotonic() < deadline, "the check started no worker"
+            time.sleep(0.05)
+        os.close(child._lifeline)  # what the kernel does when the parent dies, SIGKILL included
+        child._lifeline = -1
+        # The supervisor's watcher exits 137, or its main thread first dies as the work did.
+        assert child.wait(DEADLINE_S) in (LIFELINE_EXIT, -signal.SIGKILL)
+        assert all(_gone(p.pid) for p in tree)
+
+
+def _worker_tree(pid: int) -> list[psutil.Process]:
+    """Every descendant of ``pid`` once one of them runs a worker, else []."""
+    tree = psutil.Process(pid).children(recursive=True)
+    with contextlib.suppress(psutil.Error):
+        if any("harness.worker" in p.cmdline() for p in tree):
+            return tree
+    return []
