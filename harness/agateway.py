@@ -32,6 +32,7 @@ from harness.conversation import (
     call_record,
     request_args,
     resource_of,
+    rounds,
 )
 from harness.factory import Factory
 from harness.gateway import Gateway
@@ -117,29 +118,21 @@ class AsyncGateway:
     ) -> None:
         spec = self.scenario.session
         t0 = self._clock()
-        for turn in range(1, spec.turns + 1):
-            conversation = Conversation.for_turn(turn)
-            for rnd in range(1, spec.calls_per_turn + 1):
-                tools = rnd < spec.calls_per_turn
-                started = self._clock()
-                failure: Exception | None = None
-                try:
-                    await self._round_trip(conversation, tools=tools)
-                except Exception as exc:  # count every failure, whatever its type
-                    failure = exc
-                on_call(
-                    call_record(
-                        session=session,
-                        turn=turn,
-                        rnd=rnd,
-                        t0=t0,
-                        started=started,
-                        ended=self._clock(),
-                        failure=failure,
-                    )
+        for step in rounds(spec):
+            started = self._clock()
+            failure: Exception | None = None
+            try:
+                await self._round_trip(step.conversation, tools=step.tools)
+            except Exception as exc:  # count every failure, whatever its type
+                failure = exc
+            on_call(
+                call_record(
+                    session, step, t0=t0, started=started, ended=self._clock(), failure=failure
                 )
-            await self._sleep(spec.idle_between_turns_ms / 1000)
-            await after_turn(turn)
+            )
+            if step.ends_turn:
+                await self._sleep(spec.idle_between_turns_ms / 1000)
+                await after_turn(step.turn)
 
     async def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
         session = self.scenario.session

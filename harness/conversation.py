@@ -9,11 +9,12 @@ drive the same model, so the two can differ only in how they wait.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 from harness.result import CallRecord
-from harness.scenario import Scenario
+from harness.scenario import Scenario, SessionSpec
 
 __all__ = [
     "MODEL",
@@ -45,6 +46,28 @@ class Conversation:
     @classmethod
     def for_turn(cls, turn: int) -> Conversation:
         return cls([{"role": "user", "content": f"turn {turn}"}])
+
+
+@dataclass(frozen=True)
+class Round:
+    """One call of a session: its turn, its round within the turn, the turn's conversation,
+    whether it offers tools (every round but the turn's last) and whether it ends the turn
+    (the idle gap and the turn's sample follow it)."""
+
+    turn: int
+    rnd: int
+    conversation: Conversation
+    tools: bool
+    ends_turn: bool
+
+
+def rounds(session: SessionSpec) -> Iterator[Round]:
+    """A session's calls in order: the one turn loop, shared by the sync and async gateway."""
+    for turn in range(1, session.turns + 1):
+        conversation = Conversation.for_turn(turn)
+        for rnd in range(1, session.calls_per_turn + 1):
+            last = rnd == session.calls_per_turn
+            yield Round(turn, rnd, conversation, tools=not last, ends_turn=last)
 
 
 def error_type(exc: BaseException) -> str:
@@ -143,20 +166,20 @@ def call_id(obj: Any) -> str:
 
 
 def call_record(
-    *,
     session: int,
-    turn: int,
-    rnd: int,
+    step: Round,
+    *,
     t0: float,
     started: float,
     ended: float,
     failure: Exception | None,
 ) -> CallRecord:
-    """The record of one round trip that ran from ``started`` to ``ended`` (clock seconds)."""
+    """The record of ``step``'s round trip, which ran from ``started`` to ``ended`` (clock
+    seconds; ``t0``: the session's start)."""
     return CallRecord(
         session=session,
-        turn=turn,
-        round=rnd,
+        turn=step.turn,
+        round=step.rnd,
         ok=failure is None,
         latency_ms=(ended - started) * 1000,
         started_s=started - t0,

@@ -36,6 +36,7 @@ from typing import Any, Final
 from harness.conversation import (
     MODEL,
     Conversation,
+    Round,
     append_tool_result,
     call_id,
     call_record,
@@ -43,6 +44,7 @@ from harness.conversation import (
     error_type,
     request_args,
     resource_of,
+    rounds,
 )
 from harness.errors import UsageError
 from harness.factory import Factory
@@ -169,38 +171,21 @@ class Gateway:
     ) -> None:
         spec = self.scenario.session
         t0 = self._clock()
-        for turn in range(1, spec.turns + 1):
-            conversation = Conversation.for_turn(turn)
-            for rnd in range(1, spec.calls_per_turn + 1):
-                tools = rnd < spec.calls_per_turn
-                on_call(self._call(session, turn, rnd, t0, conversation, tools=tools))
-            self._sleep(spec.idle_between_turns_ms / 1000)
-            after_turn(turn)
+        for step in rounds(spec):
+            on_call(self._call(session, step, t0))
+            if step.ends_turn:
+                self._sleep(spec.idle_between_turns_ms / 1000)
+                after_turn(step.turn)
 
-    def _call(
-        self,
-        session: int,
-        turn: int,
-        rnd: int,
-        t0: float,
-        conversation: Conversation,
-        *,
-        tools: bool,
-    ) -> CallRecord:
+    def _call(self, session: int, step: Round, t0: float) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
         try:
-            self._round_trip(conversation, tools=tools)
+            self._round_trip(step.conversation, tools=step.tools)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
-            session=session,
-            turn=turn,
-            rnd=rnd,
-            t0=t0,
-            started=started,
-            ended=self._clock(),
-            failure=failure,
+            session, step, t0=t0, started=started, ended=self._clock(), failure=failure
         )
 
     def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
