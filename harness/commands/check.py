@@ -16,6 +16,7 @@ out of the count.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import traceback
 from pathlib import Path
@@ -33,8 +34,10 @@ from harness.commands._common import (
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
+from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
+from harness.zygote import workers_for
 
 HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
 
@@ -74,10 +77,17 @@ def main(ns: argparse.Namespace) -> int:
 
 
 def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
-    started, t0 = utc_now(), monotonic()
-    outcome = run_matrix(
-        [Cell(scenario, ns.factory, "pass")], repeat=ns.repeat, jobs=1, root=ns.root.resolve()
-    )
+    started, t0, root = utc_now(), monotonic(), ns.root.resolve()
+    # Repeated runs fork from one zygote (one SDK import instead of one per run). It lives
+    # as long as this check, so no two commits' code ever meet in it.
+    with workers_for(root, fresh=ns.repeat == 1) as zygote:
+        outcome = run_matrix(
+            [Cell(scenario, ns.factory, "pass")],
+            repeat=ns.repeat,
+            jobs=1,
+            root=root,
+            runner=functools.partial(run_one, zygote=zygote),
+        )
     if outcome.interrupted:
         raise KeyboardInterrupt
     entry = outcome.entries[0]
