@@ -918,3 +918,22 @@ def test_on_a_tty_bisect_shows_live_progress_and_quiet_prints_the_conclusion(
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout.count("\n") == 1 and quiet.stdout.startswith(conclusion)
     assert quiet.stderr == ""
+
+
+def test_json_prints_only_the_report(tmp_path: Path) -> None:
+    repo = _new_repo(tmp_path / "repo")
+    shas = [_commit(repo, f"c{i}", STATE="healthy" if i < 3 else "regression") for i in range(6)]
+    oracle = tmp_path / "state_oracle.py"
+    oracle.write_text(STATE_ORACLE, encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
+    reports = tmp_path / "reports"
+    done = harness_bisect(
+        *("--repo", repo, "--good", shas[0], "--bad", shas[5], "--json"),
+        *("--scenario", tmp_path / "s.yaml", "--factory", "unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}", "--report-dir", reports),
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    report = json.loads(done.stdout)  # the whole of stdout: no progress or conclusion lines
+    assert done.stdout == (only_report(reports) / "bisect.json").read_text(encoding="utf-8")
+    assert (report["status"], report["result"]["sha"]) == ("found", shas[3])

@@ -106,11 +106,18 @@ def validate(req: BisectRequest) -> tuple[Path, _Bounds]:
     )
 
 
-def run_bisect(req: BisectRequest, *, out: TextIO, progress: Progress | None = None) -> int:
+def run_bisect(
+    req: BisectRequest,
+    *,
+    out: TextIO,
+    progress: Progress | None = None,
+    json_to: TextIO | None = None,
+) -> int:
     """Run the whole bisect; return the exit code. See the module docstring.
 
     Progress goes to ``progress`` (default: plain lines on ``out``; the command passes a live
-    display on a terminal, see :mod:`harness.progress`).
+    display on a terminal, see :mod:`harness.progress`). With ``json_to``, bisect.json's text
+    is written there at the end, whatever the outcome (``bisect --json``).
     """
     common, bounds = validate(req)
     run = _Run(req, bounds, _make_run_dir(req.report_dir), progress or Progress(out))
@@ -133,6 +140,8 @@ def run_bisect(req: BisectRequest, *, out: TextIO, progress: Progress | None = N
         finally:
             with ignoring():
                 run.remove_clone()
+                if json_to is not None:
+                    run.print_report(json_to)
 
 
 def _make_run_dir(report_dir: Path) -> Path:
@@ -348,6 +357,13 @@ class _Run:
             self.run_dir / "bisect.json", json.dumps(report.to_dict(), indent=2) + "\n"
         )
         atomic_write_text(self.run_dir / "bisect.md", render_markdown(report))
+
+    def print_report(self, out: TextIO) -> None:
+        """Copy bisect.json, when :meth:`finish` wrote one, to ``out``."""
+        path = self.run_dir / "bisect.json"
+        if path.is_file():
+            out.write(path.read_text(encoding="utf-8"))
+            out.flush()
 
     def report(self, outcome: Outcome) -> BisectReport:
         req = self.req

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shlex
 import sys
@@ -88,11 +89,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("reports"),
         help="where bisect-<id>/ goes (default: reports/)",
     )
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
         "--quiet",
         "-q",
         action="store_true",
         help="print only the conclusion line (bisect-<id>/bisect.json holds every detail)",
+    )
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print only bisect.json's text once the bisect has ended, however it ended",
     )
     parser.add_argument(
         "--oracle",
@@ -160,7 +167,10 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
 
 def main(ns: argparse.Namespace) -> int:
     """Run the bisect; on a terminal with a live display, with ``--quiet`` printing only the
-    conclusion line (the first bad commit, or why none was named)."""
+    conclusion line (the first bad commit, or why none was named), with ``--json`` only the
+    report (bisect.json's text)."""
+    if ns.json:  # the lines go nowhere; bisect.json's text goes to stdout at the end
+        return run_bisect(request_from(ns), out=io.StringIO(), json_to=sys.stdout)
     mode = choose_mode(sys.stdout, quiet=ns.quiet, env=os.environ)
     progress = make_progress(mode, sys.stdout, what="oracle runs", failed_word="untestable")
     with progress:
