@@ -19,6 +19,7 @@ from harness.scenario import Scenario, SessionSpec
 __all__ = [
     "MODEL",
     "Conversation",
+    "Round",
     "append_tool_result",
     "call_id",
     "call_record",
@@ -26,6 +27,7 @@ __all__ = [
     "error_type",
     "request_args",
     "resource_of",
+    "rounds",
 ]
 
 MODEL: Final = "mock-model"
