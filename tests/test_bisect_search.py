@@ -111,7 +111,7 @@ def test_read_check_observed_runs_and_disagreeing() -> None:
     [
         ([], [], "clean"),
         ([], [False], "buggy"),
-        ([True], [False], None),  # deterministic: each bound once, as git bisect's bounds
+        ([True], [False], None),  # deterministic: each bound once
         ([False], [False], "buggy"),  # the regression hid: estimate how often
         ([True, False], [False], "buggy"),
         ([True, False, True, True, False, True], [False], None),
@@ -185,18 +185,24 @@ def _search(
     untestable: frozenset[int] = frozenset(),
     confidence: float = 0.95,
     max_runs: int | None = None,
+    fix: bool = False,
 ) -> tuple[Decision, int, Posterior]:
+    """A regression search, or with ``fix`` a fix search: the commits before ``truth`` (the
+    old bound included) have the bug, and ``truth`` is the first fixed one."""
     history = History.linear([f"c{i}" for i in range(n)])
-    posterior = Posterior(history, buggy_is_new=True)
+    posterior = Posterior(history, buggy_is_new=not fix)
+    buggy_bound, clean_bound = (
+        (OLD_BOUND, history.new_bound) if fix else (history.new_bound, OLD_BOUND)
+    )
 
     def run(x: int) -> bool:
-        buggy = x != OLD_BOUND and x >= truth
+        buggy = x < truth if fix else x >= truth
         return rng.random() < (show if buggy else alarm)
 
     buggy_runs: list[bool] = []
     clean_runs: list[bool] = []
     while (side := calibration_next(buggy_runs, clean_runs)) is not None:
-        x = history.new_bound if side == "buggy" else OLD_BOUND
+        x = buggy_bound if side == "buggy" else clean_bound
         shown = run(x)
         (buggy_runs if side == "buggy" else clean_runs).append(shown)
         posterior.observe(x, shown)
@@ -213,10 +219,11 @@ def _search(
             posterior.observe(d.commit, run(d.commit))
 
 
-def test_deterministic_oracle_costs_at_most_log2_plus_4_runs_and_two_over_git() -> None:
+@pytest.mark.parametrize("fix", [False, True])
+def test_deterministic_oracle_costs_at_most_log2_plus_4_runs_and_two_over_git(fix: bool) -> None:
     runs = []
     for truth in range(39):
-        decision, used, posterior = _search(39, truth, random.Random(0))
+        decision, used, posterior = _search(39, truth, random.Random(0), fix=fix)
         assert (decision.kind, decision.commit) == ("found", truth)
         assert decision.confidence >= 0.95
         assert posterior.rate_estimate()[0] > 0.9

@@ -28,10 +28,12 @@ hides the regression sends the search to the wrong side for good, and the runs a
 cannot contradict it (with one-sided noise they all agree with the wrong answer): only a
 re-test of that commit can. So the prior (see :data:`SHOW_RATES`) is tuned so that a search
 whose runs all agree re-tests that commit about twice before one candidate holds
-``confidence``. The search stops when
-one candidate holds ``confidence`` of the mass (found), when a group of candidates that only
-untestable commits separate holds it (ambiguous, like git's "possible first bad commit"), or
-when the run budget is spent (uncertain). Nothing here touches git, processes or clocks.
+``confidence``.
+
+The search stops when one candidate holds ``confidence`` of the mass (found), when a group of
+candidates that only untestable commits separate holds it (ambiguous, like git's "possible
+first bad commit"), or when the run budget is spent (uncertain). Nothing here touches git,
+processes or clocks.
 """
 
 from __future__ import annotations
@@ -282,10 +284,11 @@ class Posterior:
     def splitting_commit(self, skipped: frozenset[int]) -> int | None:
         """The testable commit that splits the candidates' mass most evenly: the one whose
         chance of being in the new state is nearest to 1/2 (git's midpoint, weighted by the
-        posterior). On a tie the newer one, so the newer side is the smaller: an answer late
-        in the history has seen fewer runs show the regression, so it needs more re-tests
-        to confirm, and this way it needs fewer midpoints."""
+        posterior). On a tie the one nearer the buggy bound, so the half away from it is the
+        smaller: an answer there has seen fewer runs show the regression, needs more
+        re-tests to confirm, and so gets fewer midpoints."""
         marginal, linear = self.marginal(), self.history.is_linear
+        tie = 1e-12 if self.buggy_is_new else -1e-12  # the newer commit wins, or the older
         best, best_gap, below = None, 1.0, 0.0
         for x in range(len(marginal)):
             if linear:  # then a commit's ancestors are the ones before it
@@ -293,7 +296,7 @@ class Posterior:
             else:
                 below = sum(marginal[c] for c in _bits(self.history.ancestors[x]))
             gap = abs(below - 0.5)
-            if x not in skipped and gap <= best_gap + 1e-12:
+            if x not in skipped and gap <= best_gap + tie:
                 best, best_gap = x, gap
         return best
 
