@@ -171,7 +171,7 @@ def _first_pick(candidates: int) -> int | None:
     while (side := calibration_next(buggy, clean)) is not None:
         (buggy if side == "buggy" else clean).append(side == "buggy")
         posterior.observe(candidates - 1 if side == "buggy" else -1, side == "buggy")
-    return posterior.most_informative(frozenset())
+    return posterior.splitting_commit(frozenset())
 
 
 @pytest.fixture
@@ -280,13 +280,13 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
     assert "SyntaxError: expected ':' (factory.py, line 5)" in report["skipped"][0]["detail"]
     assert report["candidates"] == BAD and report["expected_steps"] == math.ceil(math.log2(BAD))
     labels = [s["label"] for s in report["steps"]]
-    # calibration: the good bound once, the bad bound twice (a deterministic oracle)
-    assert labels[:3] == ["good bound", "bad bound", "bad bound"]
-    assert set(labels[3:]) == {"step"}
+    # calibration: each bound once (a deterministic oracle)
+    assert labels[:2] == ["good bound", "bad bound"]
+    assert set(labels[2:]) == {"step"}
     assert report["bounds"]["old"]["record"]["verdict"] == "healthy"
     assert report["bounds"]["new"]["record"]["verdict"] == "regression"
     assert report["confidence"] >= 0.95 and report["flake"]["show_rate"] > 0.9
-    steps = report["steps"][3:]
+    steps = report["steps"][2:]
     assert steps[0]["sha"] == shas[S]
     tested = {s["sha"]: s["term"] for s in steps}
     assert tested[shas[K]] == "bad" and tested[shas[K - 1]] == "good"
@@ -298,11 +298,11 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
             assert step["metrics"]["errors"][0] > 0
     # the skip and the confirming re-tests cost a few calls over the ideal
     assert report["oracle"]["bisect_calls"] <= report["expected_steps"] + 3
-    assert report["oracle"]["calls"] == report["oracle"]["bisect_calls"] + 3
-    assert {r["sha"]: r["runs"] for r in report["runs_per_commit"]}[shas[BAD]] == 2
+    assert report["oracle"]["calls"] == report["oracle"]["bisect_calls"] + 2
+    assert {r["sha"]: r["runs"] for r in report["runs_per_commit"]}[shas[BAD]] == 1
     log = (run_dir / "bisect-log.txt").read_text(encoding="utf-8")
     assert log.count("# skip:") == 1 and f"# first bad commit: [{shas[K]}]" in log
-    assert f"# harness runs: [{shas[BAD]}] 2/2 unhealthy" in log
+    assert f"# harness runs: [{shas[BAD]}] 1/1 unhealthy" in log
     replay = _replay(repo, log)
     assert f"{shas[K]} is the first bad commit" in replay
     markdown = (run_dir / "bisect.md").read_text(encoding="utf-8")
@@ -478,7 +478,7 @@ def _wait_for_running_step(reports: Path, proc: subprocess.Popen[str]) -> Path:
             running = [
                 p
                 for p in steps.glob("*.check.log")
-                if int(p.name[:3]) >= 4  # after the three calibration calls
+                if int(p.name[:3]) >= 3  # after the two calibration calls
                 and not list(steps.glob(f"{p.name.split('.')[0]}.step.json"))
             ]
             if running:
