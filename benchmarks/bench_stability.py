@@ -1,6 +1,7 @@
 """Verdict and series stability under load: every bundled cell N times, both cores busy.
 
-    python benchmarks/bench_stability.py [--runs 20] [--busy 2] [--jobs 1] [PATHS...]
+    python benchmarks/bench_stability.py [--runs 20] [--busy 2] [--jobs 1] [--fresh-workers]
+        [PATHS...]
 
 Starts ``--busy`` busy-loop processes (default: one per core) that saturate the machine,
 runs every (scenario, variant) cell of the bundled scenarios (or PATHS) ``--runs`` times,
@@ -14,6 +15,7 @@ wrong commit. Figures only; no thresholds.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import subprocess
@@ -27,7 +29,9 @@ from pathlib import Path
 from harness.commands._common import load_all, positive_int
 from harness.matrix import Cell, plan, run_matrix
 from harness.result import RunResult
+from harness.runner import run_one
 from harness.verdict import RegressEntry
+from harness.zygote import workers_for
 
 BUSY_LOOP = "while True: pass"
 
@@ -91,16 +95,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--busy", type=int, default=os.cpu_count() or 2, help="busy-loop processes (cores)"
     )
     parser.add_argument("--jobs", type=positive_int, default=1, help="cells in parallel (1)")
+    parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="a fresh interpreter per run (default: forked from a zygote, as regress does)",
+    )
     ns = parser.parse_args(argv)
     scenarios = load_all(ns.paths)
     cells: list[Cell] = plan(scenarios)
     t0 = time.monotonic()
-    with busy(ns.busy):
-        outcome = run_matrix(cells, repeat=ns.runs, jobs=ns.jobs, root=Path.cwd())
+    with busy(ns.busy), workers_for(Path.cwd(), fresh=ns.fresh_workers) as zygote:
+        outcome = run_matrix(
+            cells,
+            repeat=ns.runs,
+            jobs=ns.jobs,
+            root=Path.cwd(),
+            runner=functools.partial(run_one, zygote=zygote),
+        )
     wall = time.monotonic() - t0
+    how = "fresh interpreters" if zygote is None else "zygote"
     print(
         f"{len(cells)} cells x {ns.runs} runs, {ns.busy} busy loops, {ns.jobs} job(s), "
-        f"wall {wall:.0f} s"
+        f"{how}, wall {wall:.0f} s"
     )
     header = ("scenario", "variant", "verdict", "series", "modal series", "statuses", "others")
     rows = [row(e) for e in outcome.entries]
