@@ -32,7 +32,9 @@ from contextlib import contextmanager
 
 import h11
 
-from harness.mockserver import MockServer, protocol
+from harness.mockserver import MockServer
+from harness.mockserver.request import ApiRequest, parse_api_request
+from harness.mockserver.templates import template_for
 from harness.scenario import Reply, ServerSpec
 
 CHUNKS = 16
@@ -51,15 +53,16 @@ CONCURRENCY = (1, 8, 64)
 
 def _static_bytes(mode: str) -> bytes:
     """The exact bytes the mock server sends for one request of ``mode``."""
-    parsed = protocol.parse_api_request("chat.completions", BODIES[mode].encode())
-    assert isinstance(parsed, protocol.ApiRequest)
+    parsed = parse_api_request("chat.completions", BODIES[mode].encode())
+    assert isinstance(parsed, ApiRequest)
+    template = template_for(parsed, REPLY)
     if mode == "json":
-        body = protocol.api_payload(parsed, REPLY, ident="x", created=0).body
+        body = template.payload(ident="x", created=0).body
         return (
             b"HTTP/1.1 200 \r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\n\r\n" % len(body)
         ) + body
-    plan = protocol.api_stream(parsed, REPLY, ident="x", created=0)
+    plan = template.stream(ident="x", created=0)
     frames = b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in plan.head + plan.chunks + plan.tail)
     return (
         (b"HTTP/1.1 200 \r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")

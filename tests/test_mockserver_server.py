@@ -710,7 +710,7 @@ def test_a_paused_answer_then_the_next_request_on_the_same_connection() -> None:
 def test_hostile_bodies_each_get_a_400_on_a_connection_that_stays_open(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from test_mockserver_protocol import hostile_bodies
+    from test_mockserver_request import hostile_bodies
 
     corpus = hostile_bodies("chat.completions", seed=11, count=150)
     caplog.set_level(logging.INFO, logger="harness.mockserver")
