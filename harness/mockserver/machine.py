@@ -33,6 +33,10 @@ DRAINING the linger after a FIN (a socket closed with unread bytes sends RST, no
 server drains until the client closes or the linger ends). An exception raised by
 ``respond`` is a bug in the mock: the client gets a 500 and the driver logs one line and
 counts it as ``server_error``.
+
+Why one module of 500 lines: the transition table, the states it names and the handlers that
+enforce it are one unit (as in h11's ``_state.py``); split, a reader could no longer check a
+handler against its row of the table.
 """
 
 from __future__ import annotations
