@@ -24,7 +24,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal
 
 from harness.errors import UsageError
@@ -144,12 +143,7 @@ class MockServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def stats(self) -> ServerStats:
