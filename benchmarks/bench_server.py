@@ -14,7 +14,12 @@ starts; each measurement is bounded by a deadline and a request count. Loopback 
 servers are measured in turn, ``--runs`` times; the table shows the median of each and the
 range (min-max) of the ratio over the runs.
 
-    python benchmarks/bench_server.py [--runs 3] [--seconds 2] [--requests 200000]
+``--core`` measures only the sans-IO answer path, in this process: reading the request body
+and filling the answer from its template, in microseconds of this thread's CPU time per call
+(the best of many rounds), so a busy machine barely moves it. Use it to compare two versions
+of the mock's protocol modules when the throughput figures are too noisy to tell.
+
+    python benchmarks/bench_server.py [--runs 3] [--seconds 2] [--requests 200000] [--core]
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import timeit
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import h11
 
-from harness.mockserver import MockServer, protocol
+from harness.mockserver import MockServer
+from harness.mockserver.request import ApiRequest, parse_api_request
+from harness.mockserver.templates import template_for
 from harness.scenario import Reply, ServerSpec
 
 CHUNKS = 16
@@ -51,15 +59,16 @@ CONCURRENCY = (1, 8, 64)
 
 def _static_bytes(mode: str) -> bytes:
     """The exact bytes the mock server sends for one request of ``mode``."""
-    parsed = protocol.parse_api_request("chat.completions", BODIES[mode].encode())
-    assert isinstance(parsed, protocol.ApiRequest)
+    parsed = parse_api_request("chat.completions", BODIES[mode].encode())
+    assert isinstance(parsed, ApiRequest)
+    template = template_for(parsed, REPLY)
     if mode == "json":
-        body = protocol.api_payload(parsed, REPLY, ident="x", created=0).body
+        body = template.payload(ident="x", created=0).body
         return (
             b"HTTP/1.1 200 \r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\n\r\n" % len(body)
         ) + body
-    plan = protocol.api_stream(parsed, REPLY, ident="x", created=0)
+    plan = template.stream(ident="x", created=0)
     frames = b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in plan.head + plan.chunks + plan.tail)
     return (
         (b"HTTP/1.1 200 \r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -249,13 +258,38 @@ def _static(mode: str, *, parse_with_h11: bool = False) -> Iterator[int]:
         yield responder.port
 
 
+def _core() -> None:
+    """Print the CPU time per call of the sans-IO answer path (see the module docstring)."""
+
+    def answer(mode: str, shape: str) -> Callable[[], object]:
+        body = BODIES[mode].encode()
+
+        def call() -> object:
+            parsed = parse_api_request("chat.completions", body)
+            assert isinstance(parsed, ApiRequest)
+            template = template_for(parsed, REPLY)
+            return getattr(template, shape)(ident="mock000001", created=1)
+
+        return call
+
+    cases = [("json", "payload"), ("sse", "stream_bytes"), ("sse", "stream")]
+    print("sans-IO answer path: body parse + template fill, us of CPU per call (best of 60)")
+    for mode, shape in cases:
+        rounds = timeit.repeat(answer(mode, shape), number=1000, repeat=60, timer=time.thread_time)
+        print(f"{mode + ' ' + shape:<26}{min(rounds) * 1000:>8.2f} us", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3, help="measurements per server and load")
     parser.add_argument("--seconds", type=float, default=2.0, help="duration per measurement")
     parser.add_argument("--requests", type=int, default=200_000, help="request cap per measurement")
+    parser.add_argument("--core", action="store_true", help="time only the sans-IO answer path")
     parser.add_argument("--load", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
     ns = parser.parse_args()
+    if ns.core:
+        _core()
+        return 0
     if ns.load:
         port, mode, clients, requests, seconds = ns.load
         print(

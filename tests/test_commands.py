@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from _wait import until
 
 from harness.cli import main
 from harness.commands.check import decide
@@ -343,7 +342,7 @@ def test_regress_interrupted_writes_what_finished(
             if "a-quick / baseline" in line:
                 break
         # The slow scenario (started first: longest first) is still running its worker.
-        workers = _until_found(lambda: _workers(proc.pid, temp))
+        workers = until(lambda: _workers(proc.pid, temp), what="a worker", timeout_s=60)
         # The slow run's folder (and the zygote's, when its path is short enough for TMPDIR).
         assert [p.name[:12] for p in temp.iterdir()].count("harness-run-") == 1
         for signum in signals:
@@ -368,14 +367,6 @@ def _workers(pid: int, temp: Path) -> list[psutil.Process]:
     if not any(path.stat().st_size for path in temp.glob("harness-run-*/out.jsonl")):
         return []
     return psutil.Process(pid).children(recursive=True)
-
-
-def _until_found(find: Callable[[], list[psutil.Process]]) -> list[psutil.Process]:
-    deadline = time.monotonic() + 60
-    while not (found := find()):
-        assert time.monotonic() < deadline, "no worker started within 60 s"
-        time.sleep(0.05)
-    return found
 
 
 def test_run_unimportable_factory_is_usage_error(

@@ -13,9 +13,10 @@ import threading
 import time
 
 import pytest
+from _wait import blocked_in, until
 
 from harness.interrupts import SLICE_S, Caught, Interrupted, handling, ignoring, in_slices
-from harness.processes import spawn
+from harness.processes import Child, spawn
 
 
 def _deliver(signum: int) -> None:
@@ -94,8 +95,10 @@ def test_a_signal_handed_to_another_thread_interrupts_a_waiting_child() -> None:
     """The kernel may deliver a process-directed SIGINT to any thread; its Python handler
     runs only in the main thread, which must not stay blocked in waitpid meanwhile."""
 
+    main = threading.current_thread()
+
     def send() -> None:
-        time.sleep(0.2)  # the main thread is in child.wait() by now
+        until(lambda: blocked_in(main, Child.wait), what="the main thread in child.wait()")
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this thread
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]

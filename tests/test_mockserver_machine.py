@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import h11
 import pytest
 
-from harness.mockserver import protocol, wire
+from harness.mockserver import wire
 from harness.mockserver.machine import (
     CLOSE,
     HALF_CLOSE,
@@ -27,9 +27,10 @@ from harness.mockserver.machine import (
     State,
     Write,
 )
+from harness.mockserver.payload import json_payload
 
 BODY = b'{"model": "m"}'
-PAYLOAD = protocol.json_payload(200, {"ok": True})
+PAYLOAD = json_payload(200, {"ok": True})
 KEEP = wire.payload_reply(PAYLOAD, wire.Framing(True, True, False))
 ANSWER = KEEP.steps[0]
 assert isinstance(ANSWER, bytes)

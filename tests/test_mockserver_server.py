@@ -8,6 +8,7 @@ no server thread outlives a test.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import importlib.metadata
 import json
@@ -25,6 +26,7 @@ import httpx
 import openai
 import psutil
 import pytest
+from _wait import blocked_in, until
 
 from harness.errors import UsageError
 from harness.mockserver import MockServer
@@ -129,12 +131,15 @@ def statuses(stats: ServerStats) -> list[int]:
 
 
 def wait_for_idle_closes(server: MockServer, count: int) -> None:
-    """Block until the server has reaped ``count`` idle connections (no fixed sleeps)."""
-    deadline = time.monotonic() + 10
-    while server.stats().faults_fired.get("idle_close", 0) < count:
-        assert time.monotonic() < deadline, "the idle timeout never fired"
-        time.sleep(0.01)
-    time.sleep(0.02)  # the close itself follows the count within the same loop step
+    """Block until the server has reaped ``count`` idle connections and their FINs or RSTs
+    are on the wire (the count comes first, within the same loop step as the close)."""
+    until(
+        lambda: server.stats().faults_fired.get("idle_close", 0) >= count,
+        what=f"{count} idle close(s)",
+        timeout_s=10,
+        interval_s=0.01,
+    )
+    server.settle()  # returns once every close under way has left
 
 
 # --- the SDK parses every reply --------------------------------------------------------------
@@ -285,10 +290,15 @@ def test_settle_ends_an_overdue_idle_connection_at_once(close: Any) -> None:
         results: list[frozenset[int]] = []
         settling = threading.Thread(target=lambda: results.append(server.settle()))
         with loop_blocked(server) as release:
-            time.sleep(0.1)  # past the 50 ms idle deadline; the loop cannot run the timer
-            assert server.stats().faults_fired == {}
-            settling.start()  # queued behind the block, so it usually runs before the timer
-            time.sleep(0.02)
+            [conn] = server._connections  # the loop is blocked: safe to read from here
+            deadline = conn.machine.deadline
+            assert deadline is not None
+            until(lambda: time.monotonic() > deadline, what="the idle deadline")
+            assert server.stats().faults_fired == {}  # the loop cannot run the timer
+            settling.start()
+            # settle() queues its callback, then waits for its result: once it waits, the
+            # callback is queued behind the block, and so runs before the overdue timer.
+            until(lambda: blocked_in(settling, concurrent.futures.Future.result))
             release.set()
             settling.join(10)
         [ports] = results
@@ -710,7 +720,7 @@ def test_a_paused_answer_then_the_next_request_on_the_same_connection() -> None:
 def test_hostile_bodies_each_get_a_400_on_a_connection_that_stays_open(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from test_mockserver_protocol import hostile_bodies
+    from test_mockserver_request import hostile_bodies
 
     corpus = hostile_bodies("chat.completions", seed=11, count=150)
     caplog.set_level(logging.INFO, logger="harness.mockserver")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import h11
 import pytest
 
-from harness.mockserver import protocol, wire
-from harness.mockserver.protocol import StreamPlan
+from harness.mockserver import wire
+from harness.mockserver.payload import JSON_HEADERS, SSE_HEADERS, StreamPlan, json_payload
 from harness.mockserver.wire import LAST_CHUNK, Framing, chunk
 
 PLAN = StreamPlan(head=(b"H1", b"H2"), chunks=(b"c1", b"c2", b"c3"), tail=(b"T1", b"T2"))
@@ -34,9 +34,9 @@ REQUESTS = {
 @pytest.mark.parametrize(
     ("status", "headers", "length"),
     [
-        (200, protocol.JSON_HEADERS, 17),
-        (429, (*protocol.JSON_HEADERS, ("retry-after", "0.05")), 90),
-        (200, protocol.SSE_HEADERS, None),
+        (200, JSON_HEADERS, 17),
+        (429, (*JSON_HEADERS, ("retry-after", "0.05")), 90),
+        (200, SSE_HEADERS, None),
     ],
 )
 def test_response_head_is_what_h11_sends(
@@ -57,14 +57,14 @@ def test_response_head_is_what_h11_sends(
 
 def test_chunks_are_what_h11_sends() -> None:
     conn = h11_after_request(REQUESTS["keep-alive"])
-    conn.send(h11.Response(status_code=200, headers=list(protocol.SSE_HEADERS)))
+    conn.send(h11.Response(status_code=200, headers=list(SSE_HEADERS)))
     assert chunk(b"data: x\n\n") == conn.send(h11.Data(data=b"data: x\n\n"))
     assert chunk(b"") == b""
     assert conn.send(h11.EndOfMessage()) == LAST_CHUNK
 
 
 def sse_head(*, close: bool = False, chunked: bool = True) -> bytes:
-    return wire.response_head(200, protocol.SSE_HEADERS, length=None, close=close, chunked=chunked)
+    return wire.response_head(200, SSE_HEADERS, length=None, close=close, chunked=chunked)
 
 
 def test_stream_without_pauses_is_one_write() -> None:
@@ -107,8 +107,8 @@ def test_stream_to_a_closing_client_ends_with_fin() -> None:
 
 
 def test_payload_reply_steps_and_endings() -> None:
-    payload = protocol.json_payload(200, {"a": 1})
-    head = wire.response_head(200, protocol.JSON_HEADERS, length=7, close=False, chunked=True)
+    payload = json_payload(200, {"a": 1})
+    head = wire.response_head(200, JSON_HEADERS, length=7, close=False, chunked=True)
     assert wire.payload_reply(payload, HTTP11) == wire.Reply((head + b'{"a":1}',), 200, "keep")
     assert wire.payload_reply(payload, HTTP11, delay_s=0.2, pause_s=1.0).steps == (
         0.2,
@@ -119,8 +119,7 @@ def test_payload_reply_steps_and_endings() -> None:
     closing = wire.payload_reply(payload, CLOSING)
     assert closing.end == "fin"
     assert closing.steps == (
-        wire.response_head(200, protocol.JSON_HEADERS, length=7, close=True, chunked=True)
-        + b'{"a":1}',
+        wire.response_head(200, JSON_HEADERS, length=7, close=True, chunked=True) + b'{"a":1}',
     )
     head_only = Framing(keep_alive=True, chunked=True, head_only=True)
     assert wire.payload_reply(payload, head_only).steps == (head,)

@@ -5,22 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from _wait import until
 
 from harness.probe import Probe
 from harness.result import SocketSample
-
-DEADLINE_S = 20.0  # generous: the kernel moves sockets to CLOSE_WAIT promptly, CI may not
-
-
-def _until(predicate: Callable[[], bool]) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached before the deadline"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def test_counts_close_wait_from_a_peer_that_closed(
         _connect(listener, clients)
         conn, _ = listener.accept()
         conn.close()  # FIN to the client, which keeps its fd: CLOSE_WAIT
-    _until(lambda: probe.counts().close_wait == 3)
+    until(lambda: probe.counts().close_wait == 3)
     assert probe.counts().established == 0
 
 
@@ -92,7 +83,7 @@ def test_ignores_sockets_toward_other_ports(
         conn.close()
         probe = Probe(_port(other), os.getpid())
         own = Probe(_port(listener), os.getpid())
-        _until(lambda: own.counts().close_wait == 1)
+        until(lambda: own.counts().close_wait == 1)
         assert (probe.counts().close_wait, probe.counts().established) == (0, 0)
     finally:
         other.close()
@@ -107,7 +98,7 @@ def test_a_socket_reset_by_the_peer_shows_only_in_fds(
     conn, _ = listener.accept()
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()  # RST: the client's socket leaves every listed TCP state
-    _until(lambda: _reset_seen(client))
+    until(lambda: _reset_seen(client))
     counts = probe.counts()
     assert (counts.close_wait, counts.established) == (0, 0)
     assert counts.fds == before + 1
@@ -141,7 +132,7 @@ def test_sample_is_a_socket_sample(listener: socket.socket, clients: list[socket
     _connect(listener, clients)
     conn, _ = listener.accept()
     conn.close()
-    _until(lambda: probe.counts().close_wait == 1)
+    until(lambda: probe.counts().close_wait == 1)
     sample = probe.sample("turn 4", 4)
     assert sample == SocketSample(
         label="turn 4", close_wait=1, established=0, fds=probe.counts().fds, turn=4

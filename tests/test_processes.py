@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from _wait import gone, until
 
 from harness.environment import harness_env
 from harness.processes import LIFELINE_ENV, LIFELINE_EXIT, kill_tree, spawn
@@ -72,22 +71,8 @@ time.sleep(600)
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # dead, awaiting its reaper
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _until(predicate: Callable[[], bool]) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached before the deadline"
-        time.sleep(0.02)
-
-
 def _pids(path: Path) -> list[int]:
-    _until(path.exists)
+    until(path.exists)
     return [int(p) for p in path.read_text().split()]
 
 
@@ -117,7 +102,7 @@ def test_kill_freezes_and_kills_the_whole_tree(tmp_path: Path) -> None:
         assert psutil.Process(daemon).ppid() == child.pid  # re-parented to the subreaper
         child.kill()
         assert child.proc.returncode == -signal.SIGKILL
-    assert all(_gone(p) for p in (work, daemon, session))
+    assert all(gone(p) for p in (work, daemon, session))
 
 
 def test_kill_tree_of_an_unguarded_child_reaches_other_sessions(tmp_path: Path) -> None:
@@ -129,7 +114,7 @@ def test_kill_tree_of_an_unguarded_child_reaches_other_sessions(tmp_path: Path) 
         _, daemon, session = _pids(pids)
         kill_tree(proc.pid)
         assert proc.wait(timeout=DEADLINE_S) == -signal.SIGKILL
-        assert _gone(session)
+        assert gone(session)
     finally:
         proc.kill()
         proc.wait()
@@ -148,7 +133,7 @@ def test_sigkill_of_the_parent_ends_the_child_and_its_daemons(tmp_path: Path) ->
         supervisor = psutil.Process(work).ppid()
         os.kill(parent.pid, signal.SIGKILL)
         assert parent.wait(timeout=DEADLINE_S) == -signal.SIGKILL
-        _until(lambda: all(_gone(p) for p in (supervisor, work, daemon, session)))
+        until(lambda: all(gone(p) for p in (supervisor, work, daemon, session)))
     finally:
         parent.kill()
         parent.wait()
@@ -210,7 +195,7 @@ def test_sigkill_of_a_runner_leaves_no_worker(tmp_path: Path) -> None:
         assert psutil.Process(supervisor).ppid() == driver.pid
         os.kill(driver.pid, signal.SIGKILL)
         assert driver.wait(timeout=DEADLINE_S) == -signal.SIGKILL
-        _until(lambda: all(_gone(p) for p in (supervisor, work, daemon, session)))
+        until(lambda: all(gone(p) for p in (supervisor, work, daemon, session)))
     finally:
         driver.kill()
         driver.wait()
@@ -280,15 +265,12 @@ def test_a_spawned_harness_command_dies_with_its_parent_and_takes_its_worker(
     argv = [sys.executable, "-m", "harness", "check", "--scenario", str(scenario)]
     argv += ["--factory", "baseline", "--root", str(tmp_path)]
     with spawn(argv, cwd=tmp_path, env=harness_env(os.environ)) as child:
-        deadline = time.monotonic() + DEADLINE_S
-        while not (tree := _worker_tree(child.pid)):
-            assert time.monotonic() < deadline, "the check started no worker"
-            time.sleep(0.05)
+        tree = until(lambda: _worker_tree(child.pid), what="a worker of the check")
         os.close(child._lifeline)  # what the kernel does when the parent dies, SIGKILL included
         child._lifeline = -1
         # The supervisor's watcher exits 137, or its main thread first dies as the work did.
         assert child.wait(DEADLINE_S) in (LIFELINE_EXIT, -signal.SIGKILL)
-        assert all(_gone(p.pid) for p in tree)
+        assert all(gone(p.pid) for p in tree)
 
 
 def _worker_tree(pid: int) -> list[psutil.Process]:

@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
+from _wait import gone, until
 
 from harness.errors import RunCancelled
 from harness.result import RunResult, SocketSample
@@ -31,22 +29,8 @@ def _scenario(tmp_path: Path, text: str, name: str = "s") -> Scenario:
     return load_scenario(path)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # killed, awaiting reaping
-    except psutil.NoSuchProcess:
-        return True
-
-
 def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
-
-
-def _until(predicate: Callable[[], bool]) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached before the deadline"
-        time.sleep(0.05)
 
 
 # --- the watchdog bound ------------------------------------------------------------------
@@ -275,14 +259,14 @@ def test_a_cancelled_run_kills_the_worker_and_its_children(tmp_path: Path) -> No
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        _until(lambda: len(_read(tmp_path / "pids.txt").split()) == 2)
+        until(lambda: len(_read(tmp_path / "pids.txt").split()) == 2)
     finally:
         cancel.set()
         thread.join(DEADLINE_S)
     assert [type(exc) for exc in raised] == [RunCancelled]
     worker, child = map(int, _read(tmp_path / "pids.txt").split())
-    assert _gone(worker)
-    _until(lambda: _gone(child))
+    assert gone(worker)
+    until(lambda: gone(child))
 
 
 @pytest.mark.parametrize(("exit_at", "status", "calls"), [(1, "untestable", 0), (3, "crashed", 2)])
@@ -333,7 +317,7 @@ def test_ctrl_c_in_the_parent_leaves_no_worker(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(SHORT)
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], stderr=subprocess.PIPE)
     try:
-        _until(
+        until(
             lambda: (
                 (tmp_path / "pids.txt").exists()
                 and len((tmp_path / "pids.txt").read_text().split()) == 2
@@ -348,8 +332,8 @@ def test_ctrl_c_in_the_parent_leaves_no_worker(tmp_path: Path) -> None:
             driver.wait()
     assert driver.returncode != 0
     assert stderr.decode().rstrip().endswith("KeyboardInterrupt")
-    assert _gone(worker)
-    _until(lambda: _gone(child))
+    assert gone(worker)
+    until(lambda: gone(child))
 
 
 LOUD = """

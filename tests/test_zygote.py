@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from _wait import gone, until
 
 from harness.environment import harness_env
 from harness.errors import RunCancelled, WorkerError
@@ -100,20 +100,6 @@ def _pids(folder: Path) -> list[int]:
     path = folder / "pids.txt"
     words = path.read_text().split() if path.exists() else []
     return [int(word) for word in words] if len(words) == 3 else []
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _until(predicate: Callable[[], bool]) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached before the deadline"
-        time.sleep(0.05)
 
 
 COUNTS = (*COUNT_FIELDS, "environment")
@@ -238,15 +224,15 @@ def test_a_cancelled_forked_run_leaves_nothing_and_the_zygote_serves_on(root: Pa
             )
         )
         try:
-            _until(lambda: bool(_pids(folder)))
+            until(lambda: bool(_pids(folder)))
         finally:
             cancel.set()
             thread.join(DEADLINE_S)
         assert [type(exc) for exc in raised] == [RunCancelled]
         worker, child, parent = _pids(folder)
-        assert _gone(worker)
-        _until(lambda: _gone(child))
-        assert not _gone(parent)  # the zygote lives on ...
+        assert gone(worker)
+        until(lambda: gone(child))
+        assert not gone(parent)  # the zygote lives on ...
         after = run_one(scenario, "baseline", root=root, zygote=zygote)
         assert (after.status, after.calls, zygote.forks) == ("completed", 3, 2)  # ... and forks
 
@@ -259,12 +245,12 @@ def test_closing_the_zygote_ends_a_running_worker(root: Path) -> None:
         thread, raised = _in_thread(
             lambda: run_one(scenario, "closing/factory.py:make", root=root, zygote=zygote)
         )
-        _until(lambda: bool(_pids(folder)))
+        until(lambda: bool(_pids(folder)))
     thread.join(DEADLINE_S)
     assert [type(exc) for exc in raised] == [WorkerError]
     assert str(raised[0]).startswith("the zygote ended")
     for pid in _pids(folder):
-        _until(lambda pid=pid: _gone(pid))
+        until(lambda pid=pid: gone(pid))
 
 
 DRIVER = """
@@ -285,12 +271,12 @@ def test_a_killed_harness_takes_the_zygote_and_its_workers_along(root: Path) -> 
     _scenario(folder, SHORT)
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root)], cwd=root)
     try:
-        _until(lambda: bool(_pids(folder)))
+        until(lambda: bool(_pids(folder)))
     finally:
         driver.send_signal(signal.SIGKILL)  # no cleanup runs: only the lifelines are left
         driver.wait()
     for pid in _pids(folder):
-        _until(lambda pid=pid: _gone(pid))
+        until(lambda pid=pid: gone(pid))
 
 
 def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None:
@@ -301,7 +287,7 @@ def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None
     try:
         with _zygote(root) as zygote:
             forked = zygote.fork(job, root / "stderr.txt", pass_fds=[write_end])
-            _until(lambda: bool(psutil.Process(forked.pid).children()))
+            until(lambda: bool(psutil.Process(forked.pid).children()))
             [work] = psutil.Process(forked.pid).children()
             assert os.readlink(f"/proc/{work.pid}/fd/{write_end}") == os.readlink(
                 f"/proc/self/fd/{write_end}"

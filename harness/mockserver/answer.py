@@ -1,10 +1,11 @@
-"""What a complete request is answered with: the protocol's reply shaped by the call's fault.
+"""What a complete request is answered with: OpenAI's answer shaped by the call's fault.
 
 No sockets: :class:`Responder` is the ``respond`` a :class:`~harness.mockserver.machine.
 ConnectionMachine` calls for each complete request of one connection. It routes the request
-(:mod:`.protocol`), numbers API calls and picks their fault (:class:`~.faults.CallLedger`),
-and returns an :class:`Answer`: the :class:`~harness.mockserver.wire.Reply` to play and the
-call to record when its last byte leaves.
+(:mod:`.routing`), reads an API request's body (:mod:`.request`), numbers API calls and picks
+their fault (:class:`~.faults.CallLedger`), fills the answer from the pair's cached template
+(:mod:`.templates`), and returns an :class:`Answer`: the :class:`~harness.mockserver.wire.Reply`
+to play and the call to record when its last byte leaves.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from collections.abc import Iterable
 
 import h11
 
-from harness.mockserver import protocol, wire
+from harness.mockserver import wire
+from harness.mockserver.bodies import models_payload
 from harness.mockserver.faults import CallLedger, Ticket
-from harness.mockserver.protocol import ApiRequest, Payload, Reject
+from harness.mockserver.payload import Payload, Reject, error_payload, json_payload
+from harness.mockserver.request import ApiRequest, parse_api_request
+from harness.mockserver.routing import Endpoint, route
+from harness.mockserver.templates import template_for
 from harness.scenario import HttpError, ResetOnReuse, ServerSpec, Stall, TruncateStream
 
 __all__ = ["Answer", "Responder"]
@@ -39,21 +44,21 @@ class Responder:
     def __call__(self, request: h11.Request, body: bytes, framing: wire.Framing) -> Answer:
         """What to send for a complete request (decided at once; the machine plays it)."""
         target = request.target.decode("latin-1")
-        endpoint = protocol.route(request.method.decode("latin-1"), target)
+        endpoint = route(request.method.decode("latin-1"), target)
         if isinstance(endpoint, Reject):
-            payload = protocol.error_payload(endpoint)
+            payload = error_payload(endpoint)
         elif endpoint == "stats":
-            payload = protocol.json_payload(200, self.ledger.snapshot().to_dict())
+            payload = json_payload(200, self.ledger.snapshot().to_dict())
         elif endpoint == "reset":
             self.ledger.reset()
-            payload = protocol.json_payload(200, {"ok": True})
+            payload = json_payload(200, {"ok": True})
         else:
             return self._api(endpoint, request, target, body, framing)
         return Answer(wire.payload_reply(payload, framing), None, self.ledger)
 
     def _api(
         self,
-        endpoint: protocol.Endpoint,
+        endpoint: Endpoint,
         request: h11.Request,
         target: str,
         body: bytes,
@@ -61,7 +66,7 @@ class Responder:
     ) -> Answer:
         parsed: ApiRequest | Reject | None = None
         if endpoint == "chat.completions" or endpoint == "responses":
-            parsed = protocol.parse_api_request(endpoint, body)
+            parsed = parse_api_request(endpoint, body)
             if isinstance(parsed, Reject):
                 log.info(
                     "mock server: connection %d: answered 400: %s", self.serial, parsed.message
@@ -100,7 +105,7 @@ class Answer:
 def _api_reply(
     spec: ServerSpec, ticket: Ticket, parsed: ApiRequest | Reject | None, framing: wire.Framing
 ) -> wire.Reply:
-    """The answer to API call ``ticket``: the fault layer's choice applied to the protocol's."""
+    """The answer to API call ``ticket``: the fault layer's choice applied to the body's."""
     fault = ticket.fault
     if isinstance(fault, ResetOnReuse):
         return wire.reply_without_answer(fault.mode)
@@ -109,22 +114,23 @@ def _api_reply(
         delay_ms += fault.ms
     delay_s = delay_ms / 1000
     if isinstance(parsed, Reject):
-        return wire.payload_reply(protocol.error_payload(parsed), framing, delay_s=delay_s)
+        return wire.payload_reply(error_payload(parsed), framing, delay_s=delay_s)
     if isinstance(fault, HttpError):
         return wire.payload_reply(_http_error(fault), framing, delay_s=delay_s)
     if parsed is None:
-        return wire.payload_reply(protocol.models_payload(), framing, delay_s=delay_s)
+        return wire.payload_reply(models_payload(), framing, delay_s=delay_s)
     stall_s = fault.ms / 1000 if isinstance(fault, Stall) and fault.at != "first_byte" else 0.0
     ident, created = f"mock{ticket.index:06d}", int(time.time())
+    template = template_for(parsed, spec.reply)
     if not parsed.stream:
-        payload = protocol.api_payload(parsed, spec.reply, ident=ident, created=created)
+        payload = template.payload(ident=ident, created=created)
         return wire.payload_reply(payload, framing, delay_s=delay_s, pause_s=stall_s)
     cut = fault.after_chunks if isinstance(fault, TruncateStream) else None
     if not stall_s and cut is None and (not spec.reply.chunk_delay_ms or spec.reply.chunks <= 1):
-        data = protocol.api_stream_bytes(parsed, spec.reply, ident=ident, created=created)
+        data = template.stream_bytes(ident=ident, created=created)
         return wire.whole_stream_reply(data, framing, delay_s=delay_s)
     return wire.stream_reply(
-        protocol.api_stream(parsed, spec.reply, ident=ident, created=created),
+        template.stream(ident=ident, created=created),
         framing,
         delay_s=delay_s,
         chunk_delay_s=spec.reply.chunk_delay_ms / 1000,
@@ -148,4 +154,4 @@ def _http_error(fault: HttpError) -> Payload:
         fault.status, ("server_error" if fault.status >= 500 else "invalid_request_error", None)
     )
     reject = Reject(fault.status, f"Mock server fault: HTTP {fault.status}.", type=kind, code=code)
-    return protocol.error_payload(reject, retry_after_s=fault.retry_after_s)
+    return error_payload(reject, retry_after_s=fault.retry_after_s)

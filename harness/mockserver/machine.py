@@ -20,7 +20,7 @@ States, and the moves each event may make, are in :data:`TRANSITIONS`::
 
 Requests are parsed by h11, a fresh parser per request fed with the previous one's
 ``trailing_data`` (h11's documented hand-over; pipelined requests are answered in order).
-What to answer is the injected ``respond``'s choice (protocol and faults, sans-IO too), a
+What to answer is the injected ``respond``'s choice (:mod:`.answer`, sans-IO too), a
 :class:`~harness.mockserver.wire.Reply` whose steps are bytes to write or seconds to pause.
 Bytes that arrive while a reply plays wait in the parser. The call is recorded just before
 its last byte is written, or when the connection ends with the reply cut short.
@@ -33,6 +33,10 @@ DRAINING the linger after a FIN (a socket closed with unread bytes sends RST, no
 server drains until the client closes or the linger ends). An exception raised by
 ``respond`` is a bug in the mock: the client gets a 500 and the driver logs one line and
 counts it as ``server_error``.
+
+Why one module of 500 lines: the transition table, the states it names and the handlers that
+enforce it are one unit (as in h11's ``_state.py``); split, a reader could no longer check a
+handler against its row of the table.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ from typing import Final, NamedTuple, Protocol
 
 import h11
 
-from harness.mockserver import protocol, wire
+from harness.mockserver import wire
 from harness.mockserver.faults import IDLE_CLOSE
-from harness.mockserver.protocol import Reject
+from harness.mockserver.payload import Reject, error_payload
 from harness.result import SERVER_ERROR
 
 __all__ = [
@@ -489,7 +493,7 @@ class ConnectionMachine:
         self._close_fin(event, now)
 
     def _write_reject(self, reject: Reject) -> None:
-        payload = protocol.error_payload(reject)
+        payload = error_payload(reject)
         head = wire.response_head(
             reject.status, payload.headers, length=len(payload.body), close=True, chunked=True
         )

@@ -2,12 +2,12 @@
 
 Each :class:`MockServer` runs its own event loop in a daemon thread, so several can serve at
 once in one process and a blocking caller (the sync openai SDK) can share the process. What to
-answer comes from :mod:`harness.mockserver.protocol`, which fault a call gets from
-:mod:`harness.mockserver.faults`, and the bytes and pauses of the answer from
-:mod:`harness.mockserver.wire`; :mod:`harness.mockserver.machine` (sans-IO) parses requests
-with h11, runs the deadlines and decides how connections end (FIN, RST or silent), and
-:mod:`harness.mockserver.connection` drives it on asyncio's callbacks; this module listens,
-caps connections, settles and stops.
+answer comes from :mod:`harness.mockserver.answer` (routing, request parsing, and OpenAI's
+bodies from cached templates), which fault a call gets from :mod:`harness.mockserver.faults`,
+and the bytes and pauses of the answer from :mod:`harness.mockserver.wire`;
+:mod:`harness.mockserver.machine` (sans-IO) parses requests with h11, runs the deadlines and
+decides how connections end (FIN, RST or silent), and :mod:`harness.mockserver.connection`
+drives it on asyncio's callbacks; this module listens, caps connections, settles and stops.
 
 Speed (see docs/mockserver.md, benchmarks/bench_server.py): a connection is an
 ``asyncio.Protocol`` that answers a request inside ``data_received`` when the answer has no
@@ -24,7 +24,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal
 
 from harness.errors import UsageError
@@ -144,12 +143,7 @@ class MockServer:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def stats(self) -> ServerStats:

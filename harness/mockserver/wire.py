@@ -20,7 +20,7 @@ import functools
 from collections.abc import Iterable
 from typing import Final, Literal, NamedTuple
 
-from harness.mockserver.protocol import SSE_HEADERS, Payload, StreamPlan
+from harness.mockserver.payload import SSE_HEADERS, Payload, StreamPlan
 
 __all__ = [
     "LAST_CHUNK",
