@@ -20,6 +20,7 @@ from harness.cli import main
 from harness.commands._common import discover
 from harness.commands.scenarios import first_sentence
 from harness.environment import harness_env
+from harness.errors import UsageError
 
 pytest_plugins = ["pytester"]
 
@@ -112,13 +113,13 @@ def test_a_path_wins_over_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_an_unknown_name_names_it_and_the_close_names() -> None:
-    with pytest.raises(bundled.UsageError) as caught:
+    with pytest.raises(UsageError) as caught:
         bundled.resolve("use-after-clos")
     assert str(caught.value) == (
         "use-after-clos: no such file or directory, nor a bundled scenario's name; "
         "did you mean use-after-close? `harness scenarios` lists them"
     )
-    with pytest.raises(bundled.UsageError, match=r"^zzz: no such file or directory, nor a bund"):
+    with pytest.raises(UsageError, match=r"^zzz: no such file or directory, nor a bund"):
         bundled.resolve("zzz")
     assert "did you mean" not in bundled.unknown_message("zzz")
 
@@ -302,7 +303,7 @@ def test_the_wheel_and_sdist_hold_the_scenarios_and_the_wheel_runs_them(tmp_path
         packaged = sorted(n for n in archive.namelist() if n.startswith("harness/_scenarios/"))
         metadata = archive.read("lifecycle_harness-0.3.0.dist-info/METADATA").decode()
         archive.extractall(tmp_path / "site")  # a pure wheel: unpacking is installing
-    assert packaged == [f"harness/_scenarios/{n}.yaml" for n in NAMES]
+    assert packaged == sorted(f"harness/_scenarios/{n}.yaml" for n in NAMES)
     assert "\nLicense-Expression: MIT\n" in metadata
     site = tmp_path / "site"
     assert (site / "lifecycle_harness-0.3.0.dist-info" / "licenses" / "LICENSE").is_file()
