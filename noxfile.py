@@ -1,5 +1,5 @@
-"""nox sessions: the main job (regress), compat (regress per SDK line), tests, lint, benchmarks
-and the bisect driver.
+"""nox sessions: the main job (regress), compat (regress per SDK line), tests, lint, benchmarks,
+the bisect driver, and build (sdist and wheel, checked from a fresh virtualenv).
 
 uv is used to build the virtualenvs when it is installed; nox falls back to virtualenv.
 Virtualenvs are reused between runs, so a warm `nox -s regress` skips the install.
@@ -135,3 +135,21 @@ def bisect(session: nox.Session) -> None:
     """Forward to `harness bisect`: nox -s bisect -- --repo PATH --good A --bad B ..."""
     session.install("-e", ".")
     session.run("python", "-m", "harness", "bisect", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdist and wheel in dist/ (the wheel built from the sdist), `twine check --strict`, then
+    tests/wheel_smoke.py: the wheel in a fresh virtualenv, run from an empty folder (bundled
+    scenarios by name, `harness regress` with no path, docs/pytest.md's example).
+
+    nox -s build [-- --quick]: --quick leaves out the full `harness regress` (minutes).
+    Needs uv on PATH (the smoke test's virtualenv).
+    """
+    session.install("build", "twine")
+    shutil.rmtree("dist", ignore_errors=True)  # only this build's files are checked
+    session.run("python", "-m", "build", "--outdir", "dist")
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in Path("dist").iterdir()))
+    wheel = str(next(Path("dist").glob("lifecycle_harness-*.whl")))
+    full = [] if "--quick" in session.posargs else ["--full"]
+    session.run("python", "tests/wheel_smoke.py", wheel, *full)

@@ -82,10 +82,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "harness_scenario" not in metafunc.fixturenames:
         return
-    from harness.testing import bundled_scenarios
+    from harness import bundled
 
     marker = metafunc.definition.get_closest_marker("harness_scenarios")
-    names = list(marker.args) if marker is not None and marker.args else bundled_scenarios()
+    names = list(marker.args) if marker is not None and marker.args else bundled.names()
     metafunc.parametrize("harness_scenario", names, ids=names)
 
 
@@ -124,8 +124,10 @@ def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
     """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None)``.
 
     ``factory`` is a spec string (resolved under ``root``, default the pytest rootdir) or a
-    module-level function; ``scenario`` a bundled name, a :class:`Scenario` or a file (a
-    relative path is relative to the rootdir). The run happens in a worker process.
+    module-level function; ``scenario`` a :class:`Scenario`, a file (a relative path is
+    relative to the rootdir) or a bundled scenario's name, looked up as the CLI does
+    (:func:`harness.bundled.resolve`: a path that exists wins). The run happens in a worker
+    process.
     """
     from harness.testing import check_factory
 
@@ -133,15 +135,12 @@ def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
 
     def check(factory: Any, scenario: Any, **options: Any) -> Checked:
         options.setdefault("root", rootdir)
-        if isinstance(scenario, str | Path) and _is_file_name(str(scenario)):
-            scenario = rootdir / scenario  # a relative file name is relative to the rootdir
+        if isinstance(scenario, str | Path) and (rootdir / scenario).exists():
+            scenario = rootdir / scenario  # a relative path is relative to the rootdir
+        # else a path from the current directory, or a bundled name (harness.bundled.resolve)
         return check_factory(factory, scenario, **options)
 
     return check
-
-
-def _is_file_name(text: str) -> bool:
-    return "/" in text or text.endswith((".yaml", ".yml"))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from harness import bundled
 from harness.commands.run import totals, turn_table
 from harness.errors import FactoryError, ScenarioError, UsageError
 from harness.result import RunResult
@@ -49,34 +50,21 @@ FactoryRef = str | Callable[..., Any]
 
 
 def bundled_scenario_dir() -> Path:
-    """The ``scenarios/`` directory shipped beside the ``harness`` package."""
-    directory = Path(__file__).resolve().parent.parent / "scenarios"
-    if not directory.is_dir():
-        raise UsageError(
-            f"the bundled scenarios are not at {str(directory)!r}; install lifecycle-harness "
-            "from its checkout (pip install -e PATH) or pass scenario files"
-        )
-    return directory
+    """The folder of the bundled scenarios (:func:`harness.bundled.directory`)."""
+    return bundled.directory()
 
 
 def bundled_scenarios() -> list[str]:
     """The names of the bundled scenarios, sorted."""
-    return sorted(path.stem for path in bundled_scenario_dir().glob("*.yaml"))
+    return bundled.names()
 
 
 def resolve_scenario(scenario: ScenarioRef) -> Scenario:
-    """A :class:`Scenario` as is, a bundled scenario's name, or a scenario file's path."""
+    """A :class:`Scenario` as is, else the file a path or a bundled scenario's name names
+    (:func:`harness.bundled.resolve`: an existing path wins)."""
     if isinstance(scenario, Scenario):
         return scenario
-    text = str(scenario)
-    if isinstance(scenario, str) and "/" not in text and not text.endswith((".yaml", ".yml")):
-        if text not in bundled_scenarios():
-            raise UsageError(
-                f"no bundled scenario {text!r}; use one of {', '.join(bundled_scenarios())} "
-                "or a scenario file's path"
-            )
-        return load_scenario(bundled_scenario_dir() / f"{text}.yaml")
-    return load_scenario(text)
+    return load_scenario(bundled.resolve(scenario))
 
 
 def server_spec(source: ScenarioRef | Mapping[str, Any] | None = None, **keys: Any) -> ServerSpec:

@@ -49,7 +49,7 @@ def test_bundled_scenarios_are_the_files_in_scenarios() -> None:
 
 
 def test_an_unknown_bundled_name_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match=r"^no bundled scenario 'nope'; use one of abandoned"):
+    with pytest.raises(UsageError, match=r"^nope: no such file or directory, nor a bundled sc"):
         resolve_scenario("nope")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import bundled
 from harness.environment import fingerprint
 from harness.errors import UsageError
 from harness.matrix import MatrixOutcome
@@ -31,6 +32,7 @@ __all__ = [
     "monotonic",
     "positive_int",
     "refuse_untestable",
+    "scenario_file",
     "utc_now",
     "write_json",
 ]
@@ -39,25 +41,26 @@ SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
 def discover(paths: Iterable[str]) -> list[Path]:
-    """Scenario files named by ``paths``: files as given, directories searched (sorted)."""
-    found: list[Path] = []
+    """Scenario files named by ``paths``: files as given, folders searched (sorted), bundled
+    scenario names (:func:`harness.bundled.resolve`: a path wins); no ``paths`` means the
+    bundled folder. A file named twice is kept once, where it first appears."""
+    paths = list(paths) or [str(bundled.directory())]
+    found: dict[Path, Path] = {}
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in SCENARIO_SUFFIXES))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise UsageError(f"{raw}: no such file or directory; pass scenario files or folders")
+        path = bundled.resolve(raw)
+        for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if p.suffix in SCENARIO_SUFFIXES or p is path:
+                found.setdefault(p.resolve(), p)
     if not found:
         raise UsageError(f"no scenario files (*.yaml) in {', '.join(map(str, paths))}")
-    return found
+    return list(found.values())
 
 
 def load_all(
     paths: Iterable[str], max_duration_s: float = DEFAULT_MAX_DURATION_S
 ) -> list[Scenario]:
-    """Load every scenario under ``paths``; the first invalid one raises ScenarioError."""
+    """Load every scenario under ``paths`` (see :func:`discover`); the first invalid one
+    raises ScenarioError, two files with one scenario name a UsageError."""
     scenarios = [load_scenario(p, max_duration_s=max_duration_s) for p in discover(paths)]
     seen: dict[str, str] = {}
     for s in scenarios:
@@ -68,6 +71,12 @@ def load_all(
             )
         seen[s.name] = s.path
     return scenarios
+
+
+def scenario_file(text: str | Path) -> Path:
+    """The one scenario file a ``SCENARIO``/``--scenario`` argument names: a path, else a
+    bundled scenario's name (:func:`harness.bundled.resolve`)."""
+    return bundled.resolve(text)
 
 
 def add_root_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -16,7 +16,7 @@ from harness.bisect.model import (
     REGRESSION_TERMS,
     BisectRequest,
 )
-from harness.commands._common import positive_int
+from harness.commands._common import positive_int, scenario_file
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.progress import choose_mode, make_progress
@@ -36,7 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead of --good/--bad: a commit with the bug (find the fix)",
     )
     parser.add_argument("--fixed", metavar="REF", help="a later commit where the bug is gone")
-    parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML file")
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        required=True,
+        help="scenario YAML file or bundled scenario name",
+    )
     parser.add_argument(
         "--factory",
         required=True,
@@ -151,7 +156,7 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
         old_ref=ns.good if regression else ns.broken,
         new_ref=ns.bad if regression else ns.fixed,
         terms=REGRESSION_TERMS if regression else FIX_TERMS,
-        scenario=ns.scenario,
+        scenario=scenario_file(ns.scenario),
         factory=ns.factory,
         oracle=oracle,
         repeat=ns.repeat,

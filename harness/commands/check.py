@@ -28,6 +28,7 @@ from harness.commands._common import (
     check_output_paths,
     monotonic,
     positive_int,
+    scenario_file,
     utc_now,
     write_json,
 )
@@ -43,7 +44,12 @@ HEALTHY, REGRESSION, UNTESTABLE = 0, 1, 125
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML file")
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        required=True,
+        help="scenario YAML file or bundled scenario name",
+    )
     parser.add_argument(
         "--factory",
         required=True,
@@ -64,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(ns: argparse.Namespace) -> int:
     # bad input, an over-long scenario included: COMMAND.usage_exit via the CLI
-    scenario = load_scenario(ns.scenario, max_duration_s=ns.max_duration)
+    scenario = load_scenario(scenario_file(ns.scenario), max_duration_s=ns.max_duration)
     check_output_paths(ns.json, None)
     try:
         return _check(ns, scenario)

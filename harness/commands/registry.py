@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from harness.commands import bisect, check, compare, regress, report, run, serve, validate
+from harness.commands import (
+    bisect,
+    check,
+    compare,
+    regress,
+    report,
+    run,
+    scenarios,
+    serve,
+    validate,
+)
 from harness.commands.base import Command
 
 __all__ = ["COMMANDS"]
 
 COMMANDS: tuple[Command, ...] = tuple(
-    module.COMMAND for module in (run, regress, check, bisect, serve, validate, report, compare)
+    module.COMMAND
+    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare)
 )

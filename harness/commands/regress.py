@@ -52,9 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
-        default=["scenarios"],
+        default=[],
         metavar="PATH",
-        help="scenario files or folders (default: scenarios)",
+        help="scenario files, folders or bundled scenario names "
+        "(default: every bundled scenario; `harness scenarios` lists them)",
     )
     parser.add_argument(
         "--jobs",

@@ -22,6 +22,7 @@ from harness.commands._common import (
     monotonic,
     positive_int,
     refuse_untestable,
+    scenario_file,
     utc_now,
     write_json,
 )
@@ -35,7 +36,7 @@ from harness.variants import BUNDLED, is_bundled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    parser.add_argument("scenario", type=Path, help="scenario YAML file or bundled scenario name")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--variant", help="a bundled variant, e.g. keepalive-fixed")
     which.add_argument(
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(ns: argparse.Namespace) -> int:
-    scenario = load_scenario(ns.scenario, max_duration_s=ns.max_duration)
+    scenario = load_scenario(scenario_file(ns.scenario), max_duration_s=ns.max_duration)
     variant = ns.variant or ns.factory
     if ns.variant is not None and not is_bundled(ns.variant):
         raise UsageError(

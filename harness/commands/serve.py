@@ -11,6 +11,7 @@ import contextlib
 import math
 import threading
 
+from harness.commands._common import scenario_file
 from harness.commands.base import Command
 from harness.interrupts import Interrupted, handling, in_slices
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
         metavar="FILE",
-        help="scenario whose `server:` section to serve (default: a plain server)",
+        help="scenario (file or bundled name) whose `server:` section to serve "
+        "(default: a plain server)",
     )
     parser.add_argument(
         "--port", type=_port, default=0, help="TCP port; 0 (the default) picks a free one"
@@ -77,7 +79,9 @@ def main(ns: argparse.Namespace) -> int:
     host = check_loopback(ns.host)
     # Only the server: section is served; the session's planned duration does not apply.
     spec = (
-        load_scenario(ns.scenario, max_duration_s=math.inf).server if ns.scenario else ServerSpec()
+        load_scenario(scenario_file(ns.scenario), max_duration_s=math.inf).server
+        if ns.scenario
+        else ServerSpec()
     )
     server = MockServer(
         spec,

@@ -12,7 +12,9 @@ from harness.scenario import load_scenario
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="FILE", help="scenario files or folders")
+    parser.add_argument(
+        "paths", nargs="+", metavar="FILE", help="scenario files, folders or bundled names"
+    )
     add_max_duration_argument(parser)
 
 
