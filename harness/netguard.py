@@ -134,7 +134,8 @@ def refused_destination(event: str, args: tuple[Any, ...]) -> str | None:
 
 
 def action(event: str, args: tuple[Any, ...]) -> str:
-    """What the event does, for a message: "a connection to", "a name lookup of", ..."""
+    """What the event does, for a message: "a connection to", "a packet to", "a name lookup
+    of", "a reverse lookup of" or "creating" (a socket of a family that leaves the host)."""
     if event in ("socket.getaddrinfo", "socket.gethostbyname"):
         host = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else args[0]
         try:
@@ -146,6 +147,8 @@ def action(event: str, args: tuple[Any, ...]) -> str:
         return "a reverse lookup of"
     if event == "socket.__new__":
         return "creating"
+    if event in ("socket.sendto", "socket.sendmsg"):
+        return "a packet to"
     return "a connection to"
 
 
@@ -163,7 +166,7 @@ def origin(frame: FrameType | None, root: Path) -> str | None:
     while frame is not None:
         name = frame.f_code.co_filename
         if _is_user_file(name):
-            path = Path(name)
+            path = Path(name).resolve()
             shown = path.relative_to(root) if path.is_relative_to(root) else path
             return f"{shown}:{frame.f_lineno}"
         frame = frame.f_back
