@@ -57,9 +57,10 @@ _LOCAL_FAMILIES: Final = frozenset(
     f for f in (getattr(socket, "AF_UNIX", None), getattr(socket, "AF_NETLINK", None)) if f
 )
 _IP_FAMILIES: Final = frozenset({socket.AF_INET, socket.AF_INET6})
-_HARNESS: Final = str(Path(__file__).resolve().parent)
-_STDLIB: Final = tuple(
-    {str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("stdlib", "platstdlib")}
+# Folders whose frames are never "the code under test" (each ends with a separator).
+_LIBRARY_DIRS: Final = tuple(
+    {str(Path(sysconfig.get_paths()[key]).resolve()) + "/" for key in ("stdlib", "platstdlib")}
+    | {str(Path(__file__).resolve().parent) + "/"}  # this harness
 )
 
 
@@ -179,8 +180,7 @@ def _is_user_file(name: str) -> bool:
     parts = Path(name).parts
     if "site-packages" in parts or "dist-packages" in parts:
         return False
-    resolved = str(Path(name).resolve())
-    return not resolved.startswith((*_STDLIB, _HARNESS + "/"))
+    return not str(Path(name).resolve()).startswith(_LIBRARY_DIRS)
 
 
 def install(on_refusal: Callable[[Refusal], None], *, root: Path) -> None:
