@@ -108,11 +108,13 @@ def sdk_errors(session: nox.Session, openai: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy --strict on harness/."""
+    """ruff (lint and format check), mypy --strict on harness/, and zizmor (the GitHub
+    Actions security linter, offline) on the workflow and the reusable action."""
     session.install("-e", ".[lint]")
     session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "harness", "tests", "benchmarks", "noxfile.py")
     session.run("mypy", "harness")
+    session.run("zizmor", "--offline", ".github/workflows/", "action.yml")
 
 
 @nox.session

@@ -11,8 +11,9 @@ is SIGKILLed, so no worker outlives its run. A worker forked from a :mod:`harnes
 
 Status: "completed" when the worker finished its session; "hung" when the watchdog fired;
 "untestable" when the factory could not be resolved, raised building the shared client, the
-worker died before its first call, or the client's calls never reached the mock server (0
-server-side requests against > 0 client calls: a stub that answers locally tests nothing);
+worker refused traffic off loopback (its ``refused`` line is the detail), the worker died
+before its first call, or the client's calls never reached the mock server (0 server-side
+requests against > 0 client calls: a stub that answers locally tests nothing);
 "crashed" when it died after its first call. ``detail`` says why, in at most
 :data:`DETAIL_MAX_CHARS` characters (a longer one says how much was cut); only the last
 :data:`STDERR_TAIL_BYTES` of the worker's stderr are read.
@@ -101,6 +102,7 @@ class _Recorded:
     samples: list[SocketSample] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)  # untestable/error lines
+    refused: str = ""  # the worker's refusal of traffic off loopback (harness.netguard)
     untestable: bool = False
     done: bool = False
     client_kind: str = ""
@@ -257,6 +259,9 @@ def _take(recorded: _Recorded, data: dict[str, Any]) -> None:
     elif kind in ("untestable", "error"):
         recorded.untestable = recorded.untestable or kind == "untestable"
         recorded.messages.append(str(data.get("message", "")))
+    elif kind == "refused":
+        recorded.untestable = True
+        recorded.refused = str(data.get("message", ""))
     elif kind == "done":
         recorded.done = True
     else:
@@ -301,6 +306,8 @@ def _status(
 ) -> tuple[RunStatus, str]:
     last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
     why = "; ".join(recorded.messages) or last
+    if recorded.refused:  # the worker wrote it and exited: nothing else of the run counts
+        return "untestable", recorded.refused
     if hung:
         return "hung", f"watchdog killed the worker after {limit:.1f} s"
     if recorded.untestable:  # the worker writes this line before exiting 3

@@ -21,11 +21,17 @@ goes, so a worker killed by the watchdog leaves everything it recorded:
   while building the shared client, or returns a client of another kind than the scenario's
   ``client.kind`` (exit code 3);
 - ``{"type": "error", "message": ...}`` when the worker itself fails (exit code 1);
+- ``{"type": "refused", "event", "destination", "origin", "message"}`` when code in the
+  worker (the factory, or the client it built) tried to connect or look a name up off
+  loopback (:mod:`harness.netguard`): nothing was sent, and the worker exits at once with
+  exit code 3, so a factory that catches the error cannot carry on and look healthy;
 - ``{"type": "done"}`` last, after a complete session (exit code 0).
 
 The worker runs under :func:`harness.processes.guard`: a supervisor half that reaps and kills
 everything the factory started (daemons too) when the run ends, and everything at once when
-the harness dies.
+the harness dies. Before the factory is imported, :func:`harness.netguard.install` refuses
+every connection and name lookup off loopback, and NO_PROXY/no_proxy gain the loopback
+hosts, so a proxy variable never carries the SDK's traffic to the mock server.
 
 Exit code 2: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
@@ -45,12 +51,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from harness.agateway import AsyncGateway, client_kind
 from harness.environment import fingerprint, target_commit
 from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
+from harness.netguard import Refusal, install, no_proxy
 from harness.probe import Probe
 from harness.processes import guard, leave
 from harness.result import CallRecord, SocketSample
@@ -225,6 +233,36 @@ def _closed_samples(sample: Callable[..., None]) -> None:
     sample("after gc")
 
 
+def _contain(job: Job, sink: _Sink) -> None:
+    """Keep this process on loopback from here on; a refusal ends it (exit code 3)."""
+    host = urlsplit(job.base_url).hostname
+    for name in ("NO_PROXY", "no_proxy"):
+        os.environ[name] = no_proxy(os.environ.get(name, ""), [host] if host else [])
+
+    def refused(refusal: Refusal) -> None:
+        message = refusal_message(refusal, job.factory)
+        sink.write("refused", {**asdict(refusal), "message": message})
+        os.write(2, f"harness worker: untestable: {message}\n".encode())
+        # Exit here, in whatever thread tried: raised, the error could be caught by the
+        # factory or retried by the SDK, and the run would go on as if nothing happened.
+        os._exit(EXIT_UNTESTABLE)
+
+    install(refused, root=Path(job.root))
+
+
+def refusal_message(refusal: Refusal, spec: str) -> str:
+    """One line: what was refused, toward where, and from which line of the code under test."""
+    where = (
+        f"from {refusal.origin}"
+        if refusal.origin is not None
+        else f"from the client that factory {spec!r} built (no line of the factory ran it)"
+    )
+    return (
+        f"refused {refusal.action} {refusal.destination} {where} ({refusal.event}): "
+        "a worker may reach only loopback (127.0.0.0/8, ::1, localhost); nothing was sent"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.worker JOB.json``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -240,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     with out:
         sink = _Sink(out)
+        _contain(job, sink)
         try:
             return run_job(job, sink)
         except Exception as exc:

@@ -8,12 +8,16 @@ the environment GitHub would give them.
 from __future__ import annotations
 
 import ast
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +110,83 @@ def test_the_action_refuses_an_unknown_sdk_line_before_installing() -> None:
         2,
         "::error::sdk-line must be 3, 2, 1 or empty, got '4'\n",
     )
+
+
+CI_FILES = (ROOT / ".github" / "workflows" / "ci.yml", ROOT / "action.yml")
+PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$")
+
+
+def _uses_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if "uses:" in line]
+
+
+def test_every_action_is_pinned_by_full_commit_sha_with_its_version() -> None:
+    pinned: dict[str, str] = {}
+    for path in CI_FILES:
+        for line in _uses_lines(path):
+            if line.split("uses:", 1)[1].split()[0] == "./":
+                continue  # this repository's own action, from this checkout
+            match = PINNED.match(line)
+            assert match is not None, f"{path.name}: not pinned by SHA with a version: {line}"
+            # One version of each action across both files.
+            assert pinned.setdefault(match[1], match[2]) == match[2], line
+    assert sorted(pinned) == [
+        "EnricoMi/publish-unit-test-result-action",
+        "actions/checkout",
+        "actions/download-artifact",
+        "actions/setup-python",
+        "actions/upload-artifact",
+    ]
+
+
+def test_checkouts_keep_no_credentials_and_jobs_ask_only_for_their_permissions() -> None:
+    ci = _load(ROOT / ".github" / "workflows" / "ci.yml")
+    assert ci["permissions"] == {}
+    writers = {"tests", "compat-report"}  # they publish JUnit check runs and comments
+    for name, job in ci["jobs"].items():
+        expected = {"contents": "read"}
+        if name in writers:
+            expected |= {"checks": "write", "pull-requests": "write"}
+        if name == "compat-report":
+            expected["actions"] = "read"
+        assert job["permissions"] == expected, name
+        checkouts = [
+            s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
+        ]
+        assert checkouts, name
+        for step in checkouts:
+            assert step["with"]["persist-credentials"] is False, name
+
+
+def test_no_expression_is_expanded_inside_a_run_script() -> None:
+    # A caller's input or a step output expanded into a script becomes shell code: they
+    # reach scripts through `env:` (matrix values are this file's own constants).
+    ci = _load(ROOT / ".github" / "workflows" / "ci.yml")
+    steps = [s for job in ci["jobs"].values() for s in job["steps"]]
+    steps += _load(ROOT / "action.yml")["runs"]["steps"]
+    for step in steps:
+        script = step.get("run", "")
+        leftover = re.sub(r"\$\{\{ (matrix|env)\.[\w-]+ \}\}", "", script)
+        assert "${{" not in leftover, script
+
+
+def test_the_lint_session_runs_zizmor_offline_on_both_files() -> None:
+    source = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert 'session.run("zizmor", "--offline", ".github/workflows/", "action.yml")' in source
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"zizmor>=1.33"' in pyproject
+
+
+def test_zizmor_finds_nothing() -> None:
+    zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    if zizmor is None:
+        pytest.skip("zizmor is not installed (pip install -e '.[lint]')")
+    done = subprocess.run(
+        [zizmor, "--offline", "--format", "json", ".github/workflows/", "action.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, json.loads(done.stdout)) == (0, []), done.stderr
