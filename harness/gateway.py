@@ -18,6 +18,18 @@ threads that start turn 1 together and meet at a barrier after each turn's gap, 
 late the machine started a thread. Streams are read to the end, or with ``abandon_streams``
 only to the first chunk and then dropped unclosed, with the request client left open as well.
 
+Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
+closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
+terminates it and builds a new one with ``factory(client_kwargs, shared=True)``. An
+``after_turn`` event runs after that turn's gap, once all sessions reached the barrier and
+before the turn's ``on_turn``; a ``during_turn`` event runs in its own thread ``at_ms`` after
+the first session started that turn, while the turn's calls are in flight. With
+``client.calls_via: shared`` every call goes through the shared client the session took at
+its start (the provider object an agent loop holds), not a fresh request client, and a
+reload does not change what a running session holds. At shutdown every shared client the
+gateway built is closed. A failing event (the hook or the factory raising) ends the run with
+that error.
+
 Every call yields a :class:`~harness.result.CallRecord`; every ``Exception`` a call raises,
 whatever its type, is recorded with its ``__cause__``/``__context__`` chain and the session
 goes on. Nothing here patches anything: factory, base URL, clock, sleep and callbacks are
@@ -27,6 +39,7 @@ shared with the asyncio simulator (:mod:`harness.agateway`) for ``AsyncOpenAI`` 
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import urllib.parse
@@ -42,15 +55,17 @@ from harness.conversation import (
     call_record,
     error_chain,
     error_type,
+    events_after,
+    events_during,
     request_args,
     resource_of,
     rounds,
 )
-from harness.errors import UsageError
-from harness.factory import Factory
+from harness.errors import FactoryError, UsageError
+from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
-from harness.scenario import Scenario
+from harness.scenario import Event, Scenario
 
 __all__ = [
     "DUMMY_API_KEY",
@@ -100,6 +115,12 @@ class Gateway:
         self._clock = clock
         self._sleep = sleep
         self._shared: Any = None
+        self._built: list[Any] = []  # every shared client built (a reload adds one)
+        self._hook = terminate_hook(factory)
+        self._lock = threading.Lock()  # events may run in a timer thread
+        self._started: set[int] = set()  # turns whose during_turn events are scheduled
+        self._timers: list[threading.Thread] = []
+        self._failures: list[BaseException] = []
 
     @property
     def factory(self) -> Factory:
@@ -114,17 +135,41 @@ class Gateway:
         """Give the shared client up (to :class:`~harness.agateway.AsyncGateway`), so that
         :meth:`close` no longer closes it; return it."""
         shared, self._shared = self._shared, None
+        self._built.clear()
         return shared
 
     def open(self) -> None:
         """Build the shared client; a factory error here propagates (nothing ran yet)."""
         self._shared = self._factory(self.client_kwargs, shared=True)
+        self._built = [self._shared]
 
     def close(self) -> None:
-        """Close the shared client, as the gateway does at shutdown."""
-        shared, self._shared = self._shared, None
-        if shared is not None:
+        """Close every shared client built, as the gateway does at shutdown."""
+        built, self._built, self._shared = self._built, [], None
+        for shared in built:
             shared.close()
+
+    def fire(self, event: Event) -> None:
+        """Run one lifecycle event on the shared client (see the module docstring)."""
+        with self._lock:
+            self._terminate(self._shared)
+            if event.action == "reload":
+                self._shared = self._factory(self.client_kwargs, shared=True)
+                self._built.append(self._shared)
+
+    def _terminate(self, client: Any) -> None:
+        if self._hook is None:
+            client.close()
+            return
+        outcome = self._hook(client, shared=True)
+        if inspect.isawaitable(outcome):
+            close = getattr(outcome, "close", None)
+            if close is not None:
+                close()  # never awaited: say so instead of warning at GC
+            raise FactoryError(
+                "terminate_openai_client returned an awaitable for a sync client; "
+                "an async hook goes with an AsyncOpenAI factory"
+            )
 
     def run(
         self,
@@ -133,9 +178,25 @@ class Gateway:
         on_turn: Callable[[int], None] = lambda turn: None,
     ) -> None:
         """Run every session to the end; ``on_call`` may be called from several threads."""
-        count = self.scenario.session.concurrency
+        try:
+            self._run(on_call, on_turn)
+        finally:
+            for timer in self._timers:
+                timer.join()
+        if self._failures:
+            raise self._failures[0]
+
+    def _run(self, on_call: Callable[[CallRecord], None], on_turn: Callable[[int], None]) -> None:
+        spec = self.scenario.session
+
+        def turn_done(turn: int) -> None:
+            for event in events_after(spec, turn):
+                self.fire(event)
+            on_turn(turn)
+
+        count = spec.concurrency
         if count == 1:
-            self._session(0, on_call, on_turn)
+            self._session(0, on_call, turn_done)
             return
         barrier = threading.Barrier(count)
         failures: list[BaseException] = []
@@ -143,7 +204,7 @@ class Gateway:
         def after_turn(turn: int) -> None:
             # The barrier's action runs once, in one thread, when all sessions arrive.
             if barrier.wait() == 0:
-                on_turn(turn)
+                turn_done(turn)
             barrier.wait()
 
         def target(session: int) -> None:
@@ -171,32 +232,57 @@ class Gateway:
     ) -> None:
         spec = self.scenario.session
         t0 = self._clock()
+        held = self._shared  # what this session keeps calling, whatever a reload builds
         for step in rounds(spec):
-            on_call(self._call(session, step, t0))
+            if step.rnd == 1:
+                self._schedule(step.turn)
+            on_call(self._call(session, step, t0, held))
             if step.ends_turn:
                 self._sleep(spec.idle_between_turns_ms / 1000)
                 after_turn(step.turn)
 
-    def _call(self, session: int, step: Round, t0: float) -> CallRecord:
+    def _schedule(self, turn: int) -> None:
+        """Start ``turn``'s during_turn events once, when the first session begins the turn."""
+        events = events_during(self.scenario.session, turn)
+        with self._lock:
+            if not events or turn in self._started:
+                return
+            self._started.add(turn)
+        for event in events:
+            timer = threading.Thread(target=self._fire_at, args=(event,), name=event.label)
+            self._timers.append(timer)
+            timer.start()
+
+    def _fire_at(self, event: Event) -> None:
+        try:
+            self._sleep(event.at_ms / 1000)
+            self.fire(event)
+        except BaseException as exc:  # handed to run(), which raises it
+            self._failures.append(exc)
+
+    def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
         try:
-            self._round_trip(step.conversation, tools=step.tools)
+            self._round_trip(step.conversation, tools=step.tools, held=held)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
             session, step, t0=t0, started=started, ended=self._clock(), failure=failure
         )
 
-    def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
+    def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
-        client = self._factory(dict(self.client_kwargs), shared=False)
-        try:
-            tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
-        finally:
-            if self.scenario.client.close_request_clients and not abandon:
-                client.close()
+        if self.scenario.client.calls_via == "shared":
+            tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
+        else:
+            client = self._factory(dict(self.client_kwargs), shared=False)
+            try:
+                tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
+            finally:
+                if self.scenario.client.close_request_clients and not abandon:
+                    client.close()
         if tools:
             append_tool_result(self.scenario, conversation, tool_call)
 

@@ -112,7 +112,7 @@ class _Sink:
         self.write("call", asdict(record))
 
     def sample(self, sample: SocketSample) -> None:
-        self.write("sample", asdict(sample))
+        self.write("sample", sample.to_dict())
 
 
 def run_job(job: Job, sink: _Sink) -> int:
@@ -134,7 +134,8 @@ def run_job(job: Job, sink: _Sink) -> int:
     def sample(label: str, turn: int = 0) -> None:
         if settler is not None:
             settler.settle()
-        sink.sample(probe.sample(label, turn))
+        events = scenario.session.events_at(turn)  # marks the turn where an event ran
+        sink.sample(replace(probe.sample(label, turn), events=events))
 
     if scenario.session.gc == "off":
         gc.disable()
