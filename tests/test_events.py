@@ -23,10 +23,13 @@ from harness.errors import FactoryError, ScenarioError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.mockserver import MockServer
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
 from harness.result import CallRecord, SocketSample, event_marks, turn_label
 from harness.scenario import Event, Scenario, load_scenario, parse_scenario
 from harness.testing import Checked, check_factory
 from harness.variants._provider import Lifecycle
+from harness.verdict import RegressEntry, RegressSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -420,6 +423,10 @@ def test_the_event_turn_is_marked_in_samples_tables_and_reports() -> None:
     assert "\n2 [reload]  " in checked.explain()
     assert result.errors == 4 and not checked.healthy
     assert all("events" not in s for s in result.to_dict()["samples"] if s["turn"] != 2)
+    entry = RegressEntry(result.scenario, result.variant, "", (result,), (checked.verdict,))
+    summary = RegressSummary("r", "run", "2026-12-06T00:00:00Z", 1.0, (entry,), {})
+    assert "\nLifecycle events: turn 2: reload\n" in render_markdown(summary)
+    assert '<p class="flat">Lifecycle events: turn 2: reload</p>' in render_html(summary)
 
 
 @pytest.mark.sdk
