@@ -480,6 +480,15 @@ def _event(sec: _Section, turns: int) -> Event:
     return event
 
 
+def _variant_names() -> str:
+    """The bundled names, each async twin folded into its sync name (a one-line message)."""
+    sync = [name for name in BUNDLED if f"{name}-async" in BUNDLED]
+    single = [
+        name for name in BUNDLED if name not in sync and name.removesuffix("-async") not in sync
+    ]
+    return ", ".join(sync) + " (each also as NAME-async)" + "".join(f", {n}" for n in single)
+
+
 def _variants(top: _Section) -> Mapping[str, Expectation]:
     sec = top.section("variants")
     if sec is None:
@@ -491,7 +500,7 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
                 sec.ctx.path,
                 sec.key_lines[name],
                 sec.sub(name),
-                f"unknown variant; use one of: {', '.join(BUNDLED)}, or a factory spec"
+                f"unknown variant; use one of: {_variant_names()}, or a factory spec"
                 " `module:function` / `path/to/file.py:function`",
             )
         out[name] = sec.choice(name, "pass", get_args(Expectation))
