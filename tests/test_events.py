@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness.agateway import AsyncGateway
+from harness.cli import main
 from harness.errors import FactoryError, ScenarioError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
@@ -469,3 +470,33 @@ def test_the_bisect_oracle_takes_the_scenarios(variant: str, code: int) -> None:
         check=False,
     )
     assert done.returncode == code, done.stdout + done.stderr
+
+
+@pytest.mark.sdk
+def test_an_existing_scenario_writes_no_event_keys(tmp_path: Path) -> None:
+    """Every file a run of a scenario without events writes, as before: no new keys."""
+    reports = tmp_path / "reports"
+    argv = ["run", str(SCENARIOS / "use-after-close.yaml"), "--variant", "keepalive-mutating"]
+    assert main([*argv, "--json", str(tmp_path / "r.json"), "--report-dir", str(reports)]) == 0
+    written = [tmp_path / "r.json", *sorted(p for p in reports.rglob("*") if p.is_file())]
+    assert len(written) >= 4
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert '"events"' not in text and "calls_via" not in text, path
+        assert "Lifecycle events" not in text, path
+    samples = list(_samples(json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))))
+    assert len(samples) == 8  # start, 4 turns, live after gc, after close, after gc
+    assert {tuple(s) for s in samples} == {("label", "close_wait", "established", "fds", "turn")}
+
+
+def _samples(data: Any) -> Any:
+    """Every sample mapping in a results file, wherever it sits."""
+    if isinstance(data, dict):
+        if "samples" in data:
+            yield from data["samples"]
+        for value in data.values():
+            if isinstance(value, dict | list):
+                yield from _samples(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _samples(item)
