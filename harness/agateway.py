@@ -44,7 +44,7 @@ from harness.conversation import (
     rounds,
 )
 from harness.factory import Factory, terminate_hook
-from harness.gateway import Gateway
+from harness.gateway import Gateway, fallback_kwargs
 from harness.result import CallRecord
 from harness.scenario import Event, Scenario
 
@@ -74,9 +74,12 @@ class AsyncGateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fallback_url: str = "",
     ) -> None:
         self.scenario = scenario
         self.client_kwargs = client_kwargs
+        self.fallback_url = fallback_url  # checked by the Gateway it was adopted from
+        self._route: tuple[dict[str, Any], Any] | None = None  # (kwargs, client) after fallback
         self._factory = factory
         self._shared = shared
         self._clock = clock
@@ -92,6 +95,7 @@ class AsyncGateway:
         the same kept dict and shared client (the factory's ``shared=True`` call is not
         repeated); the sync gateway closes nothing afterwards."""
         shared = gateway.hand_over()
+        kw.setdefault("fallback_url", gateway.fallback_url)
         return cls(gateway.scenario, gateway.factory, gateway.client_kwargs, shared, **kw)
 
     async def close(self) -> None:
@@ -103,6 +107,12 @@ class AsyncGateway:
 
     async def fire(self, event: Event) -> None:
         """Run one lifecycle event on the shared client (see :mod:`harness.gateway`)."""
+        if event.action == "fallback":
+            kwargs = fallback_kwargs(self.client_kwargs, self.fallback_url)
+            self._shared = self._factory(kwargs, shared=True)
+            self._built.append(self._shared)
+            self._route = (kwargs, self._shared)
+            return
         client = self._shared
         if self._hook is None:
             await client.close()
@@ -185,10 +195,11 @@ class AsyncGateway:
     async def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
+        kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
             tool_call = await self._request(held, conversation, tools=tools, abandon=abandon)
         else:
-            client = self._factory(dict(self.client_kwargs), shared=False)
+            client = self._factory(dict(kwargs), shared=False)
             try:
                 tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
             finally:

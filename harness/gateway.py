@@ -20,7 +20,10 @@ only to the first chunk and then dropped unclosed, with the request client left 
 
 Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
 closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
-terminates it and builds a new one with ``factory(client_kwargs, shared=True)``. An
+terminates it and builds a new one with ``factory(client_kwargs, shared=True)``, ``fallback``
+builds a second provider, ``factory({**client_kwargs, "base_url": fallback_url}, shared=True)``
+(a copy of the kept dict, as a gateway derives a fallback's config), and routes every later
+call there: the sessions call it instead of what they hold, request clients copy its kwargs. An
 ``after_turn`` event runs after that turn's gap, once all sessions reached the barrier and
 before the turn's ``on_turn``; a ``during_turn`` event runs in its own thread ``at_ms`` after
 the first session started that turn, while the turn's calls are in flight. With
@@ -73,10 +76,21 @@ __all__ = [
     "Gateway",
     "error_chain",
     "error_type",
+    "fallback_kwargs",
     "require_loopback_url",
 ]
 
 DUMMY_API_KEY: Final = "sk-harness-dummy-key"  # the mock server accepts anything
+
+
+def fallback_kwargs(client_kwargs: dict[str, Any], url: str) -> dict[str, Any]:
+    """The fallback provider's kwargs: a copy of the kept dict with the second server's URL."""
+    if not url:
+        raise UsageError(
+            "a fallback event needs a second mock server; run the scenario with the harness "
+            "(run, regress, check), which starts one"
+        )
+    return {**client_kwargs, "base_url": url}
 
 
 def require_loopback_url(url: str) -> str:
@@ -104,8 +118,12 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        fallback_url: str = "",
     ) -> None:
         self.scenario = scenario
+        # The second mock server a `fallback` event routes to ("": the scenario has none).
+        self.fallback_url = require_loopback_url(fallback_url) if fallback_url else ""
+        self._route: tuple[dict[str, Any], Any] | None = None  # (kwargs, client) after fallback
         self.client_kwargs: dict[str, Any] = {
             "api_key": DUMMY_API_KEY,
             "base_url": require_loopback_url(base_url),
@@ -152,6 +170,12 @@ class Gateway:
     def fire(self, event: Event) -> None:
         """Run one lifecycle event on the shared client (see the module docstring)."""
         with self._lock:
+            if event.action == "fallback":
+                kwargs = fallback_kwargs(self.client_kwargs, self.fallback_url)
+                self._shared = self._factory(kwargs, shared=True)
+                self._built.append(self._shared)
+                self._route = (kwargs, self._shared)
+                return
             self._terminate(self._shared)
             if event.action == "reload":
                 self._shared = self._factory(self.client_kwargs, shared=True)
@@ -274,10 +298,11 @@ class Gateway:
     def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
+        kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
             tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
         else:
-            client = self._factory(dict(self.client_kwargs), shared=False)
+            client = self._factory(dict(kwargs), shared=False)
             try:
                 tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
             finally:

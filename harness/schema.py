@@ -42,7 +42,7 @@ __all__ = [
 
 API = Literal["chat.completions", "responses"]
 CloseMode = Literal["fin", "rst", "silent"]
-EventAction = Literal["terminate", "reload"]
+EventAction = Literal["terminate", "reload", "fallback"]
 Expectation = Literal["pass", "fail", "observe"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # A scenario that plans to spend longer than this on purpose is refused unless the caller
@@ -160,7 +160,9 @@ class Event:
     in flight); exactly one of the two is set. ``terminate`` closes the gateway's shared
     client (the factory module's ``terminate_openai_client`` hook, else ``close()``);
     ``reload`` terminates it and builds a new one from the same kept ``client_kwargs``, while
-    the sessions keep the one they hold.
+    the sessions keep the one they hold; ``fallback`` builds a second shared client from a copy
+    of the kept kwargs with a second mock server's ``base_url``, and every later call goes
+    there.
     """
 
     action: EventAction = "terminate"

@@ -76,6 +76,7 @@ class Job:
     port: int
     out: str
     settle_fd: int | None = None
+    fallback_base_url: str = ""  # the second mock server of a `fallback` event ("": none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,7 +142,7 @@ def run_job(job: Job, sink: _Sink) -> int:
         gc.disable()
     try:
         with SdkRetryCounter() as retries:
-            gateway = Gateway(scenario, factory, job.base_url)
+            gateway = Gateway(scenario, factory, job.base_url, fallback_url=job.fallback_base_url)
             return _session(gateway, job.factory, sink, sample, retries)
     finally:
         if settler is not None:

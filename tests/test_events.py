@@ -20,13 +20,14 @@ import pytest
 
 from harness.agateway import AsyncGateway
 from harness.cli import main
-from harness.errors import FactoryError, ScenarioError
+from harness.errors import FactoryError, ScenarioError, UsageError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.mockserver import MockServer
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.result import CallRecord, SocketSample, event_marks, turn_label
+from harness.runner import run_one
 from harness.scenario import Event, Scenario, load_scenario, parse_scenario
 from harness.testing import Checked, check_factory
 from harness.variants._provider import Lifecycle
@@ -500,3 +501,89 @@ def _samples(data: Any) -> Any:
     elif isinstance(data, list):
         for item in data:
             yield from _samples(item)
+
+
+# --- fallback: a second provider on a second mock server -----------------------------
+
+FALLBACK = """\
+version: 1
+client: {{kwargs: {{max_retries: 0}}, close_request_clients: {close}, calls_via: {via}}}
+session:
+  turns: 3
+  events: [{{action: terminate, after_turn: 1}}, {{action: fallback, after_turn: 1}}]
+"""
+
+
+def _run_fallback(text: str, variant: str, *, is_async: bool) -> tuple[list[bool], int, int]:
+    """(ok per call, calls at the first server, calls at the fallback server)."""
+    scenario = parse_scenario(text)
+    records: list[CallRecord] = []
+    with MockServer(scenario.server) as first, MockServer(scenario.server) as second:
+        gateway = Gateway(
+            scenario,
+            resolve_factory(variant, ROOT),
+            first.base_url,
+            fallback_url=second.base_url,
+        )
+        gateway.open()
+        if is_async:
+            adopted = AsyncGateway.adopt(gateway)
+
+            async def main() -> None:
+                try:
+                    await adopted.run(on_call=records.append)
+                finally:
+                    await adopted.close()
+
+            asyncio.run(main())
+        else:
+            try:
+                gateway.run(on_call=records.append)
+            finally:
+                gateway.close()
+        calls = (first.stats().total_calls, second.stats().total_calls)
+    return [r.ok for r in records], *calls
+
+
+@pytest.mark.sdk
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("via", "variant", "expected"),
+    [
+        # Later calls reach the second server, around the terminated provider.
+        ("shared", "provider-keeps-closed", ([True, True, True], 1, 2)),
+        ("request-closed", "baseline", ([True, True, True], 1, 2)),
+        # The fallback's kwargs copy the kept dict, and with it the planted transport that
+        # the terminate closed: the fallback fails every call too, before any byte is sent.
+        ("request", "keepalive-mutating", ([True, False, False], 1, 0)),
+    ],
+)
+def test_fallback_routes_later_calls_to_the_second_server(
+    via: str, variant: str, expected: tuple[list[bool], int, int], is_async: bool
+) -> None:
+    suffix = "-async" if is_async else ""
+    text = FALLBACK.format(via=via.split("-")[0], close=str(via.endswith("closed")).lower())
+    assert _run_fallback(text, variant + suffix, is_async=is_async) == expected
+
+
+def test_a_fallback_without_a_second_server_is_a_usage_error() -> None:
+    scenario = parse_scenario(FALLBACK.format(via="request", close="true"))
+    gateway = Gateway(scenario, resolve_factory("baseline", ROOT), "http://127.0.0.1:9/v1")
+    with pytest.raises(UsageError, match="a fallback event needs a second mock server"):
+        gateway.fire(scenario.session.events[1])
+    with pytest.raises(UsageError, match="refusing base_url"):
+        Gateway(
+            scenario,
+            resolve_factory("baseline", ROOT),
+            "http://127.0.0.1:9/v1",
+            fallback_url="http://10.0.0.1/v1",
+        )
+
+
+@pytest.mark.sdk
+def test_the_runner_starts_the_fallback_server() -> None:
+    scenario = parse_scenario(FALLBACK.format(via="shared", close="true"), path="fallback.yaml")
+    result = run_one(scenario, "provider-keeps-closed", root=ROOT)
+    assert (result.status, result.calls, result.errors) == ("completed", 3, 0)
+    assert result.server.total_calls == 1  # turn 1; turns 2 and 3 went to the fallback
+    assert event_marks(result) == "turn 1: terminate, fallback"
