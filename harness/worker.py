@@ -2,10 +2,11 @@
 
 JOB.json holds ``scenario`` (the validated scenario's ``to_dict()``; the worker rebuilds it
 with ``Scenario.from_dict``, so parent and worker run the same value), ``factory`` (spec),
-``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file) and ``settle_fd`` (the
+``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file), ``settle_fd`` (the
 inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
-not synchronised with the server). The worker appends one JSON object per line, flushed as it
-goes, so a worker killed by the watchdog leaves everything it recorded:
+not synchronised with the server) and ``fallback_base_url`` (the second mock server of a
+``fallback`` event; "" when the scenario has none). The worker appends one JSON object per
+line, flushed as it goes, so a worker killed by the watchdog leaves everything it recorded:
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
