@@ -8,6 +8,13 @@ are tasks on one event loop that meet at an :class:`asyncio.Barrier` after each 
 ``on_turn`` sees every session at the same turn, as with threads. Clients are closed with
 ``await client.close()``.
 
+Lifecycle events (``session.events``) and ``client.calls_via: shared`` behave as in
+:mod:`harness.gateway`: an ``after_turn`` event runs in the barrier's first session before
+``on_turn``, a ``during_turn`` event is a task started by the first session to begin that
+turn, sleeping ``at_ms`` and then acting while the turn's calls are in flight. A
+``terminate_openai_client`` hook may be sync or async (its result is awaited when it is
+awaitable); without one the gateway awaits ``client.close()``.
+
 The shared client is built before the loop runs (:meth:`AsyncGateway.adopt` takes over an
 opened :class:`~harness.gateway.Gateway`: the factory's return type is how the worker tells
 the kinds apart); request clients are built inside the loop. Every ``Exception`` a call raises
@@ -30,14 +37,16 @@ from harness.conversation import (
     append_tool_result,
     call_id,
     call_record,
+    events_after,
+    events_during,
     request_args,
     resource_of,
     rounds,
 )
-from harness.factory import Factory
-from harness.gateway import Gateway
+from harness.factory import Factory, terminate_hook
+from harness.gateway import Gateway, fallback_kwargs
 from harness.result import CallRecord
-from harness.scenario import Scenario
+from harness.scenario import Event, Scenario
 
 __all__ = ["AsyncGateway", "ClientKind", "client_kind"]
 
@@ -65,13 +74,20 @@ class AsyncGateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fallback_url: str = "",
     ) -> None:
         self.scenario = scenario
         self.client_kwargs = client_kwargs
+        self.fallback_url = fallback_url  # checked by the Gateway it was adopted from
+        self._route: tuple[dict[str, Any], Any] | None = None  # (kwargs, client) after fallback
         self._factory = factory
         self._shared = shared
         self._clock = clock
         self._sleep = sleep
+        self._built: list[Any] = [shared]  # every shared client built (a reload adds one)
+        self._hook = terminate_hook(factory)
+        self._started: set[int] = set()  # turns whose during_turn events are scheduled
+        self._group: asyncio.TaskGroup | None = None
 
     @classmethod
     def adopt(cls, gateway: Gateway, **kw: Any) -> AsyncGateway:
@@ -79,13 +95,34 @@ class AsyncGateway:
         the same kept dict and shared client (the factory's ``shared=True`` call is not
         repeated); the sync gateway closes nothing afterwards."""
         shared = gateway.hand_over()
+        kw.setdefault("fallback_url", gateway.fallback_url)
         return cls(gateway.scenario, gateway.factory, gateway.client_kwargs, shared, **kw)
 
     async def close(self) -> None:
-        """``await`` the shared client's ``close()``, as the gateway does at shutdown."""
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            await shared.close()
+        """``await`` each shared client's ``close()``, as the gateway does at shutdown."""
+        built, self._built, self._shared = self._built, [], None
+        for shared in built:
+            if shared is not None:
+                await shared.close()
+
+    async def fire(self, event: Event) -> None:
+        """Run one lifecycle event on the shared client (see :mod:`harness.gateway`)."""
+        if event.action == "fallback":
+            kwargs = fallback_kwargs(self.client_kwargs, self.fallback_url)
+            self._shared = self._factory(kwargs, shared=True)
+            self._built.append(self._shared)
+            self._route = (kwargs, self._shared)
+            return
+        client = self._shared
+        if self._hook is None:
+            await client.close()
+        else:
+            outcome = self._hook(client, shared=True)
+            if inspect.isawaitable(outcome):
+                await outcome
+        if event.action == "reload":
+            self._shared = self._factory(self.client_kwargs, shared=True)
+            self._built.append(self._shared)
 
     async def run(
         self,
@@ -94,21 +131,39 @@ class AsyncGateway:
         on_turn: Callable[[int], None] = lambda turn: None,
     ) -> None:
         """Run every session to the end as tasks; the first failure cancels the rest."""
-        count = self.scenario.session.concurrency
-        barrier = asyncio.Barrier(count)
+        spec = self.scenario.session
+        barrier = asyncio.Barrier(spec.concurrency)
 
         async def after_turn(turn: int) -> None:
-            # The first session through runs on_turn once; all wait until it has run.
+            # The first session through runs the events and on_turn once; all wait for it.
             if await barrier.wait() == 0:
+                for event in events_after(spec, turn):
+                    await self.fire(event)
                 on_turn(turn)
             await barrier.wait()
 
         try:
             async with asyncio.TaskGroup() as group:
-                for session in range(count):
+                self._group = group
+                for session in range(spec.concurrency):
                     group.create_task(self._session(session, on_call, after_turn))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # as the threaded gateway: the first failure
+        finally:
+            self._group = None
+
+    def _schedule(self, turn: int) -> None:
+        """Start ``turn``'s during_turn events once, when the first session begins the turn."""
+        events = events_during(self.scenario.session, turn)
+        if not events or turn in self._started or self._group is None:
+            return
+        self._started.add(turn)
+        for event in events:
+            self._group.create_task(self._fire_at(event), name=event.label)
+
+    async def _fire_at(self, event: Event) -> None:
+        await self._sleep(event.at_ms / 1000)
+        await self.fire(event)
 
     async def _session(
         self,
@@ -118,11 +173,14 @@ class AsyncGateway:
     ) -> None:
         spec = self.scenario.session
         t0 = self._clock()
+        held = self._shared  # what this session keeps calling, whatever a reload builds
         for step in rounds(spec):
+            if step.rnd == 1:
+                self._schedule(step.turn)
             started = self._clock()
             failure: Exception | None = None
             try:
-                await self._round_trip(step.conversation, tools=step.tools)
+                await self._round_trip(step.conversation, tools=step.tools, held=held)
             except Exception as exc:  # count every failure, whatever its type
                 failure = exc
             on_call(
@@ -134,15 +192,19 @@ class AsyncGateway:
                 await self._sleep(spec.idle_between_turns_ms / 1000)
                 await after_turn(step.turn)
 
-    async def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
+    async def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
-        client = self._factory(dict(self.client_kwargs), shared=False)
-        try:
-            tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
-        finally:
-            if self.scenario.client.close_request_clients and not abandon:
-                await client.close()
+        kwargs, held = self._route or (self.client_kwargs, held)
+        if self.scenario.client.calls_via == "shared":
+            tool_call = await self._request(held, conversation, tools=tools, abandon=abandon)
+        else:
+            client = self._factory(dict(kwargs), shared=False)
+            try:
+                tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
+            finally:
+                if self.scenario.client.close_request_clients and not abandon:
+                    await client.close()
         if tools:
             append_tool_result(self.scenario, conversation, tool_call)
 

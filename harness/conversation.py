@@ -1,8 +1,9 @@
 """The pure parts of the gateway's session model, shared by the sync and async simulators.
 
 What a round trip sends (:func:`request_args`), how a tool round grows the conversation
-(:func:`append_tool_result`), which tool call id a response carries (:func:`call_id`) and how
-a finished or failed call becomes a :class:`~harness.result.CallRecord` (:func:`call_record`).
+(:func:`append_tool_result`), which tool call id a response carries (:func:`call_id`), how
+a finished or failed call becomes a :class:`~harness.result.CallRecord` (:func:`call_record`)
+and which lifecycle events run when (:func:`events_after`, :func:`events_during`).
 Nothing here does I/O: :mod:`harness.gateway` (threads) and :mod:`harness.agateway` (asyncio)
 drive the same model, so the two can differ only in how they wait.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from harness.result import CallRecord
-from harness.scenario import Scenario, SessionSpec
+from harness.scenario import Event, Scenario, SessionSpec
 
 __all__ = [
     "MODEL",
@@ -25,6 +26,8 @@ __all__ = [
     "call_record",
     "error_chain",
     "error_type",
+    "events_after",
+    "events_during",
     "request_args",
     "resource_of",
     "rounds",
@@ -70,6 +73,16 @@ def rounds(session: SessionSpec) -> Iterator[Round]:
         for rnd in range(1, session.calls_per_turn + 1):
             last = rnd == session.calls_per_turn
             yield Round(turn, rnd, conversation, tools=not last, ends_turn=last)
+
+
+def events_after(session: SessionSpec, turn: int) -> tuple[Event, ...]:
+    """The events to run once every session finished ``turn`` and its gap, in file order."""
+    return tuple(e for e in session.events if e.after_turn == turn)
+
+
+def events_during(session: SessionSpec, turn: int) -> tuple[Event, ...]:
+    """The events to schedule ``at_ms`` after ``turn``'s calls start, in file order."""
+    return tuple(e for e in session.events if e.during_turn == turn)
 
 
 def error_type(exc: BaseException) -> str:

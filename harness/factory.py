@@ -31,10 +31,24 @@ from typing import Any
 from harness.errors import FactoryError
 from harness.variants import BUNDLED, is_bundled, module_name
 
-__all__ = ["Factory", "resolve_factory"]
+__all__ = ["TERMINATE_HOOK", "Factory", "resolve_factory", "terminate_hook"]
 
 # create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI
 Factory = Callable[..., Any]
+# Optional, in the factory's module: how its gateway terminates a client, sync or async.
+TERMINATE_HOOK = "terminate_openai_client"
+
+
+def terminate_hook(factory: Factory) -> Callable[..., Any] | None:
+    """The ``terminate_openai_client(client, *, shared)`` defined beside ``factory``, if any.
+
+    Looked up in the module the factory was defined in, so every spec form finds it; the
+    gateway closes the client itself (``close()``) when there is none.
+    """
+    module = sys.modules.get(getattr(factory, "__module__", None) or "")
+    hook = getattr(module, TERMINATE_HOOK, None) if module is not None else None
+    return hook if callable(hook) else None
+
 
 _FORMS = (
     "a bundled variant ({}), `package.module:function` or `path/to/file.py:function` "
@@ -113,7 +127,28 @@ def _attribute(spec: str, module: ModuleType, attr: str) -> Factory:
             f"factory {spec!r}: {attr!r} is a {type(factory).__name__}, not a function"
         )
     _check_signature(spec, factory)
+    _check_hook(spec, module)
     return factory  # type: ignore[no-any-return]
+
+
+def _check_hook(spec: str, module: ModuleType) -> None:
+    """A ``terminate_openai_client`` beside the factory must take ``(client, *, shared)``."""
+    hook = getattr(module, TERMINATE_HOOK, None)
+    if hook is None:
+        return
+    if not callable(hook):
+        raise FactoryError(
+            f"factory {spec!r}: {TERMINATE_HOOK!r} is a {type(hook).__name__}, not a function"
+        )
+    try:
+        inspect.signature(hook).bind(object(), shared=True)
+    except TypeError as exc:
+        raise FactoryError(
+            f"factory {spec!r}: {TERMINATE_HOOK}{inspect.signature(hook)} does not accept "
+            f"(client, *, shared): {exc}"
+        ) from exc
+    except ValueError:
+        return  # no signature to read (a builtin); the first terminate will tell
 
 
 def _check_signature(spec: str, factory: Callable[..., Any]) -> None:

@@ -18,6 +18,21 @@ threads that start turn 1 together and meet at a barrier after each turn's gap, 
 late the machine started a thread. Streams are read to the end, or with ``abandon_streams``
 only to the first chunk and then dropped unclosed, with the request client left open as well.
 
+Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
+closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
+terminates it and builds a new one with ``factory(client_kwargs, shared=True)``, ``fallback``
+builds a second provider, ``factory({**client_kwargs, "base_url": fallback_url}, shared=True)``
+(a copy of the kept dict, as a gateway derives a fallback's config), and routes every later
+call there: the sessions call it instead of what they hold, request clients copy its kwargs. An
+``after_turn`` event runs after that turn's gap, once all sessions reached the barrier and
+before the turn's ``on_turn``; a ``during_turn`` event runs in its own thread ``at_ms`` after
+the first session started that turn, while the turn's calls are in flight. With
+``client.calls_via: shared`` every call goes through the shared client the session took at
+its start (the provider object an agent loop holds), not a fresh request client, and a
+reload does not change what a running session holds. At shutdown every shared client the
+gateway built is closed. A failing event (the hook or the factory raising) ends the run with
+that error.
+
 Every call yields a :class:`~harness.result.CallRecord`; every ``Exception`` a call raises,
 whatever its type, is recorded with its ``__cause__``/``__context__`` chain and the session
 goes on. Nothing here patches anything: factory, base URL, clock, sleep and callbacks are
@@ -27,6 +42,7 @@ shared with the asyncio simulator (:mod:`harness.agateway`) for ``AsyncOpenAI`` 
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import urllib.parse
@@ -42,15 +58,17 @@ from harness.conversation import (
     call_record,
     error_chain,
     error_type,
+    events_after,
+    events_during,
     request_args,
     resource_of,
     rounds,
 )
-from harness.errors import UsageError
-from harness.factory import Factory
+from harness.errors import FactoryError, UsageError
+from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
-from harness.scenario import Scenario
+from harness.scenario import Event, Scenario
 
 __all__ = [
     "DUMMY_API_KEY",
@@ -58,10 +76,21 @@ __all__ = [
     "Gateway",
     "error_chain",
     "error_type",
+    "fallback_kwargs",
     "require_loopback_url",
 ]
 
 DUMMY_API_KEY: Final = "sk-harness-dummy-key"  # the mock server accepts anything
+
+
+def fallback_kwargs(client_kwargs: dict[str, Any], url: str) -> dict[str, Any]:
+    """The fallback provider's kwargs: a copy of the kept dict with the second server's URL."""
+    if not url:
+        raise UsageError(
+            "a fallback event needs a second mock server; run the scenario with the harness "
+            "(run, regress, check), which starts one"
+        )
+    return {**client_kwargs, "base_url": url}
 
 
 def require_loopback_url(url: str) -> str:
@@ -89,8 +118,12 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        fallback_url: str = "",
     ) -> None:
         self.scenario = scenario
+        # The second mock server a `fallback` event routes to ("": the scenario has none).
+        self.fallback_url = require_loopback_url(fallback_url) if fallback_url else ""
+        self._route: tuple[dict[str, Any], Any] | None = None  # (kwargs, client) after fallback
         self.client_kwargs: dict[str, Any] = {
             "api_key": DUMMY_API_KEY,
             "base_url": require_loopback_url(base_url),
@@ -100,6 +133,12 @@ class Gateway:
         self._clock = clock
         self._sleep = sleep
         self._shared: Any = None
+        self._built: list[Any] = []  # every shared client built (a reload adds one)
+        self._hook = terminate_hook(factory)
+        self._lock = threading.Lock()  # events may run in a timer thread
+        self._started: set[int] = set()  # turns whose during_turn events are scheduled
+        self._timers: list[threading.Thread] = []
+        self._failures: list[BaseException] = []
 
     @property
     def factory(self) -> Factory:
@@ -114,17 +153,47 @@ class Gateway:
         """Give the shared client up (to :class:`~harness.agateway.AsyncGateway`), so that
         :meth:`close` no longer closes it; return it."""
         shared, self._shared = self._shared, None
+        self._built.clear()
         return shared
 
     def open(self) -> None:
         """Build the shared client; a factory error here propagates (nothing ran yet)."""
         self._shared = self._factory(self.client_kwargs, shared=True)
+        self._built = [self._shared]
 
     def close(self) -> None:
-        """Close the shared client, as the gateway does at shutdown."""
-        shared, self._shared = self._shared, None
-        if shared is not None:
+        """Close every shared client built, as the gateway does at shutdown."""
+        built, self._built, self._shared = self._built, [], None
+        for shared in built:
             shared.close()
+
+    def fire(self, event: Event) -> None:
+        """Run one lifecycle event on the shared client (see the module docstring)."""
+        with self._lock:
+            if event.action == "fallback":
+                kwargs = fallback_kwargs(self.client_kwargs, self.fallback_url)
+                self._shared = self._factory(kwargs, shared=True)
+                self._built.append(self._shared)
+                self._route = (kwargs, self._shared)
+                return
+            self._terminate(self._shared)
+            if event.action == "reload":
+                self._shared = self._factory(self.client_kwargs, shared=True)
+                self._built.append(self._shared)
+
+    def _terminate(self, client: Any) -> None:
+        if self._hook is None:
+            client.close()
+            return
+        outcome = self._hook(client, shared=True)
+        if inspect.isawaitable(outcome):
+            close = getattr(outcome, "close", None)
+            if close is not None:
+                close()  # never awaited: say so instead of warning at GC
+            raise FactoryError(
+                "terminate_openai_client returned an awaitable for a sync client; "
+                "an async hook goes with an AsyncOpenAI factory"
+            )
 
     def run(
         self,
@@ -133,9 +202,25 @@ class Gateway:
         on_turn: Callable[[int], None] = lambda turn: None,
     ) -> None:
         """Run every session to the end; ``on_call`` may be called from several threads."""
-        count = self.scenario.session.concurrency
+        try:
+            self._run(on_call, on_turn)
+        finally:
+            for timer in self._timers:
+                timer.join()
+        if self._failures:
+            raise self._failures[0]
+
+    def _run(self, on_call: Callable[[CallRecord], None], on_turn: Callable[[int], None]) -> None:
+        spec = self.scenario.session
+
+        def turn_done(turn: int) -> None:
+            for event in events_after(spec, turn):
+                self.fire(event)
+            on_turn(turn)
+
+        count = spec.concurrency
         if count == 1:
-            self._session(0, on_call, on_turn)
+            self._session(0, on_call, turn_done)
             return
         barrier = threading.Barrier(count)
         failures: list[BaseException] = []
@@ -143,7 +228,7 @@ class Gateway:
         def after_turn(turn: int) -> None:
             # The barrier's action runs once, in one thread, when all sessions arrive.
             if barrier.wait() == 0:
-                on_turn(turn)
+                turn_done(turn)
             barrier.wait()
 
         def target(session: int) -> None:
@@ -171,32 +256,58 @@ class Gateway:
     ) -> None:
         spec = self.scenario.session
         t0 = self._clock()
+        held = self._shared  # what this session keeps calling, whatever a reload builds
         for step in rounds(spec):
-            on_call(self._call(session, step, t0))
+            if step.rnd == 1:
+                self._schedule(step.turn)
+            on_call(self._call(session, step, t0, held))
             if step.ends_turn:
                 self._sleep(spec.idle_between_turns_ms / 1000)
                 after_turn(step.turn)
 
-    def _call(self, session: int, step: Round, t0: float) -> CallRecord:
+    def _schedule(self, turn: int) -> None:
+        """Start ``turn``'s during_turn events once, when the first session begins the turn."""
+        events = events_during(self.scenario.session, turn)
+        with self._lock:
+            if not events or turn in self._started:
+                return
+            self._started.add(turn)
+        for event in events:
+            timer = threading.Thread(target=self._fire_at, args=(event,), name=event.label)
+            self._timers.append(timer)
+            timer.start()
+
+    def _fire_at(self, event: Event) -> None:
+        try:
+            self._sleep(event.at_ms / 1000)
+            self.fire(event)
+        except BaseException as exc:  # handed to run(), which raises it
+            self._failures.append(exc)
+
+    def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
         try:
-            self._round_trip(step.conversation, tools=step.tools)
+            self._round_trip(step.conversation, tools=step.tools, held=held)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
             session, step, t0=t0, started=started, ended=self._clock(), failure=failure
         )
 
-    def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
+    def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
-        client = self._factory(dict(self.client_kwargs), shared=False)
-        try:
-            tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
-        finally:
-            if self.scenario.client.close_request_clients and not abandon:
-                client.close()
+        kwargs, held = self._route or (self.client_kwargs, held)
+        if self.scenario.client.calls_via == "shared":
+            tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
+        else:
+            client = self._factory(dict(kwargs), shared=False)
+            try:
+                tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
+            finally:
+                if self.scenario.client.close_request_clients and not abandon:
+                    client.close()
         if tools:
             append_tool_result(self.scenario, conversation, tool_call)
 

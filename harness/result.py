@@ -23,8 +23,10 @@ __all__ = [
     "ServerCall",
     "ServerStats",
     "SocketSample",
+    "event_marks",
     "percentile",
     "summarize",
+    "turn_label",
 ]
 
 # ServerStats.faults_fired key counting the mock server's own failures (a harness bug).
@@ -86,10 +88,20 @@ class SocketSample:
     established: int
     fds: int
     turn: int = 0  # the turn just finished, 0 outside the turn series
+    events: tuple[str, ...] = ()  # the lifecycle events of this turn (session.events)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; ``events`` only when there were some (older outputs stay identical)."""
+        data = asdict(self)
+        if self.events:
+            data["events"] = list(self.events)
+        else:
+            del data["events"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SocketSample:
-        return cls(**data)
+        return cls(**{**data, "events": tuple(data.get("events", ()))})
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["samples"] = [s.to_dict() for s in self.samples]
         data["errors_by_type"] = dict(self.errors_by_type)
         data["environment"] = dict(self.environment)
         return data
@@ -205,6 +218,20 @@ class RunResult:
         fields["records"] = tuple(CallRecord.from_dict(r) for r in data["records"])
         fields["samples"] = tuple(SocketSample.from_dict(s) for s in data["samples"])
         return cls(**fields)
+
+
+def event_marks(result: RunResult) -> str:
+    """``"turn 2: reload; turn 5: terminate"``: where lifecycle events ran ("" when none)."""
+    return "; ".join(
+        f"turn {s.turn}: {', '.join(s.events)}"
+        for s in result.samples
+        if s.events and s.label.startswith("turn ")
+    )
+
+
+def turn_label(sample: SocketSample) -> str:
+    """A per-turn table's turn cell: ``3``, or ``3 [reload]`` when an event ran there."""
+    return f"{sample.turn} [{', '.join(sample.events)}]" if sample.events else str(sample.turn)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -136,6 +138,7 @@ def run_one(
     limit = watchdog_for(scenario) if watchdog_s is None else watchdog_s
     with (
         MockServer(scenario.server) as server,
+        _fallback_server(scenario) as fallback_url,
         tempfile.TemporaryDirectory(prefix="harness-run-") as tmp,
     ):
         responder = SettleResponder(server.settle)
@@ -147,6 +150,7 @@ def run_one(
             port=server.port,
             out=str(Path(tmp, "out.jsonl")),
             settle_fd=responder.child_fd,
+            fallback_base_url=fallback_url,
         )
         job_path = Path(tmp, "job.json")
         job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
@@ -176,6 +180,16 @@ def run_one(
         detail=_bounded(detail),
         client_kind=recorded.client_kind,
     )
+
+
+@contextmanager
+def _fallback_server(scenario: Scenario) -> Iterator[str]:
+    """A second mock server (same spec) when a `fallback` event needs one: its URL, else ""."""
+    if not any(event.action == "fallback" for event in scenario.session.events):
+        yield ""
+        return
+    with MockServer(scenario.server) as server:  # its counts are not part of the result
+        yield server.base_url
 
 
 def _run_worker(

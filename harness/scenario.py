@@ -30,6 +30,8 @@ from harness.schema import (
     FAULTS,
     ClientKwargs,
     ClientSpec,
+    Event,
+    EventAction,
     Expectation,
     Expectations,
     Fault,
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_DURATION_S",
     "MAX_DEPTH",
     "ClientSpec",
+    "Event",
     "Expectation",
     "Expectations",
     "Fault",
@@ -417,15 +420,73 @@ def _client(sec: _Section | None) -> ClientSpec:
 
 
 def _session(sec: _Section | None) -> SessionSpec:
-    session: SessionSpec = _section_value(SessionSpec, sec)
-    if sec is not None and session.abandon_streams and not session.stream:
+    if sec is None:
+        return SessionSpec()
+    sec.finish(field_names(SessionSpec))
+    session = SessionSpec(**sec.fields(SessionSpec, skip=("events",)))
+    if session.abandon_streams and not session.stream:
         raise ScenarioError(
             sec.ctx.path,
             sec.key_lines["abandon_streams"],
             "session.abandon_streams",
             "needs `stream: true`; only a stream can be abandoned",
         )
-    return session
+    return dataclasses.replace(session, events=_events(sec, session.turns))
+
+
+def _events(sec: _Section, turns: int) -> tuple[Event, ...]:
+    node = sec.node("events")
+    if node is None or _is_null(node):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        raise sec.ctx.error(node, "session.events", f"must be a list, got {_kind(node)}")
+    return tuple(
+        _event(_Section(sec.ctx, item, f"session.events[{i}]"), turns)
+        for i, item in enumerate(node.value)
+    )
+
+
+def _event(sec: _Section, turns: int) -> Event:
+    """One event: an action, and exactly one of ``after_turn`` / ``during_turn`` (+ ``at_ms``)."""
+    sec.finish(field_names(Event))
+    path, line = sec.ctx.path, sec.line
+    if sec.node("action") is None:
+        actions = ", ".join(get_args(EventAction))
+        raise ScenarioError(path, line, sec.sub("action"), f"missing; use one of: {actions}")
+    event: Event = Event(**sec.fields(Event))
+    whens = [name for name in ("after_turn", "during_turn") if name in sec.items]
+    if len(whens) != 1:
+        raise ScenarioError(
+            path, line, sec.key, "needs exactly one of `after_turn: N` or `during_turn: N`"
+        )
+    when = whens[0]
+    if event.turn > turns:
+        raise sec.ctx.error(
+            sec.items[when],
+            sec.sub(when),
+            f"{event.turn} is after the last turn; the session has {turns} turns",
+        )
+    if "at_ms" in sec.items and when != "during_turn":
+        raise ScenarioError(
+            sec.ctx.path,
+            sec.key_lines["at_ms"],
+            sec.sub("at_ms"),
+            "only goes with `during_turn`; `after_turn` runs after the turn's gap",
+        )
+    if when == "during_turn" and "at_ms" not in sec.items:
+        raise ScenarioError(
+            path, line, sec.sub("at_ms"), "missing; say when in the turn, e.g. `at_ms: 100`"
+        )
+    return event
+
+
+def _variant_names() -> str:
+    """The bundled names, each async twin folded into its sync name (a one-line message)."""
+    sync = [name for name in BUNDLED if f"{name}-async" in BUNDLED]
+    single = [
+        name for name in BUNDLED if name not in sync and name.removesuffix("-async") not in sync
+    ]
+    return ", ".join(sync) + " (each also as NAME-async)" + "".join(f", {n}" for n in single)
 
 
 def _variants(top: _Section) -> Mapping[str, Expectation]:
@@ -439,7 +500,7 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
                 sec.ctx.path,
                 sec.key_lines[name],
                 sec.sub(name),
-                f"unknown variant; use one of: {', '.join(BUNDLED)}, or a factory spec"
+                f"unknown variant; use one of: {_variant_names()}, or a factory spec"
                 " `module:function` / `path/to/file.py:function`",
             )
         out[name] = sec.choice(name, "pass", get_args(Expectation))

@@ -23,6 +23,8 @@ __all__ = [
     "DEFAULT_MAX_DURATION_S",
     "ClientKwargs",
     "ClientSpec",
+    "Event",
+    "EventAction",
     "Expectations",
     "Fault",
     "HttpError",
@@ -40,6 +42,7 @@ __all__ = [
 
 API = Literal["chat.completions", "responses"]
 CloseMode = Literal["fin", "rst", "silent"]
+EventAction = Literal["terminate", "reload", "fallback"]
 Expectation = Literal["pass", "fail", "observe"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # A scenario that plans to spend longer than this on purpose is refused unless the caller
@@ -143,6 +146,41 @@ class ClientSpec:
     kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     close_request_clients: bool = True
     kind: Literal["any", "sync", "async"] = "any"
+    # request: a fresh client per call (the factory's shared=False); shared: every call goes
+    # through the shared client the session holds (a provider object keeping one client).
+    calls_via: Literal["request", "shared"] = "request"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One gateway lifecycle event of ``session.events``, run once.
+
+    When: ``after_turn`` (after that turn's idle gap, all sessions at the barrier) or
+    ``during_turn`` plus ``at_ms`` (that long after the turn's calls started, while they are
+    in flight); exactly one of the two is set. ``terminate`` closes the gateway's shared
+    client (the factory module's ``terminate_openai_client`` hook, else ``close()``);
+    ``reload`` terminates it and builds a new one from the same kept ``client_kwargs``, while
+    the sessions keep the one they hold; ``fallback`` builds a second shared client from a copy
+    of the kept kwargs with a second mock server's ``base_url``, and every later call goes
+    there.
+    """
+
+    action: EventAction = "terminate"
+    after_turn: int | None = number(None, lo=1, hi=100_000)
+    during_turn: int | None = number(None, lo=1, hi=100_000)
+    at_ms: float = number(0, hi=600_000)
+
+    @property
+    def turn(self) -> int:
+        """The turn the event belongs to (marked in per-turn tables)."""
+        return self.after_turn if self.after_turn is not None else self.during_turn or 0
+
+    @property
+    def label(self) -> str:
+        """``reload after turn 3``, ``terminate during turn 2 at 150 ms``."""
+        if self.after_turn is not None:
+            return f"{self.action} after turn {self.after_turn}"
+        return f"{self.action} during turn {self.during_turn} at {self.at_ms:g} ms"
 
 
 @dataclass(frozen=True)
@@ -156,6 +194,11 @@ class SessionSpec:
     concurrency: int = number(1, lo=1, hi=256)
     abandon_streams: bool = False
     gc: Literal["off", "auto"] = "off"
+    events: tuple[Event, ...] = ()
+
+    def events_at(self, turn: int) -> tuple[str, ...]:
+        """The actions of the events that belong to ``turn``, in order (empty: none)."""
+        return tuple(e.action for e in self.events if e.turn == turn)
 
 
 @dataclass(frozen=True)
@@ -209,6 +252,14 @@ class Scenario:
             variants=dict(self.variants),
         )
         data: dict[str, Any] = json.loads(json.dumps(asdict(plain)))  # tuples -> lists
+        # Keys added after a value's first release are left out at their defaults, so the
+        # serialized form of a scenario that does not use them stays byte-for-byte the same.
+        if not self.session.events:
+            del data["session"]["events"]
+        else:
+            data["session"]["events"] = [_event_dict(e) for e in self.session.events]
+        if self.client.calls_via == ClientSpec.calls_via:
+            del data["client"]["calls_via"]
         return data
 
     @classmethod
@@ -233,12 +284,29 @@ class Scenario:
                 kwargs=MappingProxyType(dict(data["client"]["kwargs"])),
                 close_request_clients=data["client"]["close_request_clients"],
                 kind=data["client"]["kind"],
+                calls_via=data["client"].get("calls_via", ClientSpec.calls_via),
             ),
-            session=SessionSpec(**data["session"]),
+            session=_session_from_dict(data["session"]),
             expect=Expectations(**data["expect"]),
             variants=MappingProxyType(dict(data["variants"])),
             path=data["path"],
         )
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    """An event's set keys only (``after_turn`` or ``during_turn`` with ``at_ms``)."""
+    data: dict[str, Any] = {"action": event.action}
+    if event.after_turn is not None:
+        data["after_turn"] = event.after_turn
+    else:
+        data.update(during_turn=event.during_turn, at_ms=event.at_ms)
+    return data
+
+
+def _session_from_dict(data: Mapping[str, Any]) -> SessionSpec:
+    values = dict(data)
+    values["events"] = tuple(Event(**e) for e in values.get("events", ()))
+    return SessionSpec(**values)
 
 
 def _fault_from_dict(data: Mapping[str, Any]) -> Fault:

@@ -2,10 +2,11 @@
 
 JOB.json holds ``scenario`` (the validated scenario's ``to_dict()``; the worker rebuilds it
 with ``Scenario.from_dict``, so parent and worker run the same value), ``factory`` (spec),
-``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file) and ``settle_fd`` (the
+``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file), ``settle_fd`` (the
 inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
-not synchronised with the server). The worker appends one JSON object per line, flushed as it
-goes, so a worker killed by the watchdog leaves everything it recorded:
+not synchronised with the server) and ``fallback_base_url`` (the second mock server of a
+``fallback`` event; "" when the scenario has none). The worker appends one JSON object per
+line, flushed as it goes, so a worker killed by the watchdog leaves everything it recorded:
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
@@ -84,6 +85,7 @@ class Job:
     port: int
     out: str
     settle_fd: int | None = None
+    fallback_base_url: str = ""  # the second mock server of a `fallback` event ("": none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +122,7 @@ class _Sink:
         self.write("call", asdict(record))
 
     def sample(self, sample: SocketSample) -> None:
-        self.write("sample", asdict(sample))
+        self.write("sample", sample.to_dict())
 
 
 def run_job(job: Job, sink: _Sink) -> int:
@@ -142,13 +144,14 @@ def run_job(job: Job, sink: _Sink) -> int:
     def sample(label: str, turn: int = 0) -> None:
         if settler is not None:
             settler.settle()
-        sink.sample(probe.sample(label, turn))
+        events = scenario.session.events_at(turn)  # marks the turn where an event ran
+        sink.sample(replace(probe.sample(label, turn), events=events))
 
     if scenario.session.gc == "off":
         gc.disable()
     try:
         with SdkRetryCounter() as retries:
-            gateway = Gateway(scenario, factory, job.base_url)
+            gateway = Gateway(scenario, factory, job.base_url, fallback_url=job.fallback_base_url)
             return _session(gateway, job.factory, sink, sample, retries)
     finally:
         if settler is not None:

@@ -83,7 +83,10 @@ def test_unknown_name_lists_the_forms(root: Path) -> None:
     assert _error("keepalive-broken", root) == (
         "not a known variant or spec; use a bundled variant (baseline, keepalive-mutating, "
         "keepalive-fixed, shared-http-client, baseline-async, keepalive-mutating-async, "
-        "keepalive-fixed-async, shared-http-client-async), `package.module:function` or "
+        "keepalive-fixed-async, shared-http-client-async, provider-keeps-closed, "
+        "provider-rebuild-on-closed, provider-atomic-swap, provider-keeps-closed-async, "
+        "provider-rebuild-on-closed-async, provider-atomic-swap-async), "
+        "`package.module:function` or "
         "`path/to/file.py:function` (relative to --root, or absolute)"
     )
 

@@ -113,6 +113,12 @@ def test_only_version_is_required_and_defaults_apply(tmp_path: Path) -> None:
         "keepalive-mutating-async": "observe",
         "keepalive-fixed-async": "pass",
         "shared-http-client-async": "observe",
+        "provider-keeps-closed": "observe",
+        "provider-rebuild-on-closed": "observe",
+        "provider-atomic-swap": "pass",
+        "provider-keeps-closed-async": "observe",
+        "provider-rebuild-on-closed-async": "observe",
+        "provider-atomic-swap-async": "pass",
     }
 
 

@@ -30,11 +30,13 @@ BUNDLED = [
     "concurrent-stale-pool",
     "pool-exhaustion",
     "rate-limited",
+    "reload-between-turns",
     "reset-on-reuse",
     "reset-on-reuse-no-retries",
     "silent-idle-drop",
     "stale-pool-idle-fin",
     "streaming-responses",
+    "terminate-in-flight",
     "use-after-close",
 ]
 

@@ -30,7 +30,7 @@ from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
-from harness.result import RunResult
+from harness.result import RunResult, turn_label
 from harness.scenario import load_scenario
 from harness.variants import BUNDLED, is_bundled
 
@@ -95,7 +95,7 @@ def turn_table(run: RunResult) -> str:
     for s in turn_samples:
         rows.append(
             [
-                s.turn,
+                turn_label(s),  # marks the turn where a lifecycle event ran
                 calls[s.turn],
                 errors[s.turn],
                 s.close_wait,

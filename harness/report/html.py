@@ -18,6 +18,7 @@ from html import escape
 from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
 from harness.report.overview import STATES, GridCell, overview, row_anchor, section_anchor
 from harness.report.svg import DASHES, Pen, bar_chart, line_chart, pens
+from harness.result import event_marks
 from harness.verdict import RegressEntry, RegressSummary
 
 __all__ = ["render_html"]
@@ -153,6 +154,9 @@ def _scenario(
         else ""
     )
     desc = entries[0].description
+    marks = next((m for e in entries if (m := event_marks(e.result))), "")
+    if marks:
+        flat += f'<p class="flat">Lifecycle events: {_e(marks)}</p>'
     return (
         f'<section id="{section_anchor(name)}"><h2>{_e(name)}</h2>'
         + (f'<p class="desc">{_e(desc)}</p>' if desc else "")

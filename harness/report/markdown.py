@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.result import RunResult
+from harness.result import RunResult, event_marks
 from harness.verdict import RegressEntry, RegressSummary
 
 __all__ = [
@@ -157,6 +157,9 @@ def render_markdown(summary: RegressSummary) -> str:
         description = entries[0].description
         if description:
             lines += ["", _cell(description)]
+        marks = next((m for e in entries if (m := event_marks(e.result))), "")
+        if marks:
+            lines += ["", f"Lifecycle events: {_cell(marks)}"]
         lines += ["", *_table(entries), ""]
     failed = not_as_expected(summary)
     if failed:

@@ -1,7 +1,9 @@
 """Bundled client factories, one module each, and the registry that names them.
 
 Each module defines ``create_openai_client(client_kwargs, *, shared) -> OpenAI`` (the factory
-contract in docs/factories.md) and a docstring saying which real change it models; each
+contract in docs/factories.md) and a docstring saying which real change it models (the
+``provider-*`` ones also ``terminate_openai_client``, and return a provider object for the
+shared client); each
 ``*-async`` module is its sync twin's change on ``AsyncOpenAI`` and the stack's ``AsyncClient``.
 ``FIXED`` says whether the variant is meant to be healthy; a scenario that does not list its
 variants runs every bundled one, expecting fixed variants to pass and only observing the rest.
@@ -26,6 +28,13 @@ BUNDLED: Final = MappingProxyType(
         "keepalive-mutating-async": False,
         "keepalive-fixed-async": True,
         "shared-http-client-async": False,
+        # A gateway's provider object keeping one client, and its terminate (issue 23).
+        "provider-keeps-closed": False,
+        "provider-rebuild-on-closed": False,
+        "provider-atomic-swap": True,
+        "provider-keeps-closed-async": False,
+        "provider-rebuild-on-closed-async": False,
+        "provider-atomic-swap-async": True,
     }
 )
 FIXED_VARIANTS: Final = tuple(name for name, fixed in BUNDLED.items() if fixed)

@@ -1,0 +1,38 @@
+"""Provider swaps its client atomically and closes the old one when its calls are done: the
+fix, async
+(twin of ``provider-atomic-swap``).
+
+``terminate()`` retires the provider's ``AsyncOpenAI`` in one step (the next call builds a new one
+from the same kwargs) and closes the retired client only once the calls in flight on it have
+ended, so neither later calls nor calls in flight fail. Healthy.
+
+With ``shared=True`` the factory returns the provider (:mod:`harness.variants._provider`),
+which the gateway holds and calls like a client; request clients (``shared=False``) are plain
+``AsyncOpenAI`` clients, as in ``baseline``. ``terminate_openai_client`` is the gateway's terminate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from harness.variants._provider import AsyncProvider
+
+__all__ = ["create_openai_client", "terminate_openai_client"]
+
+
+def create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> Any:
+    """The provider (shared) or a plain ``AsyncOpenAI`` (per request), from a copy of the kwargs."""
+    kwargs = dict(client_kwargs)
+    if not shared:
+        return openai.AsyncOpenAI(**kwargs)
+    return AsyncProvider(lambda: openai.AsyncOpenAI(**kwargs), "swap")
+
+
+async def terminate_openai_client(client: Any, *, shared: bool) -> None:
+    """Terminate a provider (its policy decides what closes); close a plain client."""
+    if isinstance(client, AsyncProvider):
+        await client.terminate()
+    else:
+        await client.close()
