@@ -29,7 +29,16 @@ from typing import Final
 
 from harness.errors import UsageError
 
-__all__ = ["PACKAGED", "SUFFIXES", "directory", "names", "path_of", "resolve", "unknown_message"]
+__all__ = [
+    "PACKAGED",
+    "SUFFIXES",
+    "client_names",
+    "directory",
+    "names",
+    "path_of",
+    "resolve",
+    "unknown_message",
+]
 
 PACKAGED: Final = "_scenarios"  # the folder inside the harness package that a build fills
 SUFFIXES: Final = (".yaml", ".yml")
@@ -51,6 +60,16 @@ def directory() -> Path:
 def names() -> list[str]:
     """The bundled scenarios' names (file stems), sorted."""
     return sorted(p.stem for p in directory().iterdir() if p.suffix in SUFFIXES)
+
+
+def client_names() -> list[str]:
+    """The bundled scenarios that judge a client factory, sorted: every one without
+    ``session.events`` (those judge how a gateway terminates its provider: see
+    :meth:`harness.schema.Scenario.role_of`)."""
+    from harness.scenario import load_scenario  # the loader imports far more than this module
+
+    folder = directory()
+    return [n for n in names() if not load_scenario(path_of(n) or folder / n).session.events]
 
 
 def path_of(name: str) -> Path | None:

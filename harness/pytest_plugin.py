@@ -10,7 +10,8 @@ Fixtures (docs/pytest.md has a complete example):
   it hands out one server per distinct spec for the whole session, reset before each hand-out.
 - ``harness_check``: ``check(factory, scenario, **options) -> Checked``, i.e.
   :func:`harness.testing.check_factory` (a worker process per call).
-- ``harness_scenario``: a test that asks for it runs once per bundled scenario (its name), or
+- ``harness_scenario``: a test that asks for it runs once per bundled scenario that judges a
+  client factory (:func:`harness.bundled.client_names`: its name), or
   per scenario named in ``@pytest.mark.harness_scenarios(*names)``.
 
 Each pytest-xdist worker is its own process with its own servers and ports, so nothing is
@@ -85,7 +86,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from harness import bundled
 
     marker = metafunc.definition.get_closest_marker("harness_scenarios")
-    names = list(marker.args) if marker is not None and marker.args else bundled.names()
+    names = list(marker.args) if marker is not None and marker.args else bundled.client_names()
     metafunc.parametrize("harness_scenario", names, ids=names)
 
 

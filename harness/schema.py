@@ -244,6 +244,15 @@ class Scenario:
             {name: ("pass" if fixed else "observe") for name, fixed in BUNDLED.items()}
         )
 
+    def role_of(self, variant: str) -> Expectation:
+        """What ``variant`` must show here: the role ``variants:`` gives it; else ``observe``
+        in a scenario with lifecycle events (they judge how a gateway terminates its provider,
+        which a client factory it does not name may not model at all), else ``pass``."""
+        listed = self.variant_expectations().get(variant)
+        if listed is not None:
+            return listed
+        return "observe" if self.session.events else "pass"
+
     def to_dict(self) -> dict[str, Any]:
         """A plain-data copy (JSON-ready) of the validated scenario."""
         plain = replace(

@@ -587,3 +587,16 @@ def test_the_runner_starts_the_fallback_server() -> None:
     assert (result.status, result.calls, result.errors) == ("completed", 3, 0)
     assert result.server.total_calls == 1  # turn 1; turns 2 and 3 went to the fallback
     assert event_marks(result) == "turn 1: terminate, fallback"
+
+
+def test_a_factory_a_provider_scenario_does_not_name_is_observed_there() -> None:
+    from harness import bundled
+
+    reload = load_scenario(bundled.resolve("reload-between-turns"))
+    assert reload.role_of("gateway/clients.py:create_openai_client") == "observe"
+    assert reload.role_of("provider-atomic-swap") == "pass"
+    assert reload.role_of("keepalive-fixed") == "observe"
+    assert load_scenario(bundled.resolve("use-after-close")).role_of("my.mod:f") == "pass"
+    clients = bundled.client_names()
+    assert "use-after-close" in clients
+    assert not {"reload-between-turns", "terminate-in-flight"} & set(clients)

@@ -136,7 +136,7 @@ def select_cells(
     scenarios: Sequence[Scenario], only: Sequence[str], factory: str | None, shard: Shard | None
 ) -> list[Cell]:
     """The cells to run: the plan (``only`` some variants), or ``factory`` in every scenario
-    (the role the scenario gives it, else ``pass``); then this shard's part of them."""
+    (:meth:`Scenario.role_of`); then this shard's part of them."""
     known = {name for s in scenarios for name in s.variant_expectations()}
     unknown = [name for name in only if name not in known]
     if unknown:
@@ -147,7 +147,7 @@ def select_cells(
     if factory and only:
         raise UsageError("--factory and --variant exclude each other; pass one of them")
     cells = (
-        [Cell(s, factory, s.variant_expectations().get(factory, "pass")) for s in scenarios]
+        [Cell(s, factory, s.role_of(factory)) for s in scenarios]
         if factory
         else plan(scenarios, only)
     )
