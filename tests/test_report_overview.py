@@ -76,7 +76,7 @@ def test_html_grid_comes_first_and_every_cell_links_to_its_row() -> None:
         ("healthy", "cell-reap--baseline", "reap / baseline: pass, expected pass", "pass",
          healthy.replace("d 0", "d 2")),
         ("caught", "cell-reap--keepalive-mutating",
-         "reap / keepalive-mutating: fail, expected fail", "fail: bug caught, as expected",
+         "reap / keepalive-mutating: fail, expected fail", "fail: bug caught",
          "<small>errors 9 &gt; 0</small>"),
         ("unhealthy", "cell-reap--keepalive-fixed", "reap / keepalive-fixed: fail, expected pass",
          "fail (expected pass)", "<small>errors 2 &gt; 0</small>"),

@@ -39,19 +39,19 @@ h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.25em;margin:0 0 .2em}
 section{border-top:2px solid #ddd;padding-top:14px;margin-top:22px}
 .desc{color:#444;margin:.2em 0 .8em}.charts{display:flex;flex-wrap:wrap;gap:16px}
 .chart{border:1px solid #e2e2e2;border-radius:6px;background:#fcfcfc}
-table{border-collapse:collapse;margin:12px 0;font-size:.85em}td{white-space:nowrap}
+table{border-collapse:collapse;margin:12px 0;font-size:.82em}td{white-space:nowrap}
 .fit{max-width:100%;overflow-x:auto}th{white-space:normal}
 td.l{white-space:normal;overflow-wrap:anywhere;min-width:7em}
 .facts{color:#333;font-size:.92em}.facts b{font-weight:600}
-th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:right;vertical-align:top}
+th,td{border:1px solid #d0d0d0;padding:4px 6px;text-align:right;vertical-align:top}
 th{background:#f1f3f5}td.l,th.l{text-align:left}tr.bad td{background:#fdecea}
 td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.yes{color:#1e7b3c}
 .swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
-table.grid{font-size:.9em}table.grid td{padding:0;white-space:normal;text-align:left}
+table.grid{font-size:.85em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}table.grid td{padding:0;white-space:normal;text-align:left}
 table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
- color:inherit;text-decoration:none;min-width:7em}table.grid td a:hover{outline:2px solid #333}
+ color:inherit;text-decoration:none}table.grid td a:hover{outline:2px solid #333}
 .grid a+a{border-top:2px solid #fff}.grid b{display:block}
 .grid small{display:block;color:#333;font-size:.85em}
 td.none{background:#fafafa;color:#999}

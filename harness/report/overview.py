@@ -42,7 +42,7 @@ STATES: tuple[tuple[State, str], ...] = (
 # reads as a bare "fail"
 CELL_WORDS: dict[State, str] = {
     "healthy": "pass",
-    "caught": "fail: bug caught, as expected",
+    "caught": "fail: bug caught",
     "unhealthy": "fail (expected pass)",
     "missed": "pass (expected fail)",
     "observed": "{outcome} (observed only)",
