@@ -3,6 +3,7 @@ commands stay within a 100-column pseudo-terminal."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -151,3 +152,33 @@ def test_regress_and_check_fit_a_100_column_terminal(tmp_path: Path) -> None:
     assert code == 1, out
     assert _widest(out) <= 100, out
     assert out.replace("\r", "").endswith("check: regression (1 run)\n")
+
+
+def test_bisect_lines_stay_within_100_columns() -> None:
+    from test_bisect_search import _record
+
+    from harness.bisect.render import progress_line
+
+    base = _record(1, 100.0, 2.0, 1.5)
+    one = dataclasses.replace(
+        base,
+        subject="fix: a subject line much longer than any column",
+        observed=(True,),
+        disagree=0,
+        metrics=dataclasses.replace(
+            base.metrics, errors=(3,), retries=(0,), close_wait_growth=(1,)
+        ),
+    )
+    assert progress_line(one) == (
+        "step       aaaaaaa  fix: a subj…  regression -> bad  "
+        "errors 3 retries 0 CLOSE_WAIT growth 1  (2.0 s)"
+    )
+    many = dataclasses.replace(
+        base,
+        metrics=dataclasses.replace(
+            base.metrics, errors=(3,) * 9, retries=(0,) * 9, close_wait_growth=(1,) * 9
+        ),
+    )
+    skipped = dataclasses.replace(base, verdict="untestable", term="skip", detail="x " * 80)
+    for record in (one, many, skipped):
+        assert max(len(line) for line in progress_line(record).splitlines()) <= 100

@@ -41,8 +41,8 @@ def progress_line(record: StepRecord) -> str:
 
 
 def _fit(lead: str, subject: str, verdict: str, rest: str) -> str:
-    """One line if it fits with the subject cut to 20 or more, else the rest below."""
-    room = min(40, max(20, LINE_WIDTH - len(lead) - len(verdict) - len(rest) - 4))
+    """One line if it fits with the subject cut to 12 or more, else the rest below."""
+    room = min(40, max(12, LINE_WIDTH - len(lead) - len(verdict) - len(rest) - 4))
     line = f"{lead}{_clip(subject, room):<{room}}  {verdict}  {rest}"
     if len(line) <= LINE_WIDTH:
         return line
