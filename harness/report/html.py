@@ -49,7 +49,8 @@ td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.
 .swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
-table.grid{font-size:.85em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}table.grid td{padding:0;white-space:normal;text-align:left}
+table.grid{font-size:.85em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}
+table.grid td{padding:0;white-space:normal;text-align:left}
 table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
  color:inherit;text-decoration:none}table.grid td a:hover{outline:2px solid #333}
 .grid a+a{border-top:2px solid #fff}.grid b{display:block}
