@@ -402,9 +402,11 @@ def test_run_unimportable_factory_is_usage_error(
         ]
     )
     assert code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("harness run: error: no_such_module:create: untestable: ")
-    assert err.count("\n") == 1
+    printed = capsys.readouterr()
+    assert printed.err.startswith("harness run: error: no_such_module:create: untestable: ")
+    assert printed.err.count("\n") == 1
+    # the error once, nothing on stdout, and no report folder for `latest` to point to
+    assert printed.out == "" and not (tmp_path / "r").exists()
 
 
 def test_bad_output_paths_are_refused_before_running(
