@@ -1,5 +1,6 @@
 """nox sessions: the main job (regress), compat (regress per SDK line), tests, lint, benchmarks,
-the bisect driver, and build (sdist and wheel, checked from a fresh virtualenv).
+the bisect driver, build (sdist and wheel, checked from a fresh virtualenv) and the report
+screenshot in docs/.
 
 uv is used to build the virtualenvs when it is installed; nox falls back to virtualenv.
 Virtualenvs are reused between runs, so a warm `nox -s regress` skips the install.
@@ -89,6 +90,19 @@ def tests(session: nox.Session, openai: str) -> None:
     # cores busy (`-- -n 0` runs them in this process, one after another).
     parallel = ["-n", os.environ.get("TEST_JOBS", "4")]
     session.run("python", "-m", "pytest", "--durations=20", *parallel, *select, *session.posargs)
+
+
+@nox.session
+def screenshot(session: nox.Session) -> None:
+    """A fresh regress of the bundled scenarios, its report.html rendered in headless
+    Chromium into docs/report-screenshot.png (+ .json: the cells it shows, which
+    tests/test_docs_screenshot.py checks against the bundled set). Needs Chromium on PATH."""
+    session.install("-e", ".", OPENAI_LINES[FULL_SUITE_LINE])
+    out = Path(session.create_tmp()) / "screenshot"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "harness", "regress", "scenarios", "--quiet",
+                "--report-dir", str(out), *session.posargs, success_codes=[0, 1])  # fmt: skip
+    session.run("python", "docs/screenshot.py", str(out / "latest"))
 
 
 @nox.session

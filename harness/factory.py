@@ -73,6 +73,9 @@ def resolve_factory(spec: str, root: Path) -> Factory:
     return _attribute(spec, module, attr)
 
 
+_FILE_MODULE_PREFIX = "_harness_factory_"
+
+
 def _with_root(root: Path) -> None:
     entry = str(root.resolve())
     if entry in sys.path:
@@ -99,7 +102,7 @@ def _load_file(spec: str, path: Path, root: Path) -> ModuleType:
         )
     # A stable, unique module name per file, so two checkouts never share a module.
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    name = f"_harness_factory_{path.stem}_{digest}"
+    name = f"{_FILE_MODULE_PREFIX}{path.stem}_{digest}"
     _with_root(root)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
@@ -119,8 +122,12 @@ def _load_file(spec: str, path: Path, root: Path) -> ModuleType:
 def _attribute(spec: str, module: ModuleType, attr: str) -> Factory:
     factory = getattr(module, attr, None)
     if factory is None:
+        # a file's module has an internal name: name the file the user wrote instead
+        where = getattr(module, "__file__", None) if _is_file_module(module) else None
+        what = f"{where!r}" if where else f"module {module.__name__!r}"
         raise FactoryError(
-            f"factory {spec!r}: module {module.__name__!r} has no attribute {attr!r}"
+            f"factory {spec!r}: {what} has no function {attr!r}; "
+            "check the name after ':' in the spec"
         )
     if not callable(factory):
         raise FactoryError(
@@ -149,6 +156,10 @@ def _check_hook(spec: str, module: ModuleType) -> None:
         ) from exc
     except ValueError:
         return  # no signature to read (a builtin); the first terminate will tell
+
+
+def _is_file_module(module: ModuleType) -> bool:
+    return module.__name__.startswith(_FILE_MODULE_PREFIX)
 
 
 def _check_signature(spec: str, factory: Callable[..., Any]) -> None:

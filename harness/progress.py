@@ -11,8 +11,12 @@ Three modes, chosen once per invocation by :func:`choose_mode`:
   (:meth:`Progress.conclude`); the command prints its result.
 
 A :class:`Progress` is fed from worker threads (a matrix runs cells on a thread pool), so
-every method is thread-safe. The estimate weighs items by their expected duration, so one
-long scenario left at the end is not mistaken for a quick one.
+every method is thread-safe. With a :meth:`Progress.plan` the time left is estimated from
+the planned durations of the items not finished yet (less what the running ones have done),
+scaled by how long finished items took against their plan, and divided among the items that
+run at once: quick items finishing first do not make the rest look quick, and one long
+scenario left at the end is not mistaken for a quick one. With a :meth:`Progress.budget`
+(items not known ahead) it is rich's estimate from the units done so far.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Literal, TextIO
 from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -125,6 +130,20 @@ class _Display(RichProgress):
             yield Text(running, overflow="ellipsis", no_wrap=True)
 
 
+class _LeftColumn(TimeRemainingColumn):
+    """The time left from :meth:`Live.left` when it knows, else rich's estimate."""
+
+    left: Callable[[], float | None] = staticmethod(lambda: None)
+
+    def render(self, task: Task) -> Text:
+        seconds = self.left()
+        if seconds is None:
+            return super().render(task)
+        minutes, secs = divmod(int(seconds + 0.5), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{secs:02d}", style="progress.remaining")
+
+
 class Live(Progress):
     """The plain lines, scrolling above a live region (see the module docstring)."""
 
@@ -145,16 +164,20 @@ class Live(Progress):
             TextColumn("{task.fields[failures]}"),
             TimeElapsedColumn(),
             TextColumn("left"),
-            TimeRemainingColumn(),
+            left := _LeftColumn(),
             console=self.console,
             transient=True,
             refresh_per_second=4,
         )
         self.display.running = self._running_line
+        left.left = self.left
         self.task: TaskID = self.display.add_task("", total=None, done=0, count=0, failures="")
         self.weights: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.done = self.failures = 0
+        self.ended: set[str] = set()
+        self.planned_done = self.took = 0.0  # finished items: planned sum, measured sum
+        self.parallel = 1  # the most items seen running at once
 
     def start(self) -> None:
         self.display.start()
@@ -175,20 +198,38 @@ class Live(Progress):
     def started(self, key: str) -> None:
         with self._lock:
             self.running[key] = self.clock()
+            self.parallel = max(self.parallel, len(self.running))
 
     def finished(self, key: str, line: str, *, failed: bool, units: int = 1) -> None:
         with self._lock:
-            self.running.pop(key, None)
+            since = self.running.pop(key, None)
+            if since is not None and key in self.weights and key not in self.ended:
+                self.planned_done += self.weights[key]
+                self.took += self.clock() - since
+            self.ended.add(key)
             self.done += units
             self.failures += failed
             shown = f"{self.failures} {self.failed_word}" if self.failures else ""
             advance = self.weights.get(key, float(units))
             self.display.update(self.task, advance=advance, done=self.done, failures=shown)
-            self.console.print(Text(line), soft_wrap=True)
+            self.console.print(Text(line))  # wrapped to the terminal's width
 
     def say(self, line: str) -> None:
         with self._lock:
-            self.console.print(Text(line), soft_wrap=True)
+            self.console.print(Text(line))  # wrapped to the terminal's width
+
+    def left(self) -> float | None:
+        """Seconds left by the plan (see the module docstring); None without a plan."""
+        now, running = self.clock(), dict(self.running)  # no lock: rich calls this (below)
+        if not self.weights:
+            return None
+        pace = self.took / self.planned_done if self.planned_done > 0 else 1.0
+        todo = [
+            max(0.0, w * pace - (now - running[k] if k in running else 0.0))
+            for k, w in self.weights.items()
+            if k not in self.ended
+        ]
+        return max(sum(todo) / self.parallel, max(todo, default=0.0))
 
     def _running_line(self) -> str:
         # Called by rich while it holds its own lock: take a snapshot (one C-level copy, atomic

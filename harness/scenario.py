@@ -335,7 +335,8 @@ def _build(top: _Section, path: str, default_name: str) -> Scenario:
         raise ScenarioError(path, top.line, "version", "missing; add `version: 1` at the top")
     version = top.value("version")
     if type(version) is not int or version != 1:  # `version: yes` is True, and True == 1
-        raise top.ctx.error(version_node, "version", f"{version!r} is not supported; use 1")
+        shown = repr(version_node.value) if isinstance(version, bool) else repr(version)
+        raise top.ctx.error(version_node, "version", f"{shown} is not supported; use 1")
     return Scenario(
         name=top.string("name", default_name) or default_name,
         description=top.string("description", ""),

@@ -26,8 +26,8 @@ from typing import Any, Literal
 import yaml
 
 from harness import bundled
-from harness.commands.run import totals, turn_table
 from harness.errors import FactoryError, ScenarioError, UsageError
+from harness.report.text import run_totals, turn_table
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, ServerSpec, load_scenario, parse_scenario
@@ -161,7 +161,7 @@ class Checked:
             f"{self.verdict.outcome}, expected {self.verdict.expected}"
         )
         reasons = [f"  - {reason}" for reason in self.verdict.reasons] or ["  (no reasons)"]
-        return "\n".join([head, *reasons, "", turn_table(r), totals(r)])
+        return "\n".join([head, *reasons, "", turn_table(r), run_totals(r)])
 
 
 def assert_healthy(checked: Checked) -> None:

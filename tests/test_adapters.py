@@ -105,7 +105,7 @@ def test_regress_names_the_adapter_in_the_scenario(
     reports = tmp_path / "reports"
     code = main(["regress", str(folder), "--root", str(mutating), "--report-dir", str(reports)])
     assert code == 0, capsys.readouterr().out
-    assert "1 runs, 1 as expected, 0 not" in capsys.readouterr().out
+    assert "1 cell, 1 as expected, 0 not" in capsys.readouterr().out
 
 
 def test_bisect_with_an_adapter_outside_the_repository(

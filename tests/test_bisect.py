@@ -399,7 +399,7 @@ def test_wrong_bound_is_refused_naming_it(
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("harness bisect: error: --good ")
     assert (
-        f"--good {shas[K + 1][:7]} should be healthy but the oracle found it regression" in lines[0]
+        f"--good {shas[K + 1][:7]} should be healthy but the oracle found a regression" in lines[0]
     )
     measured = "(2/2 runs unhealthy; errors 2,2, retries 0,0, CLOSE_WAIT growth 0,0; errors 2 > 0)"
     assert measured in lines[0]

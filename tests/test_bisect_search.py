@@ -380,8 +380,8 @@ def test_report_round_trips_and_derives_figures() -> None:
 def test_progress_line_and_markdown() -> None:
     report = _report()
     assert progress_line(report.steps[0]) == (
-        "step       aaaaaaa  c1: change | 1                            regression -> bad  "
-        "errors 3,0 retries 0,0 CLOSE_WAIT growth 1,0  disagree 1/2  (2.0 s)"
+        "step       aaaaaaa  c1: change | 1  regression -> bad\n"
+        "           errors 3,0 retries 0,0 CLOSE_WAIT growth 1,0  disagree 1/2  (2.0 s)"
     )
     text = render_markdown(report)
     assert (

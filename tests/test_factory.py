@@ -155,7 +155,14 @@ def test_file_with_a_syntax_error(root: Path) -> None:
 
 def test_missing_attribute(root: Path) -> None:
     (root / "gw_noattr.py").write_text(GOOD)
-    assert _error("gw_noattr:make", root) == "module 'gw_noattr' has no attribute 'make'"
+    assert _error("gw_noattr:make", root) == (
+        "module 'gw_noattr' has no function 'make'; check the name after ':' in the spec"
+    )
+    # a file is named as the user wrote it, not by the module name it is loaded under
+    (root / "clients.py").write_text(GOOD)
+    assert _error("clients.py:nope", root) == (
+        f"{str(root / 'clients.py')!r} has no function 'nope'; check the name after ':' in the spec"
+    )
 
 
 def test_attribute_that_is_not_callable(root: Path) -> None:

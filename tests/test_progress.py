@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from _tty import ANSI, run_in_pty
 
-from harness.commands.regress import render
 from harness.progress import Live, choose_mode
 from harness.report import load_summary
+from harness.report.text import render_regress
 
 # Two cells of about a second each: long enough for the live display to redraw while one runs.
 SCENARIO = """\
@@ -56,10 +56,10 @@ def test_off_a_tty_the_output_is_the_plain_lines_byte_for_byte(
     run_dir = (tmp_path / "r" / "latest").resolve()
     summary = load_summary(run_dir / "results.json")
     expected = (
-        "regress: 2 runs x 1 from 1 scenarios, 1 jobs\n"
+        "regress: 2 cells from 1 scenario, 1 job\n"
         "  ok  slowish / baseline: pass (expected pass)\n"
         "  ok  slowish / keepalive-fixed: pass (expected pass)\n"
-        f"\n{render(summary)}\n\nreports: {tmp_path / 'r' / run_dir.name}\n"
+        f"\n{render_regress(summary)}\n\nreports: {tmp_path / 'r' / run_dir.name}\n"
     )
     assert done.stdout.decode() == expected
     assert done.stderr == b""
@@ -78,7 +78,7 @@ def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
     # the finished lines and the table still reach the terminal, as plain text
     assert "  ok  slowish / baseline: pass (expected pass)" in out
     assert "  ok  slowish / keepalive-fixed: pass (expected pass)" in out
-    assert "2 runs, 2 as expected, 0 not, in " in out
+    assert "2 cells, 2 as expected, 0 not, in " in out
     assert out.rstrip().endswith(
         f"reports: {tmp_path / 'r' / (tmp_path / 'r' / 'latest').resolve().name}"
     )

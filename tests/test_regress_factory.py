@@ -64,6 +64,7 @@ def test_factory_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv, "--factory", "nope.py:make", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("harness regress: error: nope.py:make: untestable: ")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()  # one line, no junk report
     assert main([*argv, "--factory", "x.py:f", "--variant", "baseline"]) == 2
     assert capsys.readouterr().err == (
         "harness regress: error: --factory and --variant exclude each other; pass one of them\n"

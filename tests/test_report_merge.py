@@ -133,7 +133,9 @@ def test_report_merge_command_writes_one_report_and_exits_by_verdict(
         path.write_text(render_json(summary))
         paths.append(str(path))
     assert main(["report", "--merge", *paths, "--out", str(tmp_path / "out")]) == 1
-    run_dir = Path(capsys.readouterr().out.strip())
+    printed = capsys.readouterr()
+    run_dir = Path(printed.out.strip())
+    assert printed.err.startswith("Not as expected (1):\n  alpha / keepalive-fixed: expected pass")
     merged = load_summary(run_dir / "results.json")
     assert [(e.variant, e.as_expected) for e in merged.entries] == [
         ("baseline", True),
@@ -170,7 +172,7 @@ def test_real_shards_merge_into_the_whole_plan(
         out = tmp_path / f"shard{shard[0]}"
         code = main(["regress", str(folder), "--shard", shard, "-j", "1", "--report-dir", str(out)])
         assert code == 0
-        assert f"regress: 2 runs x 1 from 2 scenarios, 1 jobs, shard {shard}\n" in (
+        assert f"regress: 2 cells from 2 scenarios, 1 job, shard {shard}\n" in (
             capsys.readouterr().out
         )
         results.append(str(out / "latest" / "results.json"))

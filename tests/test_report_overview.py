@@ -71,19 +71,19 @@ def test_html_grid_comes_first_and_every_cell_links_to_its_row() -> None:
         html,
     )
     healthy = "<small>errors 0 · retries 0</small><small>CLOSE_WAIT held 0</small>"
-    # As expected: the outcome alone (the colour says the rest); not as expected: both.
+    # The outcome and what it means: a caught bug never reads as a bare "fail".
     assert links == [
         ("healthy", "cell-reap--baseline", "reap / baseline: pass, expected pass", "pass",
          healthy.replace("d 0", "d 2")),
         ("caught", "cell-reap--keepalive-mutating",
-         "reap / keepalive-mutating: fail, expected fail", "fail",
+         "reap / keepalive-mutating: fail, expected fail", "fail: bug caught",
          "<small>errors 9 &gt; 0</small>"),
         ("unhealthy", "cell-reap--keepalive-fixed", "reap / keepalive-fixed: fail, expected pass",
          "fail (expected pass)", "<small>errors 2 &gt; 0</small>"),
         ("missed", "cell-close--keepalive-mutating",
          "close / keepalive-mutating: pass, expected fail", "pass (expected fail)", healthy),
         ("observed", "cell-close--shared-http-client",
-         "close / shared-http-client: pass, expected observe", "pass", healthy),
+         "close / shared-http-client: pass, expected observe", "pass (observed only)", healthy),
     ]  # fmt: skip
     for _, anchor, _, _, _ in links:
         assert html.count(f'<tr id="{anchor}"') == 1

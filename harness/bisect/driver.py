@@ -190,7 +190,7 @@ class _Run:
         self.say(
             f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {b.old.sha[:12]} .. "
             f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
-            f"{self.max_runs} runs); report: {self.run_dir}"
+            f"{self.max_runs} runs)\nreport: {self.run_dir}"
         )
         self.progress.budget(self.max_runs)
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))

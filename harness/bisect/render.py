@@ -6,6 +6,7 @@ the driver writes the files atomically (:func:`harness.report.layout.atomic_writ
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,17 +19,45 @@ def _series(values: Sequence[int]) -> str:
     return ",".join(str(v) for v in values) if values else "-"
 
 
+LINE_WIDTH = 100
+"""No progress line is wider: the subject gives way first, then the metrics wrap."""
+
+
 def progress_line(record: StepRecord) -> str:
-    """One line per oracle call: the commit, the verdict, the term and key metrics."""
+    """One line per oracle call: the commit, the verdict, the term and key metrics (the
+    metrics on a second line when one would be wider than :data:`LINE_WIDTH`)."""
     m = record.metrics
-    head = f"{record.label:<10} {record.short}  {_clip(record.subject, 40):<40}"
     verdict = f"{record.verdict} -> {record.term}"
     if record.verdict in ("untestable", "error"):
-        return f"{head}  {verdict}: {record.detail or 'no detail'}  ({record.step_s:.1f} s)"
-    disagree = f"  disagree {record.disagree}/{record.runs}" if record.runs > 1 else ""
+        verdict += ":"
+        rest = f"{record.detail or 'no detail'}  ({record.step_s:.1f} s)"
+    else:
+        disagree = f"  disagree {record.disagree}/{record.runs}" if record.runs > 1 else ""
+        rest = (
+            f"errors {_series(m.errors)} retries {_series(m.retries)} "
+            f"CLOSE_WAIT growth {_series(m.close_wait_growth)}{disagree}  ({record.step_s:.1f} s)"
+        )
+    return _fit(f"{record.label:<10} {record.short}  ", record.subject, verdict, rest)
+
+
+def _fit(lead: str, subject: str, verdict: str, rest: str) -> str:
+    """One line if it fits with the subject cut to 12 or more, else the rest below."""
+    room = min(40, max(12, LINE_WIDTH - len(lead) - len(verdict) - len(rest) - 4))
+    line = f"{lead}{_clip(subject, room):<{room}}  {verdict}  {rest}"
+    if len(line) <= LINE_WIDTH:
+        return line
+    first = f"{lead}{_clip(subject, 40)}  {verdict}"
+    indent = " " * 11
     return (
-        f"{head}  {verdict}  errors {_series(m.errors)} retries {_series(m.retries)} "
-        f"CLOSE_WAIT growth {_series(m.close_wait_growth)}{disagree}  ({record.step_s:.1f} s)"
+        first
+        + "\n"
+        + textwrap.fill(
+            rest,
+            LINE_WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
     )
 
 
@@ -45,7 +74,7 @@ def bound_message(option: str, records: Sequence[StepRecord], want: str) -> str:
     m = [r.metrics for r in records]
     shown = sum(sum(r.observed) for r in records)
     runs = sum(r.runs for r in records)
-    found = "regression" if want == "healthy" else "healthy"
+    found = "a regression" if want == "healthy" else "it healthy"
     reasons = list(dict.fromkeys(reason for x in m for reason in x.reasons))
     measured = (
         f"{found} ({shown}/{runs} runs unhealthy; errors "
@@ -55,7 +84,7 @@ def bound_message(option: str, records: Sequence[StepRecord], want: str) -> str:
         + (f"; {'; '.join(reasons)}" if reasons else "")
         + ")"
     )
-    return f"{option} {last.short} should be {want} but the oracle found it {measured}"
+    return f"{option} {last.short} should be {want} but the oracle found {measured}"
 
 
 def render_markdown(report: BisectReport) -> str:

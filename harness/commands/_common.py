@@ -6,7 +6,8 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,19 +21,21 @@ from harness.shard import Shard
 from harness.verdict import RegressSummary
 
 __all__ = [
+    "Start",
     "add_max_duration_argument",
     "add_output_arguments",
     "add_report_dir_argument",
     "add_root_argument",
+    "add_wide_argument",
     "build_summary",
     "check_output_paths",
     "discover",
-    "format_table",
     "load_all",
     "monotonic",
     "positive_int",
     "refuse_untestable",
     "scenario_file",
+    "start",
     "utc_now",
     "write_json",
 ]
@@ -119,6 +122,15 @@ def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_wide_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="every table column, lines unwrapped, whatever the terminal's width "
+        "(always so off a terminal)",
+    )
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--json``, for a machine reading the output."""
     group = parser.add_mutually_exclusive_group()
@@ -130,21 +142,34 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Start:
+    """When a command began: its run id and ISO time, both stamped at that moment."""
+
+    run_id: str
+    started: str  # ISO 8601 UTC
+    t0: float  # monotonic()
+
+
+def start(command: str) -> Start:
+    """Stamp the start of ``command``: its run id and ``started`` tell the same time."""
+    return Start(new_run_id(command), utc_now(), monotonic())
+
+
 def build_summary(
     command: str,
     outcome: MatrixOutcome,
     scenarios: Iterable[Scenario],
-    started: str,
-    t0: float,
+    begun: Start,
     *,
     shard: Shard | None = None,
 ) -> RegressSummary:
     """The one value every report writer reads, for a finished (or interrupted) matrix."""
     return RegressSummary(
-        run_id=new_run_id(command),
+        run_id=begun.run_id,
         command=command,
-        started=started,
-        wall_s=round(monotonic() - t0, 3),
+        started=begun.started,
+        wall_s=round(monotonic() - begun.t0, 3),
         entries=outcome.entries,
         environment=fingerprint(),
         interrupted=outcome.interrupted,
@@ -194,27 +219,3 @@ def utc_now() -> str:
 
 def monotonic() -> float:
     return time.monotonic()
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: numeric columns right-aligned, text columns left-aligned."""
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    numeric = [all(_is_number(r[i]) for r in cells[1:]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if num else c.ljust(w)
-            for c, w, num in zip(row, widths, numeric, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join(line(r) for r in cells)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return text == ""
-    return True

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-runs",
-        type=positive_int,
+        type=_max_runs,
         metavar="N",
         help="oracle runs at most, bounds included (default: 5 x (ceil(log2 commits) + 4))",
     )
@@ -122,6 +122,16 @@ def _confidence(text: str) -> float:
         value = 0.0
     if not 0.5 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0.5 and 1")
+    return value
+
+
+def _max_runs(text: str) -> int:
+    """argparse type: a run budget; each bound is checked once, so 2 at least."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too few: each bound takes one run; pass 2 or more"
+        )
     return value
 
 

@@ -24,17 +24,18 @@ from pathlib import Path
 from harness.commands._common import (
     add_max_duration_argument,
     add_root_argument,
+    add_wide_argument,
     build_summary,
     check_output_paths,
-    monotonic,
     positive_int,
     scenario_file,
-    utc_now,
+    start,
     write_json,
 )
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
+from harness.report.text import check_conclusion, check_run_line, terminal_width
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
     add_max_duration_argument(parser)
+    add_wide_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -83,7 +85,7 @@ def main(ns: argparse.Namespace) -> int:
 
 
 def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
-    started, t0, root = utc_now(), monotonic(), ns.root.resolve()
+    begun, root = start("check"), ns.root.resolve()
     # Repeated runs fork from one zygote (one SDK import instead of one per run). It lives
     # as long as this check, so no two commits' code ever meet in it.
     with workers_for(root, fresh=ns.repeat == 1) as zygote:
@@ -99,16 +101,12 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     entry = outcome.entries[0]
     code = decide(entry, ns.policy)
     if ns.json is not None:
-        write_json(ns.json, build_summary("check", outcome, [scenario], started, t0))
+        write_json(ns.json, build_summary("check", outcome, [scenario], begun))
     word = {HEALTHY: "healthy", REGRESSION: "regression", UNTESTABLE: "untestable"}[code]
+    width = terminal_width(sys.stdout, wide=ns.wide)
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
-        why = "; ".join(verdict.reasons) or "within every threshold"
-        print(
-            f"  {run.status}: errors {run.errors}, retries {run.retries} (SDK {run.sdk_retries}), "
-            f"CLOSE_WAIT growth {run.close_wait_growth}, live after gc "
-            f"{run.close_wait_live_after_gc}: {verdict.outcome} ({why})"
-        )
-    print(f"check: {word} ({ns.policy} of {len(entry.runs)} runs)")
+        print(check_run_line(run, verdict, width))
+    print(check_conclusion(word, ns.policy, len(entry.runs)))
     return code
 
 

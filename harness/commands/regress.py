@@ -5,9 +5,11 @@ unhealthy, or a buggy one is no longer caught), 2 on bad input, 130 on SIGINT (C
 143 on SIGTERM, after killing the running workers and writing the reports of the runs that
 finished; further signals are ignored until then (:mod:`harness.interrupts`).
 
-Output: a line per finished cell, the comparison table and the report folder; on a TTY a live
-progress display as well (:mod:`harness.progress`). ``--quiet`` prints only the report
-folder, ``--json`` only the results (results.json's text).
+Output: a line per finished cell, the comparison table (fitted to the terminal's width;
+every column with ``--wide`` and off a terminal), a recap of the cells not as expected with
+their reasons, and the report folder; on a TTY a live progress display as well
+(:mod:`harness.progress`). ``--quiet`` prints only the report folder, ``--json`` only the
+results (results.json's text).
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from harness.commands._common import (
     add_output_arguments,
     add_report_dir_argument,
     add_root_argument,
+    add_wide_argument,
     build_summary,
     check_output_paths,
-    format_table,
     load_all,
-    monotonic,
     positive_int,
     refuse_untestable,
-    utc_now,
+    start,
 )
 from harness.commands.base import Command
 from harness.errors import UsageError
@@ -39,10 +40,11 @@ from harness.interrupts import handling
 from harness.matrix import Cell, expected_seconds, plan, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report import render_json, write_reports
+from harness.report.text import regress_line, regress_opening, render_regress, terminal_width
 from harness.runner import run_one
 from harness.scenario import Scenario
 from harness.shard import Shard, parse_shard
-from harness.verdict import RegressEntry, RegressSummary
+from harness.verdict import RegressSummary
 from harness.zygote import workers_for
 
 DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
@@ -99,13 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
     add_output_arguments(parser)
+    add_wide_argument(parser)
 
 
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
     cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
-    started, t0 = utc_now(), monotonic()
+    begun = start("regress")
     progress = _start_progress(ns, cells, len(scenarios))
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
     # further signal is ignored until their reports are written.
@@ -119,16 +122,16 @@ def main(ns: argparse.Namespace) -> int:
                 root=root,
                 on_start=lambda c: progress.started(_key(c.scenario.name, c.variant)),
                 on_entry=lambda e: progress.finished(
-                    _key(e.scenario, e.variant), progress_line(e), failed=not e.as_expected
+                    _key(e.scenario, e.variant), regress_line(e), failed=not e.as_expected
                 ),
                 runner=functools.partial(run_one, zygote=zygote),
             )
-        summary = build_summary("regress", outcome, scenarios, started, t0, shard=ns.shard)
+        summary = build_summary("regress", outcome, scenarios, begun, shard=ns.shard)
+        if ns.factory and not summary.interrupted:
+            refuse_untestable(ns.factory, summary)  # exit 2, and no report of nothing
         _print_result(ns, summary, write_reports(summary, ns.report_dir))
     if summary.interrupted:
         return caught.exit_code  # 130 / 143, after the finished runs' reports are written
-    if ns.factory:
-        refuse_untestable(ns.factory, summary)
     return 0 if summary.ok else 1
 
 
@@ -163,7 +166,8 @@ def _print_result(ns: argparse.Namespace, summary: RegressSummary, run_dir: Path
     elif ns.quiet:
         print(run_dir)
     else:
-        print(f"\n{render(summary)}\n\nreports: {run_dir}")
+        width = terminal_width(sys.stdout, wide=ns.wide)
+        print(f"\n{render_regress(summary, width)}\n\nreports: {run_dir}")
 
 
 def _start_progress(ns: argparse.Namespace, cells: Sequence[Cell], scenarios: int) -> Progress:
@@ -171,86 +175,13 @@ def _start_progress(ns: argparse.Namespace, cells: Sequence[Cell], scenarios: in
     mode = choose_mode(sys.stdout, quiet=ns.quiet or ns.json, env=os.environ)
     progress = make_progress(mode, sys.stdout)
     progress.plan((_key(c.scenario.name, c.variant), expected_seconds(c.scenario)) for c in cells)
-    shard = f", shard {ns.shard}" if ns.shard else ""
-    progress.say(
-        f"regress: {len(cells)} runs x {ns.repeat} from {scenarios} scenarios, "
-        f"{ns.jobs} jobs{shard}"
-    )
+    shard = str(ns.shard) if ns.shard else ""
+    progress.say(regress_opening(len(cells), ns.repeat, scenarios, ns.jobs, shard))
     return progress
 
 
 def _key(scenario: str, variant: str) -> str:
     return f"{scenario} / {variant}"
-
-
-def progress_line(entry: RegressEntry) -> str:
-    """The line printed when a cell finishes (the plain output CI logs show)."""
-    mark = "ok " if entry.as_expected else "BAD"
-    v = entry.verdict
-    return f"  {mark} {entry.scenario} / {entry.variant}: {v.outcome} (expected {v.expected})"
-
-
-def render(summary: RegressSummary) -> str:
-    """The comparison table: one block per scenario, variants side by side."""
-    blocks = []
-    for scenario, entries in summary.by_scenario().items():
-        blocks.append(f"{scenario}")
-        blocks.append(_indent(format_table(HEADER, [row(e) for e in entries])))
-        for e in entries:
-            if not e.as_expected:
-                blocks.append(
-                    f"  ! {e.variant}: expected {e.verdict.expected}, got "
-                    f"{e.verdict.outcome}: {'; '.join(e.verdict.reasons) or 'healthy'}"
-                )
-    bad = [e for e in summary.entries if not e.as_expected]
-    head = (
-        f"{len(summary.entries)} runs, {len(summary.entries) - len(bad)} as expected, "
-        f"{len(bad)} not, in {summary.wall_s:.1f} s"
-    )
-    if summary.interrupted:
-        head += " (INTERRUPTED: partial results)"
-    return "\n".join([*blocks, "", head])
-
-
-HEADER: Sequence[str] = (
-    "variant",
-    "expect",
-    "outcome",
-    "errors",
-    "retries",
-    "sdk retries",
-    "cw peak",
-    "cw growth",
-    "cw live gc",
-    "cw after gc",
-    "conns",
-    "p95 ms",
-    "wall s",
-)
-
-
-def row(entry: RegressEntry) -> list[object]:
-    r, v = entry.result, entry.verdict
-    mark = "" if entry.as_expected else " !"
-    return [
-        entry.variant,
-        v.expected,
-        v.outcome + mark,
-        r.errors,
-        r.retries,
-        r.sdk_retries,
-        r.close_wait_peak,
-        r.close_wait_growth,
-        r.close_wait_live_after_gc,
-        r.close_wait_after_gc,
-        r.connections,
-        f"{r.latency_p95_ms:.0f}",
-        f"{r.wall_s:.2f}",
-    ]
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.splitlines())
 
 
 COMMAND = Command("regress", "run every scenario across its variants", add_arguments, main)

@@ -9,6 +9,7 @@ shards and SDK lines into one report (rules in :mod:`harness.report.merge`).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.commands.base import Command
@@ -16,6 +17,7 @@ from harness.errors import UsageError
 from harness.report import load_summary, write_reports
 from harness.report.layout import LATEST, latest_run, new_run_id
 from harness.report.merge import merge
+from harness.report.text import recap, terminal_width
 
 __all__ = ["COMMAND", "results_file"]
 
@@ -50,7 +52,8 @@ def main(ns: argparse.Namespace) -> int:
     """Load the results, write all formats, print the run directory.
 
     A re-render does not append to ``$GITHUB_STEP_SUMMARY`` (the run already did) and exits
-    0; a merge is a new report, so it appends and exits 0 when every cell is as expected.
+    0; a merge is a new report, so it appends and exits 0 when every cell is as expected,
+    after the recap of the cells that are not (on stderr).
     """
     if not ns.merge:
         if len(ns.results) > 1:
@@ -59,7 +62,11 @@ def main(ns: argparse.Namespace) -> int:
         return 0
     inputs = [(str(path), load_summary(results_file(path))) for path in ns.results]
     summary = merge(inputs, new_run_id=new_run_id)
-    print(write_reports(summary, ns.out))
+    run_dir = write_reports(summary, ns.out)
+    # the recap on stderr: stdout stays the one line scripts read, the folder
+    for line in recap(summary, terminal_width(sys.stderr, wide=False)):
+        print(line, file=sys.stderr)
+    print(run_dir)
     return 0 if summary.ok else 1
 
 

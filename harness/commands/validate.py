@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from harness.commands._common import add_max_duration_argument, discover
 from harness.commands.base import Command
-from harness.errors import ScenarioError
+from harness.errors import ScenarioError, UsageError
 from harness.scenario import load_scenario
 
 
@@ -19,9 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(ns: argparse.Namespace) -> int:
-    """Print one line per file; exit 2 if any file is invalid (all files are checked)."""
+    """Print one line per file; exit 2 if any file is invalid or any path is missing (every
+    path and file is checked)."""
     bad = 0
-    for path in discover(ns.paths):
+    for path in _each_file(ns.paths):
+        if isinstance(path, UsageError):
+            print(f"harness validate: error: {path}", file=sys.stderr)
+            bad += 1
+            continue
         try:
             scenario = load_scenario(path, max_duration_s=ns.max_duration)
         except ScenarioError as exc:
@@ -30,6 +36,18 @@ def main(ns: argparse.Namespace) -> int:
             continue
         print(f"{path}: ok ({scenario.name}, {len(scenario.variant_expectations())} variants)")
     return 2 if bad else 0
+
+
+def _each_file(paths: list[str]) -> list[Path | UsageError]:
+    """The scenario files under each path, or the error that path gives (it is missing, or a
+    folder with no scenario files), in the order given."""
+    found: list[Path | UsageError] = []
+    for raw in paths:
+        try:
+            found.extend(discover([raw]))
+        except UsageError as exc:
+            found.append(exc)
+    return found
 
 
 COMMAND = Command("validate", "check scenario files without running them", add_arguments, main)

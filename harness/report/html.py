@@ -16,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
-from harness.report.overview import STATES, GridCell, overview, row_anchor, section_anchor
+from harness.report.overview import (
+    CELL_WORDS,
+    STATES,
+    GridCell,
+    overview,
+    row_anchor,
+    section_anchor,
+)
 from harness.report.svg import DASHES, Pen, bar_chart, line_chart, pens
 from harness.result import event_marks
 from harness.verdict import RegressEntry, RegressSummary
@@ -33,22 +40,27 @@ h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.25em;margin:0 0 .2em}
 section{border-top:2px solid #ddd;padding-top:14px;margin-top:22px}
 .desc{color:#444;margin:.2em 0 .8em}.charts{display:flex;flex-wrap:wrap;gap:16px}
 .chart{border:1px solid #e2e2e2;border-radius:6px;background:#fcfcfc}
-table{border-collapse:collapse;margin:12px 0;font-size:.88em}td{white-space:nowrap}
-th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:12px 0;font-size:.82em}td{white-space:nowrap}
+.fit{max-width:100%;overflow-x:auto}th{white-space:normal}
+td.l{white-space:normal;overflow-wrap:anywhere;min-width:7em}
+.facts{color:#333;font-size:.92em}.facts b{font-weight:600}
+th,td{border:1px solid #d0d0d0;padding:4px 6px;text-align:right;vertical-align:top}
 th{background:#f1f3f5}td.l,th.l{text-align:left}tr.bad td{background:#fdecea}
 td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.yes{color:#1e7b3c}
 .swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
-table.grid{font-size:.9em}table.grid td{padding:0;white-space:normal;text-align:left}
+table.grid{font-size:.85em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}
+table.grid td{padding:0;white-space:normal;text-align:left}
 table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
- color:inherit;text-decoration:none;min-width:9em}table.grid td a:hover{outline:2px solid #333}
+ color:inherit;text-decoration:none}table.grid td a:hover{outline:2px solid #333}
 .grid a+a{border-top:2px solid #fff}.grid b{display:block}
 .grid small{display:block;color:#333;font-size:.85em}
 td.none{background:#fafafa;color:#999}
 .healthy{background:#d9f2e1}.caught{background:#dce9f7}.unhealthy{background:#f9c9c3}
 .missed{background:#f8d8a8}.observed{background:#eceff1}
-.legend span{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;border-radius:4px}
+.legend{margin:.4em 0}.legend span{display:inline-block;padding:2px 8px;margin:0 6px 4px 0;
+ border-radius:4px}
 p.flat{color:#555;margin:.3em 0;font-size:.92em}
 """
 
@@ -65,8 +77,44 @@ def _header(summary: RegressSummary) -> str:
     return (
         f"<header><h1>Connection-lifecycle regress {_e(summary.run_id)}</h1>"
         f'<p class="headline {state}">{_e(headline(summary))}</p>'
-        f"<p>Started {_e(summary.started)} · scenarios: {links}</p></header>"
+        f"<p>Started {_e(summary.started)} · scenarios: {links}</p>"
+        f"{_facts(summary)}</header>"
     )
+
+
+def _facts(summary: RegressSummary) -> str:
+    """The environment every run shares, in one line (the rest: see :func:`_environment`)."""
+    common, _ = _split_environment(summary)
+    if not common:
+        return ""
+    items = " · ".join(f"<b>{_e(k)}</b> {_e(v)}" for k, v in sorted(common.items()))
+    return f'<p class="facts">Every run: {items}</p>'
+
+
+def _split_environment(
+    summary: RegressSummary,
+) -> tuple[dict[str, str], list[tuple[str, dict[str, str]]]]:
+    """(facts every run shares, [(run, its values of the keys that differ between runs)]).
+    A run that does not record a key has the summary's value for it."""
+    runs = [
+        (f"{e.scenario} / {e.label}" + (f" run {n}" if len(e.runs) > 1 else ""), r.environment)
+        for e in summary.entries
+        for n, r in enumerate(e.runs, start=1)
+    ]
+    keys = dict.fromkeys([*summary.environment, *(k for _, env in runs for k in env)])
+
+    def value(env: Mapping[str, str], key: str) -> str:
+        return str(env.get(key, summary.environment.get(key, "")))
+
+    common, differ = {}, []
+    for key in keys:
+        values = {value(env, key) for _, env in runs} or {value(summary.environment, key)}
+        if len(values) == 1:
+            common[key] = values.pop()
+        else:
+            differ.append(key)
+    rows = [(where, {k: value(env, k) for k in differ}) for where, env in runs]
+    return common, (rows if differ else [])
 
 
 def _overview(summary: RegressSummary) -> str:
@@ -80,8 +128,11 @@ def _overview(summary: RegressSummary) -> str:
     legend = "".join(f'<span class="{state}">{_e(text)}</span>' for state, text in STATES)
     return (
         '<section id="overview"><h2>Overview</h2>'
+        "<p>Each cell: the verdict of one variant in one scenario. A buggy variant is "
+        "<em>meant</em> to fail: its failure means the harness caught the bug.</p>"
+        f'<p class="legend">{legend}</p><div class="fit">'
         f'<table class="grid"><thead><tr><th class="l">scenario</th>{head}</tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table><p class="legend">{legend}</p></section>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
 
@@ -98,11 +149,10 @@ def _block(cell: GridCell) -> str:
     outcome differs from it; the colour says the rest) and the deciding figure."""
     entry, v = cell.entry, cell.entry.verdict
     where = f"openai {entry.line}: " if entry.line else ""
-    missed = "" if entry.as_expected else f" (expected {v.expected})"
     title = f"{entry.scenario} / {entry.label}: {v.outcome}, expected {v.expected}"
     return (
         f'<a class="{cell.state}" href="#{row_anchor(entry)}" title="{_e(title)}">'
-        f"<b>{_e(where + v.outcome + missed)}</b>"
+        f"<b>{_e(where + CELL_WORDS[cell.state].format(outcome=v.outcome))}</b>"
         + "".join(f"<small>{_e(text)}</small>" for text in cell.figure)
         + "</a>"
     )
@@ -125,7 +175,10 @@ def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
             cells.append(f'<td class="{cls.strip()}">{_e(value)}</td>')
         bad = "" if entry.as_expected else ' class="bad"'
         rows.append(f'<tr id="{row_anchor(entry)}"{bad}>{"".join(cells)}</tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f'<div class="fit"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _reasons(entries: Sequence[RegressEntry]) -> str:
@@ -221,22 +274,24 @@ def _pens(entries: Sequence[RegressEntry]) -> dict[str, Pen]:
 
 
 def _environment(summary: RegressSummary) -> str:
+    """Every run's environment: the facts all share, then the runs whose values differ,
+    with only the keys that differ."""
+    common, differ = _split_environment(summary)
     rows = "".join(
         f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
-        for k, v in sorted(summary.environment.items())
+        for k, v in sorted(common.items())
     )
-    diffs = []
-    for entry in summary.entries:
-        for number, run in enumerate(entry.runs, start=1):
-            changed = {k: v for k, v in run.environment.items() if summary.environment.get(k) != v}
-            if changed:
-                where = f"{entry.scenario} / {entry.label}" + (
-                    f" run {number}" if len(entry.runs) > 1 else ""
-                )
-                text = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
-                diffs.append(f"<li>{_e(where)}: {_e(text)}</li>")
-    extra = f"<p>Runs that differ:</p><ul>{''.join(diffs)}</ul>" if diffs else ""
-    return f'<section id="environment"><h2>Environment</h2><table>{rows}</table>{extra}</section>'
+    diffs = "".join(
+        f"<li>{_e(where)}: "
+        + _e(", ".join(f"{k}={v}" for k, v in sorted(values.items())))
+        + "</li>"
+        for where, values in differ
+    )
+    extra = f"<p>Runs that differ:</p><ul>{diffs}</ul>" if diffs else ""
+    return (
+        '<section id="environment"><h2>Environment</h2><p>Shared by every run:</p>'
+        f"<table>{rows}</table>{extra}</section>"
+    )
 
 
 def render_html(summary: RegressSummary) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.report.text import plural, reason_lines
 from harness.result import RunResult, event_marks
 from harness.verdict import RegressEntry, RegressSummary
 
@@ -55,7 +56,7 @@ def headline(summary: RegressSummary) -> str:
         else ""
     )
     return (
-        f"{state}: {cells} cells, {good} as expected, wall {summary.wall_s:.1f} s"
+        f"{state}: {plural(cells, 'cell')}, {good} as expected, wall {summary.wall_s:.1f} s"
         f" ({summary.command} {summary.run_id}){partial}"
     )
 
@@ -111,15 +112,6 @@ def table_rows(entries: Sequence[RegressEntry]) -> list[tuple[str, ...]]:
 def not_as_expected(summary: RegressSummary) -> list[RegressEntry]:
     """The entries whose verdicts differ from the scenario's expectation, in run order."""
     return [e for e in summary.entries if not e.as_expected]
-
-
-def reason_lines(entry: RegressEntry) -> list[str]:
-    """Why one entry is not as expected, one line per reason."""
-    verdict = entry.verdict
-    if verdict.reasons:
-        return list(verdict.reasons)
-    # Healthy but expected to fail: no threshold was exceeded, so the bug went uncaught.
-    return [f"healthy, but expected {verdict.expected}: no threshold of expect: was exceeded"]
 
 
 def _cell(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Literal
 from harness.verdict import RegressEntry, RegressSummary
 
 __all__ = [
+    "CELL_WORDS",
     "STATES",
     "GridCell",
     "Overview",
@@ -35,6 +36,17 @@ STATES: tuple[tuple[State, str], ...] = (
     ("missed", "bug no longer caught"),
     ("observed", "observed only"),
 )
+
+
+# state -> the words a grid cell shows: the outcome and what it means, so a caught bug never
+# reads as a bare "fail"
+CELL_WORDS: dict[State, str] = {
+    "healthy": "pass",
+    "caught": "fail: bug caught",
+    "unhealthy": "fail (expected pass)",
+    "missed": "pass (expected fail)",
+    "observed": "{outcome} (observed only)",
+}
 
 
 @dataclass(frozen=True)

@@ -208,19 +208,32 @@ def _line_notes(series: Mapping[str, Sequence[int]]) -> dict[str, str]:
     return notes
 
 
-def _wrap(name: str, fits: int) -> list[str]:
-    """At most two lines of at most ``fits`` characters, broken after a separator; the full
-    name stays in the bar's tooltip and the table."""
-    if len(name) <= fits:
-        return [name]
-    breaks = [i + 1 for i, c in enumerate(name) if c in "-_.:/" and 0 < i + 1 < len(name)]
-    good = [i for i in breaks if i <= fits and len(name) - i <= fits]
-    if good:
-        cut = min(good, key=lambda i: abs(len(name) / 2 - i))
-        return [name[:cut], name[cut:]]
-    head = max((i for i in breaks if i <= fits), default=fits)
-    rest = name[head:]
-    return [name[:head], rest if len(rest) <= fits else rest[: fits - 1] + "…"]
+def _wrap(name: str, fits: int, rows: int = 3) -> list[str]:
+    """At most ``rows`` lines of at most ``fits`` characters, broken only after a separator
+    (``-_.:/``), never inside a word; a word longer than a line ends in ``…``. The full name
+    stays in the bar's tooltip and the table."""
+    words, word = [], ""
+    for c in name:
+        word += c
+        if c in "-_.:/":
+            words.append(word)
+            word = ""
+    if word:
+        words.append(word)
+    lines: list[str] = []
+    for w in words:
+        if lines and len(lines[-1]) + len(w) <= fits:
+            lines[-1] += w
+        else:
+            lines.append(w if len(w) <= fits else w[: fits - 1] + "…")
+    if len(lines) > rows:
+        last = "".join(lines[rows - 1 :])
+        lines = [*lines[: rows - 1], last[: fits - 1] + "…"]
+    return lines
+
+
+# bar fill opacity by position in a group: solid, light, outline only (with a dashed edge)
+_BAR_STYLES = (("1", ""), ("0.35", ""), ("0", ' stroke-dasharray="3 2"'))
 
 
 def bar_chart(
@@ -234,7 +247,8 @@ def bar_chart(
 ) -> str:
     """Per variant a group of bars, one per (label, value); the first bar solid, the rest
     light, with the value above each bar and a key for the bar labels."""
-    frame = _Frame(width, height)
+    width = max(width, 56 + 16 + 96 * len(groups))  # room for a 12-character label line
+    frame = _Frame(width, height, bottom=58)
     top, step = nice_axis(max((v for bars in groups.values() for _, v in bars), default=0))
     parts = _y_axis(frame, top, step, y_label)
     slot = frame.plot_w / max(len(groups), 1)
@@ -245,12 +259,12 @@ def bar_chart(
         x0 = frame.left + slot * g + (slot - bar_w * len(bars)) / 2
         for b, (label, value) in enumerate(bars):
             x, y = x0 + b * bar_w, frame.y(value, top)
-            opacity = "1" if b == 0 else "0.35"
+            opacity, edge = _BAR_STYLES[min(b, len(_BAR_STYLES) - 1)]
             parts.append(
                 f'<rect data-variant="{escape(name)}" data-kind="{escape(label)}" '
                 f'x="{x + 2:.2f}" y="{y:.2f}" width="{bar_w - 4:.2f}" '
                 f'height="{base - y:.2f}" fill="{pen.colour}" fill-opacity="{opacity}" '
-                f'stroke="{pen.colour}" stroke-width="1.5"><title>{escape(name)} '
+                f'stroke="{pen.colour}" stroke-width="1.5"{edge}><title>{escape(name)} '
                 f"{escape(label)}: {value}</title></rect>"
             )
             parts.append(_text(x + bar_w / 2, y - 4, str(value)))
@@ -260,8 +274,9 @@ def bar_chart(
     key_y = height + 4
     key = [
         f'<rect x="{12 + 110 * i:.1f}" y="{key_y:.1f}" width="28" height="11" fill="#555" '
-        f'fill-opacity="{"1" if i == 0 else "0.35"}" stroke="#555"/>'
+        f'fill-opacity="{style[0]}" stroke="#555" stroke-width="1.5"{style[1]}/>'
         + _text(46 + 110 * i, key_y + 10, label, anchor="start")
         for i, label in enumerate(labels)
+        for style in [_BAR_STYLES[min(i, len(_BAR_STYLES) - 1)]]
     ]
     return _svg(width, height + 24, title, parts + key)
