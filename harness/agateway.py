@@ -121,23 +121,31 @@ class AsyncGateway:
         for step in rounds(spec):
             started = self._clock()
             failure: Exception | None = None
+            built = False  # whether the factory returned this call's request client
             try:
-                await self._round_trip(step.conversation, tools=step.tools)
+                client = self._factory(dict(self.client_kwargs), shared=False)
+                built = True
+                await self._round_trip(client, step.conversation, tools=step.tools)
             except Exception as exc:  # count every failure, whatever its type
                 failure = exc
             on_call(
                 call_record(
-                    session, step, t0=t0, started=started, ended=self._clock(), failure=failure
+                    session,
+                    step,
+                    t0=t0,
+                    started=started,
+                    ended=self._clock(),
+                    failure=failure,
+                    factory_raised=failure is not None and not built,
                 )
             )
             if step.ends_turn:
                 await self._sleep(spec.idle_between_turns_ms / 1000)
                 await after_turn(step.turn)
 
-    async def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
+    async def _round_trip(self, client: Any, conversation: Conversation, *, tools: bool) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
-        client = self._factory(dict(self.client_kwargs), shared=False)
         try:
             tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
         finally:

@@ -175,9 +175,11 @@ def call_record(
     started: float,
     ended: float,
     failure: Exception | None,
+    factory_raised: bool = False,
 ) -> CallRecord:
     """The record of ``step``'s round trip, which ran from ``started`` to ``ended`` (clock
-    seconds; ``t0``: the session's start)."""
+    seconds; ``t0``: the session's start); ``factory_raised``: ``failure`` came from the
+    factory building the request client, so the call never tried the server."""
     return CallRecord(
         session=session,
         turn=step.turn,
@@ -187,4 +189,5 @@ def call_record(
         started_s=started - t0,
         error_type=None if failure is None else error_type(failure),
         error_chain=() if failure is None else error_chain(failure),
+        factory_raised=factory_raised,
     )

@@ -180,18 +180,26 @@ class Gateway:
     def _call(self, session: int, step: Round, t0: float) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
+        built = False  # whether the factory returned this call's request client
         try:
-            self._round_trip(step.conversation, tools=step.tools)
+            client = self._factory(dict(self.client_kwargs), shared=False)
+            built = True
+            self._round_trip(client, step.conversation, tools=step.tools)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
-            session, step, t0=t0, started=started, ended=self._clock(), failure=failure
+            session,
+            step,
+            t0=t0,
+            started=started,
+            ended=self._clock(),
+            failure=failure,
+            factory_raised=failure is not None and not built,
         )
 
-    def _round_trip(self, conversation: Conversation, *, tools: bool) -> None:
+    def _round_trip(self, client: Any, conversation: Conversation, *, tools: bool) -> None:
         session = self.scenario.session
         abandon = session.stream and session.abandon_streams
-        client = self._factory(dict(self.client_kwargs), shared=False)
         try:
             tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
         finally:

@@ -53,6 +53,7 @@ from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.probe import Probe
 from harness.processes import guard, leave
+from harness.redact import replace_values, secret_values
 from harness.result import CallRecord, SocketSample
 from harness.schema import Scenario
 from harness.sdk_retries import SdkRetryCounter
@@ -101,9 +102,12 @@ class _Sink:
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        # Error texts come from the code under test; a value is searched for as JSON spells it.
+        self._secrets = tuple(json.dumps(v)[1:-1] for v in secret_values(os.environ))
 
     def write(self, kind: str, data: dict[str, Any]) -> None:
         line = json.dumps({"type": kind, **data}, separators=(",", ":"))
+        line = replace_values(line, self._secrets)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -637,7 +637,7 @@ def test_bad_env_and_confidence_are_one_line_usage_errors(
     env = harness_bisect(*base, "--env", "NO_EQUALS_SIGN", timeout=60)
     assert env.returncode == 2
     assert env.stderr == (
-        "harness bisect: error: --env 'NO_EQUALS_SIGN': not KEY=VALUE; "
+        "harness bisect: error: --env argument 1: not KEY=VALUE (its text is not shown); "
         "pass e.g. --env HOME=/tmp/home\n"
     )
     confidence = harness_bisect(*base, "--confidence", "1.5", timeout=60)
