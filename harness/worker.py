@@ -5,7 +5,8 @@ with ``Scenario.from_dict``, so parent and worker run the same value), ``factory
 ``root`` (dir), ``base_url``, ``port``, ``out`` (a JSON-lines file) and ``settle_fd`` (the
 inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
 not synchronised with the server). The worker appends one JSON object per line, flushed as it
-goes, so a worker killed by the watchdog leaves everything it recorded:
+goes, so a worker killed by the watchdog leaves everything it recorded (each line with the
+values of secret-named environment variables replaced, :func:`harness.redact.scrub`'s net):
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
