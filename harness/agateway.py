@@ -34,6 +34,7 @@ import openai
 
 from harness.conversation import (
     Conversation,
+    FactoryRaised,
     append_tool_result,
     call_id,
     call_record,
@@ -179,13 +180,22 @@ class AsyncGateway:
                 self._schedule(step.turn)
             started = self._clock()
             failure: Exception | None = None
+            raised = False  # whether the factory failed to build this call's request client
             try:
                 await self._round_trip(step.conversation, tools=step.tools, held=held)
+            except FactoryRaised as exc:
+                failure, raised = exc.failure, True
             except Exception as exc:  # count every failure, whatever its type
                 failure = exc
             on_call(
                 call_record(
-                    session, step, t0=t0, started=started, ended=self._clock(), failure=failure
+                    session,
+                    step,
+                    t0=t0,
+                    started=started,
+                    ended=self._clock(),
+                    failure=failure,
+                    factory_raised=raised,
                 )
             )
             if step.ends_turn:
@@ -199,7 +209,10 @@ class AsyncGateway:
         if self.scenario.client.calls_via == "shared":
             tool_call = await self._request(held, conversation, tools=tools, abandon=abandon)
         else:
-            client = self._factory(dict(kwargs), shared=False)
+            try:
+                client = self._factory(dict(kwargs), shared=False)
+            except Exception as exc:
+                raise FactoryRaised(exc) from exc
             try:
                 tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
             finally:

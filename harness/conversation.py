@@ -20,6 +20,7 @@ from harness.scenario import Event, Scenario, SessionSpec
 __all__ = [
     "MODEL",
     "Conversation",
+    "FactoryRaised",
     "Round",
     "append_tool_result",
     "call_id",
@@ -40,6 +41,15 @@ _TOOL: Final = {
     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
 }
 _CHAIN_LIMIT: Final = 10
+
+
+class FactoryRaised(Exception):
+    """The factory raised building a request client: the code under test failing, told apart
+    from a failed request so the verdict can name it (``CallRecord.factory_raised``)."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__(failure)
+        self.failure = failure
 
 
 @dataclass
@@ -188,9 +198,11 @@ def call_record(
     started: float,
     ended: float,
     failure: Exception | None,
+    factory_raised: bool = False,
 ) -> CallRecord:
     """The record of ``step``'s round trip, which ran from ``started`` to ``ended`` (clock
-    seconds; ``t0``: the session's start)."""
+    seconds; ``t0``: the session's start); ``factory_raised``: ``failure`` came from the
+    factory building the request client, so the call never tried the server."""
     return CallRecord(
         session=session,
         turn=step.turn,
@@ -200,4 +212,5 @@ def call_record(
         started_s=started - t0,
         error_type=None if failure is None else error_type(failure),
         error_chain=() if failure is None else error_chain(failure),
+        factory_raised=factory_raised,
     )

@@ -52,6 +52,7 @@ from typing import Any, Final
 from harness.conversation import (
     MODEL,
     Conversation,
+    FactoryRaised,
     Round,
     append_tool_result,
     call_id,
@@ -287,12 +288,21 @@ class Gateway:
     def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
+        raised = False  # whether the factory failed to build this call's request client
         try:
             self._round_trip(step.conversation, tools=step.tools, held=held)
+        except FactoryRaised as exc:
+            failure, raised = exc.failure, True
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
-            session, step, t0=t0, started=started, ended=self._clock(), failure=failure
+            session,
+            step,
+            t0=t0,
+            started=started,
+            ended=self._clock(),
+            failure=failure,
+            factory_raised=raised,
         )
 
     def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
@@ -302,7 +312,10 @@ class Gateway:
         if self.scenario.client.calls_via == "shared":
             tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
         else:
-            client = self._factory(dict(kwargs), shared=False)
+            try:
+                client = self._factory(dict(kwargs), shared=False)
+            except Exception as exc:
+                raise FactoryRaised(exc) from exc
             try:
                 tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
             finally:

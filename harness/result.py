@@ -73,6 +73,9 @@ class CallRecord:
     # "type: message" for the exception and each __cause__/__context__ below it
     error_chain: tuple[str, ...] = ()
     sdk_retries: int = 0  # retries the SDK announced in the client process during the call
+    # The factory raised building this call's request client (the error fields say what):
+    # the code under test failed before any request. False in files written before it existed.
+    factory_raised: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:

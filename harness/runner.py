@@ -13,7 +13,9 @@ Status: "completed" when the worker finished its session; "hung" when the watchd
 "untestable" when the factory could not be resolved, raised building the shared client, the
 worker refused traffic off loopback (its ``refused`` line is the detail), the worker died
 before its first call, or the client's calls never reached the mock server (0 server-side
-requests against > 0 client calls: a stub that answers locally tests nothing);
+requests against > 0 client calls that had a client: a stub that answers locally tests
+nothing; calls whose request client the factory failed to build do not count, they are the
+code under test failing and the verdict judges them);
 "crashed" when it died after its first call. ``detail`` says why, in at most
 :data:`DETAIL_MAX_CHARS` characters (a longer one says how much was cut); only the last
 :data:`STDERR_TAIL_BYTES` of the worker's stderr are read.
@@ -38,6 +40,7 @@ from harness.environment import harness_env
 from harness.errors import RunCancelled, WorkerError
 from harness.mockserver import MockServer
 from harness.processes import Child, spawn
+from harness.redact import scrub
 from harness.result import (
     CallRecord,
     RunResult,
@@ -167,7 +170,10 @@ def run_one(
         stderr = _tail(stderr_path)
         stats = server.stats()
     status, detail = _status(recorded, returncode, hung, limit, stderr)
-    status, detail = _unreached(status, detail, len(recorded.records), stats)
+    # a call whose factory raised building its client is the code under test failing (judged
+    # as such by the verdict), not a client that answers without the server
+    tried = sum(1 for record in recorded.records if not record.factory_raised)
+    status, detail = _unreached(status, detail, tried, stats)
     return summarize(
         scenario=scenario.name,
         variant=variant,
@@ -177,7 +183,7 @@ def run_one(
         server=stats,
         wall_s=wall_s,
         environment=recorded.environment,
-        detail=_bounded(detail),
+        detail=_bounded(scrub(detail)),  # the worker's stderr is the code under test's
         client_kind=recorded.client_kind,
     )
 

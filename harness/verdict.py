@@ -4,7 +4,8 @@
 is ``"pass"`` (healthy) or ``"fail"``; ``as_expected`` compares that with the variant's role
 in the scenario (``pass``: must be healthy, ``fail``: must be caught, ``observe``: anything).
 A run that did not complete (hung, crashed, untestable), or whose mock server failed, is never
-healthy.
+healthy; nor is one whose factory raised building a request client (the reason names what it
+raised), whatever ``expect:`` allows: the gateway could not serve that request in production.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def judge(
     if result.status != "completed":
         detail = f": {result.detail}" if result.detail else ""
         reasons.append(f"run {result.status}{detail}")
+    raised = [r for r in result.records if r.factory_raised]
+    if raised:  # what production would see: the gateway cannot build a client for a request
+        what = raised[0].error_chain[0] if raised[0].error_chain else raised[0].error_type
+        reasons.append(
+            f"the factory raised building {len(raised)} of {result.calls} request clients: {what}"
+        )
     server_errors = result.server.faults_fired.get(SERVER_ERROR, 0)
     if server_errors:
         reasons.append(f"the mock server failed {server_errors} times (a harness bug; see its log)")

@@ -6,7 +6,9 @@ with ``Scenario.from_dict``, so parent and worker run the same value), ``factory
 inherited end of the runner's settle channel, see :mod:`harness.settle`; null: samples are
 not synchronised with the server) and ``fallback_base_url`` (the second mock server of a
 ``fallback`` event; "" when the scenario has none). The worker appends one JSON object per
-line, flushed as it goes, so a worker killed by the watchdog leaves everything it recorded:
+line, flushed as it goes, so a worker killed by the watchdog leaves everything it recorded
+(each line with the values of secret-named environment variables replaced,
+:func:`harness.redact.scrub`'s net):
 
 - ``{"type": "environment", "python": ..., "openai": ...}`` first;
 - ``{"type": "sample", <SocketSample fields>}``: "start" before the gateway opens, "turn N"
@@ -62,6 +64,7 @@ from harness.gateway import Gateway
 from harness.netguard import Refusal, install, no_proxy
 from harness.probe import Probe
 from harness.processes import guard, leave
+from harness.redact import replace_values, secret_values
 from harness.result import CallRecord, SocketSample
 from harness.schema import Scenario
 from harness.sdk_retries import SdkRetryCounter
@@ -111,9 +114,12 @@ class _Sink:
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        # Error texts come from the code under test; a value is searched for as JSON spells it.
+        self._secrets = tuple(json.dumps(v)[1:-1] for v in secret_values(os.environ))
 
     def write(self, kind: str, data: dict[str, Any]) -> None:
         line = json.dumps({"type": kind, **data}, separators=(",", ":"))
+        line = replace_values(line, self._secrets)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -161,6 +161,7 @@ def test_every_exception_is_recorded_with_its_chain() -> None:
     assert [r.ok for r in records] == [True, False, True]
     assert records[1].error_type == "ValueError"
     assert records[1].error_chain == ("ValueError: outer", "KeyError: 'inner'")
+    assert [r.factory_raised for r in records] == [False, True, False]
 
 
 def test_concurrent_sessions_meet_after_each_turn() -> None:

@@ -6,6 +6,7 @@ shows it with probability ``show``; a clean commit shows it with probability ``a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -393,6 +394,16 @@ def test_progress_line_and_markdown() -> None:
     assert "| `aaaaaaa` | 2 | 4 | 2 |" in text
     assert "- repeat 2, policy any; env: `HOME=/tmp/h`; first parent only" in text
     assert "- oracle calls: 2 (0 on the bounds, 2 in the search; 4 runs); ceil(log2(5)) = 3" in text
+
+
+def test_the_report_writes_env_pairs_redacted() -> None:
+    report = _report()
+    env = (("HOME", "/tmp/h"), ("GATEWAY_TOKEN", "tok-1234567890"), ("MODE", "fast"))
+    report = dataclasses.replace(report, request=dataclasses.replace(report.request, env=env))
+    data = report.to_dict()
+    assert data["env"] == {"HOME": "/tmp/h", "MODE": "<redacted>"}
+    assert "; env: `HOME=/tmp/h`; env: `MODE=<redacted>`;" in render_markdown(report)
+    assert "GATEWAY_TOKEN" not in json.dumps(data) + render_markdown(report)
 
 
 LOG_FOUND = """\

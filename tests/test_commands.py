@@ -226,6 +226,42 @@ def test_a_factory_that_never_reaches_the_server_is_untestable_for_check_and_reg
     assert entry["verdicts"][0]["healthy"] is False
 
 
+REQUEST_CLIENT_RAISES = """\
+import openai
+
+
+def make(client_kwargs, *, shared):
+    if not shared:
+        raise ValueError("request client needs a proxy")
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+def test_a_factory_that_raises_building_request_clients_is_a_regression(
+    scenario: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The code under test failing as it would in production: not "untestable", although no
+    # call reached the mock server.
+    (tmp_path / "raises.py").write_text(REQUEST_CLIENT_RAISES)
+    out_json = tmp_path / "check.json"
+    args = ["--scenario", str(scenario), "--factory", "raises.py:make", "--root", str(tmp_path)]
+    assert main(["check", *args, "--json", str(out_json)]) == 1
+    out = capsys.readouterr().out
+    assert out == (
+        "  completed: errors 3, retries 0 (SDK 0), CLOSE_WAIT growth 0, live after gc 0: fail "
+        "(the factory raised building 3 of 3 request clients: ValueError: request client "
+        "needs a proxy; errors 3 > 0)\n"
+        "check: regression (majority of 1 runs)\n"
+    )
+    run = json.loads(out_json.read_text())["entries"][0]["runs"][0]
+    assert (run["status"], run["server"]["total_calls"], run["errors_by_type"]) == (
+        "completed",
+        0,
+        {"ValueError": 3},
+    )
+    assert [r["factory_raised"] for r in run["records"]] == [True, True, True]
+
+
 def test_decide_policies() -> None:
     one_of_three = _entry((True, "completed"), (False, "completed"), (True, "completed"))
     assert decide(one_of_three, "any") == 1

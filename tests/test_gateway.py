@@ -174,6 +174,29 @@ def test_every_exception_is_recorded_with_its_chain() -> None:
     assert [r.ok for r in records] == [True, False, True]
     assert records[1].error_type == "ValueError"
     assert records[1].error_chain == ("ValueError: outer", "KeyError: 'inner'")
+    assert [r.factory_raised for r in records] == [False, True, False]
+
+
+def test_a_failed_request_is_told_from_a_factory_that_raised() -> None:
+    made = 0
+
+    def factory(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI:
+        nonlocal made
+        made += 1
+        if made == 2:
+            raise LookupError("no client today")
+        http = sdk_stack().Client()
+        if made == 3:  # a client, but one whose request fails
+            http.close()
+        return openai.OpenAI(**{**client_kwargs, "max_retries": 0}, http_client=http)
+
+    records = _run(_scenario("{turns: 3}"), factory)
+    assert [(r.ok, r.error_type, r.factory_raised) for r in records] == [
+        (False, "LookupError", True),
+        (False, records[1].error_type, False),
+        (True, None, False),
+    ]
+    assert records[1].error_type in ("RuntimeError", "openai.APIConnectionError")
 
 
 def test_clock_and_sleep_are_passed_in(recorder: Recorder) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from harness.report import latest_run, load_summary, render_json, write_reports
 from harness.report.layout import (
     append_step_summary,
     atomic_write_text,
+    current_umask,
     run_dir,
     update_latest,
 )
@@ -85,6 +87,32 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_removes_its_temp_file(
         atomic_write_text(target, "half written \ud800")  # a lone surrogate cannot be UTF-8
     assert target.read_text() == "good\n"
     assert _every_file(tmp_path) == ["a.txt"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_report_files_honour_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        write_reports(_summary(OLD), tmp_path, env={})
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / OLD).iterdir()}
+    names = ("junit.xml", "report.html", "results.json", "summary.md")
+    assert modes == dict.fromkeys(names, mode)
+
+
+def test_written_text_is_scrubbed_of_secret_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_API_KEY", "sk-layout-0123456789")
+    monkeypatch.setenv("PLAIN_SETTING", "plain-value-0123456789")  # not secret by its name
+    target, step = tmp_path / "a.txt", tmp_path / "step.md"
+    text = "key sk-layout-0123456789, setting plain-value-0123456789\n"
+    atomic_write_text(target, text)
+    append_step_summary(text, {"GITHUB_STEP_SUMMARY": str(step)})
+    expected = "key <redacted>, setting plain-value-0123456789\n"
+    assert (target.read_text(), step.read_text()) == (expected, expected)
 
 
 def test_write_reports_leaves_only_the_four_files_and_latest(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness.result import RunResult, ServerStats, summarize
+from harness.result import CallRecord, RunResult, ServerStats, summarize
 from harness.scenario import Expectations
 from harness.verdict import RegressEntry, RegressSummary, Verdict, judge
 
@@ -117,3 +117,20 @@ def test_a_mock_server_failure_makes_the_run_unhealthy() -> None:
     run = _run(server=ServerStats(faults_fired={"server_error": 2}))
     v = judge(run, Expectations(), "pass")
     assert v.reasons == ("the mock server failed 2 times (a harness bug; see its log)",)
+
+
+def test_a_factory_that_raised_building_request_clients_is_never_healthy() -> None:
+    records = [
+        CallRecord(0, 1, 1, False, 1.0, 0.0, "ValueError", ("ValueError: no proxy",), 0, True),
+        CallRecord(0, 2, 1, False, 1.0, 0.1, "openai.APIConnectionError", ("x",), 2, False),
+        CallRecord(0, 3, 1, False, 1.0, 0.2, "KeyError", ("KeyError: 'k'",), 0, True),
+    ]
+    run = dataclasses.replace(_run(), records=tuple(records), calls=3, errors=3)
+    # errors allowed: the factory's failure alone makes it unhealthy, naming the first one
+    v = judge(run, Expectations(errors=None), "pass")
+    assert (v.healthy, v.reasons) == (
+        False,
+        ("the factory raised building 2 of 3 request clients: ValueError: no proxy",),
+    )
+    plain = dataclasses.replace(run, records=(dataclasses.replace(records[1]),))
+    assert judge(plain, Expectations(errors=None), "pass").healthy

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.redact import redact_pairs
+
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "FIX_TERMS",
@@ -239,7 +241,7 @@ class BisectReport:
             "repeat": req.repeat,
             "policy": req.policy,
             "install": req.install,
-            "env": dict(req.env),
+            "env": dict(redact_pairs(req.env)),  # never a secret: harness.redact
             "first_parent": req.first_parent,
             "confidence_target": req.confidence,
             "max_runs": req.max_runs,

@@ -9,6 +9,9 @@ never as the new or old term; any other oracle exit aborts the search.
 Install command and oracle run with the checker's environment (:func:`child_env`): the
 interpreter that runs ``harness bisect`` (``$HARNESS_PYTHON``), its virtualenv's ``bin`` first
 on ``PATH`` and ``VIRTUAL_ENV`` set when it runs in one, plus every ``--env KEY=VALUE``.
+The children get that environment whole; what is written of it is redacted
+(:mod:`harness.redact`): ``step-config.json`` holds :func:`~harness.redact.redact_env` of it,
+and each log is scrubbed of secret values once its child has exited.
 
 Every child is started by :func:`harness.processes.spawn` (its own session, a lifeline): on
 any interruption its whole process tree is killed there, the one way the harness kills.
@@ -38,6 +41,7 @@ from harness.bisect.search import (
 )
 from harness.environment import harness_env
 from harness.processes import spawn
+from harness.redact import redact_env, scrub_file
 from harness.report.layout import atomic_write_text
 
 __all__ = ["StepConfig", "checker_env", "run_step"]
@@ -59,9 +63,12 @@ class StepConfig:
     env: Mapping[str, str]  # the whole environment of install command and oracle
 
     def to_json(self) -> str:
+        """The config as ``step-config.json`` holds it: ``env`` redacted (never a secret)."""
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         data["terms"] = {"old": self.terms.old, "new": self.terms.new}
-        return json.dumps({**data, "oracle": list(self.oracle), "env": dict(self.env)}, indent=2)
+        return json.dumps(
+            {**data, "oracle": list(self.oracle), "env": redact_env(self.env)}, indent=2
+        )
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -69,14 +76,18 @@ class StepConfig:
 
 def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
     """Run a child (argv: the oracle; a str: the user's shell command) with its output in
-    ``log``; return its exit code. However we leave (Ctrl-C included), its whole tree is
-    killed (:mod:`harness.processes`)."""
+    ``log``, scrubbed of the secret values in ``env``; return its exit code. However we leave
+    (Ctrl-C included), its whole tree is killed (:mod:`harness.processes`)."""
     command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
-    with (
-        log.open("wb") as out,
-        spawn(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT) as child,
-    ):
-        code = child.wait()
+    try:
+        with (
+            log.open("wb") as out,
+            spawn(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT) as child,
+        ):
+            code = child.wait()
+    finally:
+        if log.is_file():  # also when interrupted: an install command may echo its secrets
+            scrub_file(log, env)
     assert code is not None  # no timeout given: wait returns only once the child exited
     return code
 

@@ -137,10 +137,14 @@ def _max_runs(text: str) -> int:
 
 def _env(entries: list[str]) -> tuple[tuple[str, str], ...]:
     pairs = []
-    for entry in entries:
+    for number, entry in enumerate(entries, 1):
         key, sep, value = entry.partition("=")
         if not sep or not key or "\0" in entry:
-            raise UsageError(f"--env {entry!r}: not KEY=VALUE; pass e.g. --env HOME=/tmp/home")
+            # the text is not echoed: a value given without its KEY= may be a secret
+            raise UsageError(
+                f"--env argument {number}: not KEY=VALUE (its text is not shown); "
+                "pass e.g. --env HOME=/tmp/home"
+            )
         pairs.append((key, value))
     return tuple(pairs)
 

@@ -8,7 +8,9 @@ Layout under a reports root::
 
 Every file is written to a temporary sibling and moved into place with ``os.replace``, so a
 reader (a CI upload step, a browser, a second harness process) sees the old file or the new
-one and never half of one, also when the harness is killed mid-write.
+one and never half of one, also when the harness is killed mid-write. The file gets the mode
+any file the user creates gets (0644 under umask 022), not ``mkstemp``'s private 0600, and its
+text passes :func:`harness.redact.scrub` first: no secret value from the environment is written.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.redact import scrub
 
 __all__ = [
     "LATEST",
     "append_step_summary",
     "atomic_write_text",
+    "current_umask",
     "latest_run",
     "new_run_id",
     "run_dir",
@@ -77,12 +81,26 @@ def run_dir(root: Path, run_id: str) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux says it (``os.umask`` sets
+    it too, and a file another thread creates meanwhile would get the wrong mode)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)  # elsewhere: the brief window is at its most private
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary sibling and ``os.replace``."""
+    """Write ``text`` (UTF-8, scrubbed of secret values: :func:`harness.redact.scrub`) to
+    ``path`` through a temporary sibling and ``os.replace``; the mode honours the umask."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+            handle.write(scrub(text))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -135,7 +153,7 @@ def append_step_summary(markdown: str, env: Mapping[str, str]) -> Path | None:
     path = Path(target)
     try:
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+            handle.write(scrub(markdown if markdown.endswith("\n") else markdown + "\n"))
     except OSError as exc:
         raise UsageError(
             f"cannot append to GITHUB_STEP_SUMMARY {target!r}: {exc.strerror}; "
