@@ -251,7 +251,7 @@ def test_a_factory_that_raises_building_request_clients_is_a_regression(
         "  completed: errors 3, retries 0 (SDK 0), CLOSE_WAIT growth 0, live after gc 0: fail "
         "(the factory raised building 3 of 3 request clients: ValueError: request client "
         "needs a proxy; errors 3 > 0)\n"
-        "check: regression (majority of 1 runs)\n"
+        "check: regression (1 run)\n"
     )
     run = json.loads(out_json.read_text())["entries"][0]["runs"][0]
     assert (run["status"], run["server"]["total_calls"], run["errors_by_type"]) == (
