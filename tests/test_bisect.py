@@ -358,6 +358,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
         "any",
         "--install",
         "mkdir -p build && touch build/installed .installed",
+        "--install-always",  # no dependency files here: at every commit only when asked
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_untouched(repo, before)
@@ -374,6 +375,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
         if want != "skip":
             assert step["runs"] == 2 and step["disagree"] == 0
             assert step["files"]["install_log"].endswith(".install.log")
+            assert step["install"] == "ran"
     _print_figures("fix", report)
 
 
@@ -788,7 +790,8 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
     tmp_path: Path, scenario: Path
 ) -> None:
     """Each commit pins a local dependency (``vendor/gwdep.py``) that must be installed into
-    the checker's virtualenv; importing the factory needs ``--env GATEWAY_HOME``."""
+    the bisect's private virtualenv at every commit (no dependency file says it changed:
+    ``--install-always``); importing the factory needs ``--env GATEWAY_HOME``."""
     repo = _new_repo(tmp_path / "repo")
     shas = []
     for i, mutate in enumerate([False, False, True, True]):
@@ -836,6 +839,7 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
             f"GATEWAY_HOME={tmp_path}/home",
             "--env",
             "UNUSED=a=b",
+            "--install-always",
             "--report-dir",
             str(reports),
         ],
@@ -851,7 +855,11 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
     assert report["result"]["sha"] == shas[2]
     assert report["env"] == {"GATEWAY_HOME": f"{tmp_path}/home", "UNUSED": "a=b"}
     install_log = (run_dir / report["steps"][0]["files"]["install_log"]).read_text()
-    assert install_log == f"{venv}|{venv}/bin/python\n"
+    private = Path(install_log.split("|")[0])  # not the checker's own venv: the bisect's
+    assert private.name == "venv" and private.parent.name.startswith("harness-bisect-")
+    assert install_log == f"{private}|{private}/bin/python\n"
+    assert not private.exists()  # removed at the end
+    assert not list((venv / "lib").glob("python3*/site-packages/gwdep.py"))  # never touched
 
 
 DEP_FACTORY = '''"""A factory whose behaviour comes from an installed dependency."""
