@@ -203,7 +203,7 @@ class Bound:
 class Outcome:
     """How the bisect ended, and what the search believed at the end."""
 
-    status: str  # found, ambiguous, uncertain, aborted, bad-bounds, interrupted, error
+    status: str  # found, ambiguous, uncertain, aborted, bad-bounds, interrupted, error, git-error
     exit_code: int
     message: str
     result: Commit | None = None
