@@ -141,6 +141,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_server_memory.py")  # 1,000,000 calls: minutes
     session.run("python", "benchmarks/bench_regress.py", *session.posargs)
     session.run("python", "benchmarks/bench_bisect.py")
+    session.run("python", "benchmarks/bench_bisect_install.py")  # pip and uv, local wheels
     session.run("python", "benchmarks/sim_bisect.py")  # the pure search, 500 seeds a row
     runs = os.environ.get("STABILITY_RUNS", "20")
     session.run("python", "benchmarks/bench_stability.py", "--runs", runs)

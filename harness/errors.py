@@ -7,6 +7,7 @@
     |   +-- ScenarioError        a scenario file is invalid (names file, line and key)
     |   +-- FactoryError         a factory spec cannot be resolved or imported
     |   +-- BisectInputError     a bisect argument is wrong (repo, refs, bounds)
+    +-- GitError                 a git command failed; the message keeps git's own cause line
     +-- WorkerError              a worker process failed in a way the harness cannot score
     +-- RunCancelled             a run was stopped from outside (Ctrl-C in the parent)
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "BisectInputError",
     "FactoryError",
+    "GitError",
     "HarnessError",
     "RunCancelled",
     "ScenarioError",
@@ -57,6 +59,13 @@ class FactoryError(UsageError):
 
 class BisectInputError(UsageError):
     """A bisect argument that is wrong: not a repository, unknown ref, bad bounds."""
+
+
+class GitError(HarnessError):
+    """A git command failed (clone, checkout, submodules, ``git bisect``): ``bisect`` exits 3.
+
+    ``str(err)`` names the action, the directory, git's exit status and git's own cause
+    (its ``fatal:``/``error:`` lines, e.g. ``Could not resolve host: ...``)."""
 
 
 class WorkerError(HarnessError):

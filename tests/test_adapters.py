@@ -152,3 +152,76 @@ def test_bisect_with_an_adapter_outside_the_repository(
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(next(reports.glob("bisect-*/bisect.json")).read_text(encoding="utf-8"))
     assert report["result"]["sha"] == shas[2]
+
+
+# --- a method with extra parameters that reads attributes: the documented adapter -----------
+
+AI_AGENT = '''"""A gateway agent shaped like a real one: a large class whose __init__ cannot run
+in a test, and whose client factory takes a keyword-only `reason` and reads attributes."""
+import logging
+from typing import Any
+
+import openai
+
+logger = logging.getLogger(__name__)
+
+
+class AIAgent:
+    def __init__(self, config_path: str) -> None:
+        raise RuntimeError(f"reads {{config_path}}, opens the session database, starts threads")
+
+    def run_conversation(self, message: str) -> str:
+        raise NotImplementedError("the agent loop: not what the harness tests")
+
+    def _create_openai_client(
+        self, client_kwargs: dict[str, Any], *, reason: str, shared: bool
+    ) -> openai.OpenAI:
+        self._clients_made += 1
+        logger.info(
+            "client %d for %s/%s: %s", self._clients_made, self.provider, self.model, reason
+        )
+        headers = {{"X-Title": f"{{self.provider}}/{{self.model}}"}}
+        {body}
+'''
+AI_HEALTHY = "return openai.OpenAI(**dict(client_kwargs), default_headers=headers)"
+AI_MUTATING = (
+    'client_kwargs.setdefault("http_client", openai.DefaultHttpxClient())\n'
+    "        return openai.OpenAI(**client_kwargs, default_headers=headers)"
+)
+
+
+def documented_adapter(name: str) -> str:
+    """The code block of docs/factories.md whose first line names ``name``."""
+    text = (Path(__file__).parent.parent / "docs" / "factories.md").read_text(encoding="utf-8")
+    blocks = text.split("```python\n")[1:]
+    return next(b.split("```")[0] for b in blocks if b.startswith(f"# /home/me/adapters/{name}"))
+
+
+def test_the_documented_adapter_passes_reason_and_sets_attributes(
+    scenario: Path, tmp_path: Path
+) -> None:
+    adapter = tmp_path / "adapters" / "gateway_agent_adapter.py"
+    adapter.parent.mkdir()
+    adapter.write_text(documented_adapter("gateway_agent_adapter.py"), encoding="utf-8")
+    spec = f"{adapter}:create_openai_client"
+    simple = tmp_path / "adapters" / "gateway_adapter.py"
+    simple.write_text(
+        documented_adapter("gateway_adapter.py").replace("Agent)", "AIAgent)"), encoding="utf-8"
+    )
+    roots = {}
+    for name, body in (("healthy", AI_HEALTHY), ("mutating", AI_MUTATING)):
+        root = tmp_path / name
+        (root / "gateway").mkdir(parents=True)
+        (root / "gateway" / "__init__.py").write_text("", encoding="utf-8")
+        agent = AI_AGENT.format(body=body)
+        (root / "gateway" / "agent.py").write_text(agent, encoding="utf-8")
+        roots[name] = root
+    base = ["check", "--scenario", str(scenario)]
+    assert main([*base, "--factory", spec, "--root", str(roots["healthy"])]) == 0
+    assert main([*base, "--factory", spec, "--root", str(roots["mutating"])]) == 1
+    # the plain adapter cannot call this method: untestable, never called healthy or bad
+    out = tmp_path / "plain.json"
+    plain = [*base, "--factory", f"{simple}:create_openai_client", "--json", str(out)]
+    assert main([*plain, "--root", str(roots["healthy"])]) == 125
+    reasons = json.loads(out.read_text(encoding="utf-8"))["entries"][0]["verdicts"][0]["reasons"]
+    assert any("missing 1 required keyword-only argument: 'reason'" in r for r in reasons), reasons

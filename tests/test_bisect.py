@@ -358,6 +358,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
         "any",
         "--install",
         "mkdir -p build && touch build/installed .installed",
+        "--install-always",  # no dependency files here: at every commit only when asked
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_untouched(repo, before)
@@ -374,6 +375,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
         if want != "skip":
             assert step["runs"] == 2 and step["disagree"] == 0
             assert step["files"]["install_log"].endswith(".install.log")
+            assert step["install"] == "ran"
     _print_figures("fix", report)
 
 
@@ -510,6 +512,7 @@ def test_failed_install_skips_and_only_skipped_commits_left_exits_1(
         reports,
         "--install",
         f"! grep -q 'revision {M}' NOTES.md",
+        "--install-always",  # the install fails on a file no dependency list names
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert_untouched(repo, before, own_bisect=True)
@@ -788,7 +791,8 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
     tmp_path: Path, scenario: Path
 ) -> None:
     """Each commit pins a local dependency (``vendor/gwdep.py``) that must be installed into
-    the checker's virtualenv; importing the factory needs ``--env GATEWAY_HOME``."""
+    the bisect's private virtualenv at every commit (no dependency file says it changed:
+    ``--install-always``); importing the factory needs ``--env GATEWAY_HOME``."""
     repo = _new_repo(tmp_path / "repo")
     shas = []
     for i, mutate in enumerate([False, False, True, True]):
@@ -836,6 +840,7 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
             f"GATEWAY_HOME={tmp_path}/home",
             "--env",
             "UNUSED=a=b",
+            "--install-always",
             "--report-dir",
             str(reports),
         ],
@@ -852,7 +857,11 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
     # written redacted (harness.redact); the runs got the values: the factory's import needs it
     assert report["env"] == {"GATEWAY_HOME": "<redacted>", "UNUSED": "<redacted>"}
     install_log = (run_dir / report["steps"][0]["files"]["install_log"]).read_text()
-    assert install_log == f"{venv}|{venv}/bin/python\n"
+    private = Path(install_log.split("|")[0])  # not the checker's own venv: the bisect's
+    assert private.name == "venv" and private.parent.name.startswith("harness-bisect-")
+    assert install_log == f"{private}|{private}/bin/python\n"
+    assert not private.exists()  # removed at the end
+    assert not list((venv / "lib").glob("python3*/site-packages/gwdep.py"))  # never touched
 
 
 DEP_FACTORY = '''"""A factory whose behaviour comes from an installed dependency."""

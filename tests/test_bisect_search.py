@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from harness.bisect.model import (
     Bound,
     CheckMetrics,
     Commit,
+    Observed,
     Outcome,
     StepRecord,
     Terms,
@@ -366,7 +368,7 @@ def test_report_round_trips_and_derives_figures() -> None:
     assert data["runs_per_commit"] == [
         {"sha": "a" * 40, "short": "aaaaaaa", "calls": 2, "runs": 4, "unhealthy": 2}
     ]
-    assert data["flake"] == {"show_rate": 0.8, "false_alarm_rate": 0.01}
+    assert data["flake"] == {"observed": None, "show_rate": 0.8, "false_alarm_rate": 0.01}
     assert data["oracle"] == {
         "command": ["python", "-m", "harness", "check"],
         "calls": 2,
@@ -387,12 +389,15 @@ def test_progress_line_and_markdown() -> None:
     text = render_markdown(report)
     assert (
         "| 1 | step | `aaaaaaa` | c1: change \\| 1 | regression | bad | 3,0 | 0,0 | 1,0 "
-        "| 1/2 | 2.00 |" in text
+        "| 1/2 | - | - | 2.00 |" in text
     )
     assert "- status: found (exit 0); confidence 0.970 (target 0.95, at most 35 runs)" in text
-    assert "the regression shows in 80% of runs on a commit that has it, and in 1%" in text
+    assert (
+        "- estimated by the model, not observed: the regression shows in 80% of runs on a "
+        "commit that has it, and in 1% on one that does not"
+    ) in text
     assert "| `aaaaaaa` | 2 | 4 | 2 |" in text
-    assert "- repeat 2, policy any; env: `HOME=/tmp/h`; first parent only" in text
+    assert "- repeat 2, policy any; submodules: auto; env: `HOME=/tmp/h`; first parent only" in text
     assert "- oracle calls: 2 (0 on the bounds, 2 in the search; 4 runs); ceil(log2(5)) = 3" in text
 
 
@@ -404,6 +409,47 @@ def test_the_report_writes_env_pairs_redacted() -> None:
     assert data["env"] == {"HOME": "/tmp/h", "MODE": "<redacted>"}
     assert "; env: `HOME=/tmp/h`; env: `MODE=<redacted>`;" in render_markdown(report)
     assert "GATEWAY_TOKEN" not in json.dumps(data) + render_markdown(report)
+
+
+def test_report_with_the_newer_fields_round_trips_and_an_older_file_still_loads() -> None:
+    older = _report()
+    newer = replace(
+        older,
+        request=replace(older.request, submodules="skip", install_always=True),
+        outcome=replace(older.outcome, observed=Observed(4, 4, 0, 1)),
+        steps=tuple(
+            replace(r, install="ran", packages={"openai": "2.31.0", "httpx": "0.28.1"})
+            for r in older.steps
+        ),
+        timings={**older.timings, "venv_s": 1.5},
+        warnings=("note: 1 tracked file in /r has uncommitted changes; ...",),
+        unfetched_submodules=({"name": "v", "path": "v", "url": "/gone", "cause": "fatal: x"},),
+    )
+    data = json.loads(json.dumps(newer.to_dict()))
+    assert BisectReport.from_dict(data) == newer
+    assert data["flake"]["observed"] == {
+        "buggy_shown": 4,
+        "buggy_runs": 4,
+        "clean_shown": 0,
+        "clean_runs": 1,
+    }
+    assert data["steps"][0]["packages"] == {"openai": "2.31.0", "httpx": "0.28.1"}
+    text = render_markdown(newer)
+    assert text.splitlines()[2] == "> note: 1 tracked file in /r has uncommitted changes; ..."
+    assert (
+        "- observed: the regression showed in 4 of 4 runs on commits that have it (by this "
+        "answer) and in 0 of 1 on commits that do not"
+    ) in text
+    assert "| ran | 2.31.0 / 0.28.1 / ? | 2.00 |" in text
+    assert "- submodule `v` (/gone) could not be fetched; tested without it: fatal: x" in text
+    # a bisect.json written before these fields existed
+    old_data = json.loads(json.dumps(older.to_dict()))
+    for key in ("submodules", "install_always", "warnings", "unfetched_submodules"):
+        del old_data[key]
+    del old_data["flake"]["observed"]
+    for step in old_data["steps"]:
+        del step["install"], step["packages"]
+    assert BisectReport.from_dict(old_data) == older
 
 
 LOG_FOUND = """\

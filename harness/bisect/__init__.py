@@ -3,9 +3,9 @@
 Modules import in one direction: :mod:`.model` (values) -> :mod:`.search` (pure decisions:
 terms, calibration, the noisy search) -> :mod:`.render` (progress lines, ``bisect.md``) ->
 :mod:`.git` (plumbing, the private clone) -> :mod:`.step` (one oracle call, process control)
--> :mod:`.driver` (the run); its arguments and entry point are the ``bisect`` command,
-:mod:`harness.commands.bisect`. Names are imported on first use, so importing a pure module
-never loads the driver.
+-> :mod:`.installenv` (the private virtualenv for ``--install``) -> :mod:`.driver` (the run);
+its arguments and entry point are the ``bisect`` command, :mod:`harness.commands.bisect`.
+Names are imported on first use, so importing a pure module never loads the driver.
 """
 
 from __future__ import annotations

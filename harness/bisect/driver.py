@@ -24,9 +24,16 @@ running oracle or install command is killed as a tree, the clone is removed, a p
 is written, and the command exits 128 + the signal number (130 for Ctrl-C). Further signals
 are ignored while cleaning up (:mod:`harness.interrupts`, shared with ``regress``).
 
+Before the clone, a repository whose working tree has uncommitted changes to tracked files gets
+one line saying that only committed history is tested. With ``--install`` the install command
+and the oracle run in a private virtualenv (:mod:`harness.bisect.installenv`), installed only
+when a commit's dependency files changed. A submodule git cannot fetch is a warning (named in
+the output and the report) under ``--submodules auto``, an error under ``require``.
+
 Exit codes: 0 a commit was named with the asked confidence, 1 no single commit could be named
 (only untestable commits separate the candidates, the budget ran out first, or an oracle call
-failed), 2 bad input, 130/143 interrupted.
+failed), 2 bad input, 3 a git command failed (the line keeps git's own cause), 130/143
+interrupted.
 """
 
 from __future__ import annotations
@@ -42,15 +49,17 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.bisect import git as g
+from harness.bisect import installenv
 from harness.bisect.model import (
     BisectReport,
     BisectRequest,
     Bound,
+    Observed,
     Outcome,
     StepRecord,
     runs_per_commit,
 )
-from harness.bisect.render import bound_message, progress_line, render_markdown
+from harness.bisect.render import bound_message, progress_line, rates_words, render_markdown
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
@@ -60,16 +69,19 @@ from harness.bisect.search import (
     decide,
     default_max_runs,
     log_marks,
+    observed_counts,
     wrong_bound,
 )
 from harness.bisect.step import StepConfig, checker_env, run_step
-from harness.errors import BisectInputError, HarnessError, UsageError
+from harness.errors import BisectInputError, GitError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
 from harness.progress import Progress
 from harness.report.layout import atomic_write_text, run_stamp
 from harness.scenario import load_scenario
 
-__all__ = ["Interrupted", "run_bisect", "validate"]
+__all__ = ["GIT_FAILED", "Interrupted", "run_bisect", "validate"]
+
+GIT_FAILED = 3  # the exit code when a git command fails (clone, checkout, submodules, log)
 
 
 @dataclass(frozen=True)
@@ -119,13 +131,22 @@ def run_bisect(
     display on a terminal, see :mod:`harness.progress`). With ``json_to``, bisect.json's text
     is written there at the end, whatever the outcome (``bisect --json``).
     """
-    common, bounds = validate(req)
+    try:
+        common, bounds = validate(req)
+    except GitError as exc:
+        print(f"harness bisect: error: {exc}", file=sys.stderr)
+        return GIT_FAILED
     run = _Run(req, bounds, _make_run_dir(req.report_dir), progress or Progress(out))
     with handling():
         try:
             return run.execute(common)
         except UsageError:
             raise  # bad bounds: the report is written, the CLI prints the one line
+        except GitError as exc:
+            with ignoring():
+                run.finish(Outcome("git-error", GIT_FAILED, str(exc)))
+            print(f"harness bisect: error: {exc}", file=sys.stderr)
+            return GIT_FAILED
         except HarnessError as exc:
             with ignoring():
                 run.finish(Outcome("error", 1, str(exc)))
@@ -176,9 +197,17 @@ class _Run:
         self.posterior = Posterior(self.history, buggy_is_new=req.terms.buggy_is_new)
         self.records: list[StepRecord] = []
         self.max_runs = req.max_runs or default_max_runs(len(self.history.shas))
+        self.warnings: list[str] = []
+        self.unfetched: list[g.SubmoduleFailure] = []
+        self.installed: tuple[tuple[str, str], ...] | None = None  # deps of the last install
 
     def say(self, text: str) -> None:
         self.progress.say(text)
+
+    def warn(self, text: str) -> None:
+        """A line for the output and the report (bisect.json ``warnings``, bisect.md)."""
+        self.warnings.append(text)
+        self.say(text)
 
     @property
     def runs(self) -> int:
@@ -187,6 +216,13 @@ class _Run:
 
     def execute(self, common: Path) -> int:
         req, b, n = self.req, self.bounds, len(self.history.shas)
+        dirty = g.dirty_files(req.repo)
+        if dirty:
+            self.warn(
+                f"note: {dirty} tracked file{'s' if dirty > 1 else ''} in {req.repo} "
+                f"{'have' if dirty > 1 else 'has'} uncommitted changes; only committed "
+                "history is tested (commit them to test them)"
+            )
         self.say(
             f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {b.old.sha[:12]} .. "
             f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
@@ -198,8 +234,11 @@ class _Run:
         t = time.monotonic()
         g.make_clone(common, clone)
         self.timings["clone_s"] = round(time.monotonic() - t, 3)
+        env, oracle = checker_env(dict(req.env)), req.oracle
+        if req.install:
+            env, oracle = self._make_venv(env, oracle)
         config = StepConfig(
-            oracle=req.oracle,
+            oracle=oracle,
             scenario=str(req.scenario.resolve()),
             factory=req.factory,
             repeat=req.repeat,
@@ -208,7 +247,7 @@ class _Run:
             checkout=str(clone),
             steps_dir=str(self.run_dir / "steps"),
             terms=req.terms,
-            env=checker_env(dict(req.env)),
+            env=env,
         )
         atomic_write_text(self.run_dir / "step-config.json", config.to_json() + "\n")
         t = time.monotonic()
@@ -219,11 +258,36 @@ class _Run:
         self.timings["bisect_s"] = round(time.monotonic() - t, 3)
         return self._conclude(decision, clone)
 
+    def _make_venv(
+        self, env: dict[str, str], oracle: tuple[str, ...]
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Build the private venv; aim the environment (and an oracle this interpreter would
+        run) at it."""
+        assert self.tmp is not None and self.req.install is not None
+        t, venv = time.monotonic(), self.tmp / "venv"
+        seed_pip = "pip" in self.req.install.replace("uv pip", "")
+        python = installenv.build(venv, log=self.run_dir / "venv.log", seed_pip=seed_pip)
+        self.timings["venv_s"] = round(time.monotonic() - t, 3)
+        if oracle and oracle[0] == sys.executable:
+            oracle = (str(python), *oracle[1:])
+        return installenv.venv_env(env, venv), oracle
+
     def _call(self, config: StepConfig, clone: Path, sha: str, label: str) -> StepRecord:
-        g.checkout(clone, sha)
+        unfetched = g.checkout(clone, sha, submodules=self.req.submodules, failed=self.unfetched)
+        for failure in unfetched:
+            if failure not in self.unfetched:
+                self.unfetched.append(failure)
+                self.warn(
+                    f"warning: submodule {failure.name!r} ({failure.url}) could not be "
+                    f"fetched; testing {sha[:12]} without it: {failure.cause}"
+                )
+        deps = installenv.dependency_key(g.tree_files(clone)) if config.install else None
+        install = self.req.install_always or deps != self.installed
         key = f"{label} {sha[:12]}"
         self.progress.started(key)
-        record = run_step(config, label)
+        record = run_step(config, label, install=install)
+        if record.install in ("ran", "failed"):
+            self.installed = deps if record.install == "ran" else None
         self.records.append(record)
         failed = record.term in ("skip", "abort")  # untestable, or the oracle call failed
         self.progress.finished(key, progress_line(record), failed=failed, units=max(record.runs, 1))
@@ -283,6 +347,14 @@ class _Run:
             for shown in record.observed:
                 self.posterior.observe(x, shown)
 
+    def _observed(self, answer: int) -> Observed:
+        index = {sha: i for i, sha in enumerate(self.history.shas)}
+        index[self.bounds.old.sha] = OLD_BOUND
+        readings = [(index[r.sha], r.observed) for r in self.records]
+        return observed_counts(
+            self.history, readings, answer, buggy_is_new=self.req.terms.buggy_is_new
+        )
+
     def _conclude(self, decision: Decision | None, clone: Path) -> int:
         req, (show, alarm) = self.req, self.posterior.rate_estimate()
         if decision is None:
@@ -290,6 +362,7 @@ class _Run:
             message = f"an oracle call failed, stopping the search: {last.short} {last.detail}"
             return self._end(Outcome("aborted", 1, message, None, (), 0.0, show, alarm))
         group = decision.candidates or (decision.commit,)
+        seen = self._observed(group[0])
         commits = tuple(g.commit_info(req.repo, self.history.shas[c]) for c in group)
         log = self._write_log(clone, group[0])
         costs = f"after {self.runs} runs ({len(self.records)} oracle calls)"
@@ -298,22 +371,22 @@ class _Run:
             self._confirm(log, first.sha)
             message = (
                 f"first {req.terms.new} commit: {first.sha} {first.subject!r} by {first.author} "
-                f"on {first.date}; confidence {conf:.3f} {costs}; {_flake_words(show, alarm)}"
+                f"on {first.date}; confidence {conf:.3f} {costs}; {rates_words(seen, show, alarm)}"
             )
-            return self._end(Outcome("found", 0, message, first, (), conf, show, alarm))
+            return self._end(Outcome("found", 0, message, first, (), conf, show, alarm, seen))
         if decision.kind == "ambiguous":
             shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
             message = (
                 f"no single first {req.terms.new} commit: only untestable (skipped) "
                 f"commits are left; it is one of {shown}"
             )
-            return self._end(Outcome("skipped", 1, message, None, commits, conf, show, alarm))
+            return self._end(Outcome("skipped", 1, message, None, commits, conf, show, alarm, seen))
         message = (
             f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
             f"{req.terms.new} commit is {first.short} {first.subject!r} ({conf:.3f}); "
             "raise --max-runs or --repeat"
         )
-        return self._end(Outcome("uncertain", 1, message, None, commits, conf, show, alarm))
+        return self._end(Outcome("uncertain", 1, message, None, commits, conf, show, alarm, seen))
 
     def _end(self, outcome: Outcome) -> int:
         self.finish(outcome)
@@ -384,6 +457,8 @@ class _Run:
             outcome=outcome,
             steps=tuple(self.records),
             timings={**self.timings, "wall_s": round(time.monotonic() - self.t0, 3)},
+            warnings=tuple(self.warnings),
+            unfetched_submodules=tuple(f.to_dict() for f in self.unfetched),
         )
 
     def remove_clone(self) -> None:
@@ -394,8 +469,3 @@ class _Run:
         except OSError as exc:  # say so: a leftover temp dir is the user's to delete
             print(f"harness bisect: warning: could not remove {self.tmp}: {exc}", file=sys.stderr)
         self.tmp = None
-
-
-def _flake_words(show: float, alarm: float) -> str:
-    words = f"the regression showed in {show:.0%} of runs on commits that have it"
-    return words + (f" and in {alarm:.0%} on commits that do not" if alarm >= 0.01 else "")

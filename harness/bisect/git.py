@@ -16,20 +16,24 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from harness.bisect.model import Commit, Terms
 from harness.bisect.search import History
-from harness.errors import BisectInputError, HarnessError
+from harness.errors import BisectInputError, GitError
 
 __all__ = [
+    "SUBMODULE_MODES",
     "BisectOutcome",
+    "SubmoduleFailure",
+    "cause",
     "checkout",
     "commit_info",
     "common_dir",
+    "dirty_files",
     "git",
     "git_env",
     "history",
@@ -38,6 +42,7 @@ __all__ = [
     "parse_bisect_log",
     "resolve",
     "scrub",
+    "tree_files",
     "write_log",
 ]
 
@@ -51,15 +56,27 @@ def git_env() -> dict[str, str]:
 
 
 def git(args: Sequence[str], *, cwd: Path, what: str) -> str:
-    """Run ``git args`` in ``cwd``; return stdout. ``what`` names the action in errors."""
+    """Run ``git args`` in ``cwd``; return stdout. ``what`` names the action in errors;
+    a failure raises :class:`GitError` carrying git's own cause (:func:`cause`)."""
     try:
         done = _probe(args, cwd=cwd)
     except OSError as exc:
-        raise HarnessError(f"cannot run git to {what}: {exc}; install git") from exc
+        raise GitError(f"cannot run git to {what}: {exc}; install git") from exc
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise HarnessError(f"git failed to {what} in {cwd} (exit {done.returncode}): {last}")
+        raise GitError(
+            f"git failed to {what} in {cwd} (exit {done.returncode}): {cause(done.stderr)}"
+        )
     return done.stdout
+
+
+def cause(stderr: str) -> str:
+    """Git's reason in one line: its first ``fatal:``/``error:`` lines (where the cause is,
+    e.g. ``Could not resolve host``), then its last line (what it gave up on)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return "(no message)"
+    said = [ln for ln in lines if ln.startswith(("fatal:", "error:"))][:2]
+    return "; ".join(dict.fromkeys([*said, lines[-1]]))
 
 
 def _probe(args: Sequence[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -117,7 +134,7 @@ def is_shallow(repo: Path) -> bool:
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:
     done = _probe(["merge-base", "--is-ancestor", older, newer], cwd=repo)
     if done.returncode not in (0, 1):
-        raise HarnessError(f"git merge-base failed in {repo}: {done.stderr.strip()}")
+        raise GitError(f"git merge-base failed in {repo}: {cause(done.stderr)}")
     return done.returncode == 0
 
 
@@ -164,29 +181,73 @@ def make_clone(common_dir: Path, dest: Path) -> None:
     )
 
 
-def checkout(clone: Path, sha: str) -> None:
-    """Check out ``sha`` in the clone, with its submodules when it has any."""
+SUBMODULE_MODES = ("auto", "require", "skip")
+
+
+@dataclass(frozen=True)
+class SubmoduleFailure:
+    """A submodule git could not fetch: named in the output and in the report."""
+
+    name: str
+    path: str
+    url: str
+    cause: str  # git's own words (:func:`cause`)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "path": self.path, "url": self.url, "cause": self.cause}
+
+
+def checkout(
+    clone: Path,
+    sha: str,
+    *,
+    submodules: str = "auto",
+    failed: Collection[SubmoduleFailure] = (),
+) -> tuple[SubmoduleFailure, ...]:
+    """Check out ``sha`` in the clone, and its submodules as ``submodules`` says: ``auto``
+    fetches each one and returns those git could not fetch (``failed``, from earlier
+    commits, are not tried again while their URL is the same); ``require`` raises
+    :class:`GitError` on the first that fails; ``skip`` fetches none."""
     git(
         ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", sha],
         cwd=clone,
         what=f"check out {sha[:12]}",
     )
-    if (clone / ".gitmodules").is_file():
+    if submodules == "skip" or not (clone / ".gitmodules").is_file():
+        return ()
+    known = {(f.name, f.url): f for f in failed}
+    failures = []
+    for name, path, url in _submodules(clone):
+        if (name, url) in known:
+            failures.append(known[(name, url)])
+            continue
         # local submodule URLs are file:// transports, which git refuses unless allowed
-        git(
-            [
-                "-c",
-                "protocol.file.allow=always",
-                "submodule",
-                "update",
-                "--init",
-                "--recursive",
-                "--force",
-                "--quiet",
-            ],
-            cwd=clone,
-            what=f"check out the submodules of {sha[:12]}",
-        )
+        args = ["-c", "protocol.file.allow=always", "submodule", "update", "--init"]
+        done = _probe([*args, "--recursive", "--force", "--quiet", "--", path], cwd=clone)
+        if done.returncode == 0:
+            continue
+        if submodules == "require":
+            raise GitError(
+                f"git failed to check out submodule {name!r} ({url}) of {sha[:12]} in {clone} "
+                f"(exit {done.returncode}): {cause(done.stderr)}"
+            )
+        failures.append(SubmoduleFailure(name, path, url, cause(done.stderr)))
+    return tuple(failures)
+
+
+def _submodules(clone: Path) -> list[tuple[str, str, str]]:
+    """(name, path, url) of each submodule ``.gitmodules`` lists at the checked-out commit."""
+    read = ["config", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.(path|url)$"]
+    done = _probe(read, cwd=clone)
+    if done.returncode not in (0, 1):  # 1: no such key
+        raise GitError(f"git failed to read .gitmodules in {clone}: {cause(done.stderr)}")
+    paths: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        name, _, kind = key.removeprefix("submodule.").rpartition(".")
+        (paths if kind == "path" else urls)[name] = value
+    return [(name, path, urls.get(name, "")) for name, path in paths.items()]
 
 
 def scrub(clone: Path) -> None:
@@ -205,6 +266,28 @@ def scrub(clone: Path) -> None:
             cwd=clone,
             what="clean the submodules",
         )
+
+
+def tree_files(clone: Path) -> dict[str, str]:
+    """Every file of the commit checked out in ``clone``: path -> blob id."""
+    out = git(["ls-tree", "-r", "-z", "HEAD"], cwd=clone, what="list the files of the commit")
+    files = {}
+    for entry in out.split("\0"):
+        meta, _, path = entry.partition("\t")
+        if path:
+            files[path] = meta.split()[-1]
+    return files
+
+
+def dirty_files(repo: Path) -> int:
+    """How many tracked files have uncommitted changes (staged or not) in ``repo``'s working
+    tree; read-only (``--no-optional-locks``: ``git status`` refreshes no index)."""
+    out = git(
+        ["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        cwd=repo,
+        what="read the working tree's status",
+    )
+    return len(out.splitlines())
 
 
 def write_log(
@@ -226,8 +309,7 @@ def write_log(
         # exit 2 with this line: git could not narrow past untestable commits, as expected
         said = done.stdout + done.stderr
         if done.returncode != 0 and "only 'skip'ped commits left" not in said:
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise HarnessError(f"git failed to mark {sha[:12]} {term} in {clone}: {last}")
+            raise GitError(f"git failed to mark {sha[:12]} {term} in {clone}: {cause(done.stderr)}")
     return git(["bisect", "log"], cwd=clone, what="read the bisect log")
 
 

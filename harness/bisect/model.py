@@ -26,6 +26,7 @@ __all__ = [
     "Bound",
     "CheckMetrics",
     "Commit",
+    "Observed",
     "Outcome",
     "StepRecord",
     "Terms",
@@ -79,6 +80,8 @@ class BisectRequest:
     confidence: float = DEFAULT_CONFIDENCE
     max_runs: int | None = None  # None: a budget from the number of candidates
     report_dir: Path = Path("reports")
+    submodules: str = "auto"  # auto | require | skip (--submodules)
+    install_always: bool = False  # run --install at every commit, not only on changed deps
 
     @property
     def old_option(self) -> str:
@@ -156,6 +159,9 @@ class StepRecord:
     finished: float
     detail: str = ""  # why untestable or aborted: the oracle's or installer's last line
     files: Mapping[str, str] = field(default_factory=dict)  # role -> path relative to run dir
+    # Defaults: step records written before these fields existed still load.
+    install: str = ""  # "ran", "failed", "skipped" (dependency files unchanged); "": no --install
+    packages: Mapping[str, str] = field(default_factory=dict)  # openai/httpx/httpx2 the runs used
 
     @property
     def runs(self) -> int:
@@ -168,6 +174,7 @@ class StepRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["files"] = dict(self.files)
+        data["packages"] = dict(self.packages)
         data["observed"] = list(self.observed)
         data["runs"] = self.runs
         return data
@@ -178,6 +185,7 @@ class StepRecord:
         values["metrics"] = CheckMetrics.from_dict(data["metrics"])
         values["observed"] = tuple(data["observed"])
         values["files"] = dict(data.get("files", {}))
+        values["packages"] = dict(data.get("packages", {}))
         return cls(**values)
 
 
@@ -197,7 +205,7 @@ class Bound:
 class Outcome:
     """How the bisect ended, and what the search believed at the end."""
 
-    status: str  # found, ambiguous, uncertain, aborted, bad-bounds, interrupted, error
+    status: str  # found, ambiguous, uncertain, aborted, bad-bounds, interrupted, error, git-error
     exit_code: int
     message: str
     result: Commit | None = None
@@ -206,6 +214,22 @@ class Outcome:
     # estimated P(regression shows | commit has the bug), P(... | clean); None: no search ran
     show_rate: float | None = None
     false_alarm_rate: float | None = None
+    # what the runs showed, read by the answer (or the likeliest commit); None: no answer
+    observed: Observed | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Runs counted on each side of an answer: on commits that have the regression by that
+    answer (``buggy_*``) and on those that do not (``clean_*``). Counts, not estimates."""
+
+    buggy_shown: int
+    buggy_runs: int
+    clean_shown: int
+    clean_runs: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -221,7 +245,10 @@ class BisectReport:
     candidates: int
     outcome: Outcome
     steps: tuple[StepRecord, ...]
-    timings: Mapping[str, float]  # clone_s, bounds_s, bisect_s, wall_s
+    timings: Mapping[str, float]  # clone_s, bounds_s, bisect_s, wall_s (venv_s with --install)
+    # Defaults: files written before these fields existed still load.
+    warnings: tuple[str, ...] = ()  # each printed as one line: uncommitted changes, submodules
+    unfetched_submodules: tuple[Mapping[str, str], ...] = ()  # name, path, url, cause
 
     def to_dict(self) -> dict[str, Any]:
         req, out = self.request, self.outcome
@@ -242,6 +269,10 @@ class BisectReport:
             "policy": req.policy,
             "install": req.install,
             "env": dict(redact_pairs(req.env)),  # never a secret: harness.redact
+            "install_always": req.install_always,
+            "submodules": req.submodules,
+            "warnings": list(self.warnings),
+            "unfetched_submodules": [dict(u) for u in self.unfetched_submodules],
             "first_parent": req.first_parent,
             "confidence_target": req.confidence,
             "max_runs": req.max_runs,
@@ -253,6 +284,7 @@ class BisectReport:
             "possible": [c.to_dict() for c in out.possible],
             "confidence": round(out.confidence, 4),
             "flake": {
+                "observed": out.observed.to_dict() if out.observed else None,
                 "show_rate": _round(out.show_rate),
                 "false_alarm_rate": _round(out.false_alarm_rate),
             },
@@ -307,6 +339,8 @@ class BisectReport:
             confidence=data["confidence_target"],
             max_runs=data["max_runs"],
             report_dir=Path(data["report_dir"]),
+            submodules=data.get("submodules", "auto"),
+            install_always=data.get("install_always", False),
         )
         outcome = Outcome(
             status=data["status"],
@@ -317,8 +351,12 @@ class BisectReport:
             confidence=data["confidence"],
             show_rate=data["flake"]["show_rate"],
             false_alarm_rate=data["flake"]["false_alarm_rate"],
+            observed=Observed(**seen) if (seen := data["flake"].get("observed")) else None,
         )
         timing_keys = ("clone_s", "bounds_s", "bisect_s", "wall_s")
+        timings = {k: data["timings"][k] for k in timing_keys}
+        if "venv_s" in data["timings"]:  # only with --install
+            timings["venv_s"] = data["timings"]["venv_s"]
         return cls(
             id=data["id"],
             started=data["started"],
@@ -328,7 +366,9 @@ class BisectReport:
             candidates=data["candidates"],
             outcome=outcome,
             steps=tuple(StepRecord.from_dict(s) for s in data["steps"]),
-            timings={k: data["timings"][k] for k in timing_keys},
+            timings=timings,
+            warnings=tuple(data.get("warnings", ())),
+            unfetched_submodules=tuple(dict(u) for u in data.get("unfetched_submodules", ())),
         )
 
 

@@ -10,9 +10,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.bisect.model import BisectReport, StepRecord
+from harness.bisect.model import BisectReport, Observed, StepRecord
 
-__all__ = ["bound_message", "progress_line", "render_markdown"]
+__all__ = ["bound_message", "progress_line", "rates_words", "render_markdown"]
 
 
 def _series(values: Sequence[int]) -> str:
@@ -87,10 +87,24 @@ def bound_message(option: str, records: Sequence[StepRecord], want: str) -> str:
     return f"{option} {last.short} should be {want} but the oracle found {measured}"
 
 
+def rates_words(seen: Observed, show: float, alarm: float) -> str:
+    """How often the regression showed: the counted runs first, then the model's estimates,
+    labelled as such (after 4 of 4 runs, "96%" is an estimate, not an observation)."""
+    words = (
+        f"observed: the regression showed in {seen.buggy_shown} of {seen.buggy_runs} runs on "
+        f"commits that have it and in {seen.clean_shown} of {seen.clean_runs} on commits "
+        f"that do not; estimated (model): it shows in {show:.0%} of runs on a commit that "
+        "has it"
+    )
+    return words + (f" and in {alarm:.0%} on one that does not" if alarm >= 0.01 else "")
+
+
 def render_markdown(report: BisectReport) -> str:
     """``bisect.md``: the result, its confidence, the bounds, every call and the costs."""
     data = report.to_dict()
-    lines = [f"# Bisect {data['id']}", "", f"**{data['message']}**", ""]
+    lines = [f"# Bisect {data['id']}", ""]
+    lines += [*(f"> {w}" for w in data["warnings"]), ""] if data["warnings"] else []
+    lines += [f"**{data['message']}**", ""]
     lines += [*_setup(data), "", *_runs_per_commit(data), "", *_table(data), ""]
     skipped = data["skipped"]
     if skipped:
@@ -104,6 +118,8 @@ def _setup(data: Mapping[str, Any]) -> list[str]:
     old, new = data["bounds"]["old"], data["bounds"]["new"]
     flake = data["flake"]
     extras = [f"install: `{data['install']}`"] if data["install"] else []
+    extras += ["install at every commit"] if data.get("install_always") else []
+    extras += [f"submodules: {data['submodules']}"]
     extras += [f"env: `{k}={v}`" for k, v in data["env"].items()]
     extras += ["first parent only"] if data["first_parent"] else []
     return [
@@ -116,16 +132,31 @@ def _setup(data: Mapping[str, Any]) -> list[str]:
         f"- status: {data['status']} (exit {data['exit_code']}); confidence "
         f"{data['confidence']:.3f} (target {data['confidence_target']}, at most "
         f"{data['max_runs']} runs)",
+        *_flake(flake),
         *(
-            [
-                f"- estimated flakiness: the regression shows in {flake['show_rate']:.0%} of "
-                f"runs on a commit that has it, and in {flake['false_alarm_rate']:.0%} on one "
-                "that does not"
-            ]
-            if flake["show_rate"] is not None
-            else []
+            f"- submodule `{u['name']}` ({u['url']}) could not be fetched; tested without "
+            f"it: {u['cause']}"
+            for u in data["unfetched_submodules"]
         ),
     ]
+
+
+def _flake(flake: Mapping[str, Any]) -> list[str]:
+    lines = []
+    seen = flake["observed"]
+    if seen is not None:
+        lines.append(
+            f"- observed: the regression showed in {seen['buggy_shown']} of "
+            f"{seen['buggy_runs']} runs on commits that have it (by this answer) and in "
+            f"{seen['clean_shown']} of {seen['clean_runs']} on commits that do not"
+        )
+    if flake["show_rate"] is not None:
+        lines.append(
+            f"- estimated by the model, not observed: the regression shows in "
+            f"{flake['show_rate']:.0%} of runs on a commit that has it, and in "
+            f"{flake['false_alarm_rate']:.0%} on one that does not"
+        )
+    return lines
 
 
 def _runs_per_commit(data: Mapping[str, Any]) -> list[str]:
@@ -138,16 +169,18 @@ def _runs_per_commit(data: Mapping[str, Any]) -> list[str]:
 def _table(data: Mapping[str, Any]) -> list[str]:
     rows = [
         "| # | step | commit | subject | verdict | term | errors | retries "
-        "| CLOSE_WAIT growth | disagree | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CLOSE_WAIT growth | disagree | install | openai / httpx / httpx2 | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rec in data["steps"]:
-        m = rec["metrics"]
+        m, pkgs = rec["metrics"], rec.get("packages") or {}
+        versions = " / ".join(pkgs.get(k, "?") for k in ("openai", "httpx", "httpx2"))
         rows.append(
             f"| {rec['index']} | {rec['label']} | `{rec['short']}` | {_cell(rec['subject'])} "
             f"| {rec['verdict']} | {rec['term']} | {_series(m['errors'])} "
             f"| {_series(m['retries'])} | {_series(m['close_wait_growth'])} "
-            f"| {rec['disagree']}/{rec['runs']} | {rec['step_s']:.2f} |"
+            f"| {rec['disagree']}/{rec['runs']} | {rec.get('install') or '-'} "
+            f"| {versions if pkgs else '-'} | {rec['step_s']:.2f} |"
         )
     return ["## Oracle calls", "", *rows]
 
@@ -164,6 +197,16 @@ def _costs(data: Mapping[str, Any]) -> list[str]:
         f"- oracle calls: {oracle['calls']} ({oracle['calls'] - oracle['bisect_calls']} on "
         f"the bounds, {oracle['bisect_calls']} in the search; {oracle['runs']} runs); "
         f"ceil(log2({data['candidates']})) = {data['expected_steps']}",
+        *(
+            [
+                f"- install: {sum(r['install_s'] for r in data['steps']):.1f} s over "
+                f"{sum(r.get('install') in ('ran', 'failed') for r in data['steps'])} of "
+                f"{len(data['steps'])} calls (the others found the dependency files "
+                f"unchanged); private virtualenv built in {t['venv_s']:.1f} s"
+            ]
+            if "venv_s" in t
+            else []
+        ),
         f"- wall time: {t['wall_s']:.1f} s (clone {t['clone_s']:.2f} s, bounds "
         f"{t['bounds_s']:.1f} s, search {t['bisect_s']:.1f} s)",
         f"- scenario runs' own time: {t['scenario_s']:.1f} s; overhead per search call "

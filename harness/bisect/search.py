@@ -43,7 +43,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.bisect.model import CheckMetrics, Terms, Word
+from harness.bisect.model import CheckMetrics, Observed, Terms, Word
 
 __all__ = [
     "OLD_BOUND",
@@ -57,8 +57,10 @@ __all__ = [
     "disagreeing",
     "groups",
     "log_marks",
+    "observed_counts",
     "observed_runs",
     "read_check",
+    "read_versions",
     "term_of",
     "word_of",
     "wrong_bound",
@@ -135,6 +137,21 @@ def read_check(data: Mapping[str, Any]) -> CheckMetrics:
         scenario_s=round(sum(float(r["wall_s"]) for r in runs), 3),
         reasons=tuple(reasons),
     )
+
+
+VERSION_KEYS = ("openai", "httpx", "httpx2")
+
+
+def read_versions(data: Mapping[str, Any]) -> dict[str, str]:
+    """The openai, httpx and httpx2 versions a ``harness check --json`` document's runs used
+    (from the first run's environment fingerprint; ``"absent"`` when not installed); empty
+    when no run recorded one."""
+    for entry in data.get("entries") or []:
+        for run in entry.get("runs") or []:
+            env = run.get("environment") or {}
+            if env:
+                return {key: str(env.get(key, "absent")) for key in VERSION_KEYS}
+    return {}
 
 
 def observed_runs(metrics: CheckMetrics, word: Word) -> tuple[bool, ...]:
@@ -366,6 +383,25 @@ def log_marks(
         *(("skip", x) for x in skip),
         *(("new", x) for x in sorted(new, reverse=True)),
     ]
+
+
+def observed_counts(
+    history: History,
+    readings: Sequence[tuple[int, Sequence[bool]]],
+    answer: int,
+    *,
+    buggy_is_new: bool,
+) -> Observed:
+    """Count the runs (``readings``: (commit index, runs), the bounds as :data:`OLD_BOUND`
+    and ``history.new_bound``) on commits that have the regression when ``answer`` is the
+    first new commit, and on those that do not: what was seen, not what the model infers."""
+    counts = [0, 0, 0, 0]  # buggy shown, buggy runs, clean shown, clean runs
+    for x, runs in readings:
+        buggy = history.is_new(x, answer) == buggy_is_new
+        side = 0 if buggy else 2
+        counts[side] += sum(runs)
+        counts[side + 1] += len(runs)
+    return Observed(*counts)
 
 
 def default_max_runs(candidates: int) -> int:

@@ -36,6 +36,7 @@ from harness.bisect.search import (
     disagreeing,
     observed_runs,
     read_check,
+    read_versions,
     term_of,
     word_of,
 )
@@ -117,8 +118,10 @@ def checker_env(extra: Mapping[str, str]) -> dict[str, str]:
     return harness_env({**env, **extra})
 
 
-def run_step(config: StepConfig, label: str) -> StepRecord:
+def run_step(config: StepConfig, label: str, *, install: bool = True) -> StepRecord:
     """Test the commit checked out in ``config.checkout``; write and return its record.
+    ``install=False`` skips ``config.install`` (the driver found the dependency files
+    unchanged since the last install); the record says which (``install``).
     The commit is scrubbed afterwards, also when the call is interrupted."""
     started, t0 = time.time(), time.monotonic()
     checkout, steps = Path(config.checkout), Path(config.steps_dir)
@@ -128,8 +131,11 @@ def run_step(config: StepConfig, label: str) -> StepRecord:
     stem = f"{index:03d}-{commit.short}"
     files: dict[str, str] = {}
     install_s, oracle_exit, detail = 0.0, 125, ""
+    installed = "skipped" if config.install else ""
+    packages: dict[str, str] = {}
     try:
-        if config.install:
+        if config.install and install:
+            installed = "ran"
             files["install_log"] = f"steps/{stem}.install.log"
             code = run_logged(
                 config.install, cwd=checkout, env=config.env, log=steps / f"{stem}.install.log"
@@ -138,8 +144,9 @@ def run_step(config: StepConfig, label: str) -> StepRecord:
             if code != 0:
                 why = last_line(steps / f"{stem}.install.log")
                 detail = f"install command exited {code}" + (f": {why}" if why else "")
+                installed = "failed"
         if not detail:
-            oracle_exit, metrics, detail = _oracle(config, steps, stem, files)
+            oracle_exit, metrics, detail = _oracle(config, steps, stem, files, packages)
         else:
             metrics = CheckMetrics()
     finally:
@@ -166,13 +173,15 @@ def run_step(config: StepConfig, label: str) -> StepRecord:
         finished=time.time(),
         detail=detail,
         files=files,
+        install=installed,
+        packages=packages,
     )
     atomic_write_text(steps / f"{stem}.step.json", json.dumps(record.to_dict(), indent=2) + "\n")
     return record
 
 
 def _oracle(
-    config: StepConfig, steps: Path, stem: str, files: dict[str, str]
+    config: StepConfig, steps: Path, stem: str, files: dict[str, str], packages: dict[str, str]
 ) -> tuple[int, CheckMetrics, str]:
     json_path, log_path = steps / f"{stem}.check.json", steps / f"{stem}.check.log"
     files["check_json"], files["check_log"] = f"steps/{json_path.name}", f"steps/{log_path.name}"
@@ -195,7 +204,9 @@ def _oracle(
     code = run_logged(argv, cwd=steps, env=config.env, log=log_path)
     metrics = CheckMetrics()
     if json_path.is_file():
-        metrics = read_check(json.loads(json_path.read_text("utf-8")))
+        data = json.loads(json_path.read_text("utf-8"))
+        metrics = read_check(data)
+        packages.update(read_versions(data))
     # the verdict's reasons say why (e.g. the import error); else the oracle's last words
     detail = "" if code in (0, 1) else "; ".join(metrics.reasons) or last_line(log_path)
     return code, metrics, detail

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from harness.bisect.driver import run_bisect
+from harness.bisect.git import SUBMODULE_MODES
 from harness.bisect.model import (
     DEFAULT_CONFIDENCE,
     FIX_TERMS,
@@ -78,8 +79,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--install",
         metavar="CMD",
-        help="shell command run in each checkout before testing it, with the checker's "
-        "environment ($HARNESS_PYTHON, its virtualenv first on PATH); a failure skips the commit",
+        help="shell command run in a checkout before testing it, in a private virtualenv "
+        "($HARNESS_PYTHON, its bin first on PATH) removed at the end; it runs again only when "
+        "a commit's dependency files changed; a failure skips the commit",
+    )
+    parser.add_argument(
+        "--install-always",
+        action="store_true",
+        help="run --install at every commit, not only where the dependency files changed",
+    )
+    parser.add_argument(
+        "--submodules",
+        choices=SUBMODULE_MODES,
+        default="auto",
+        help="auto: fetch each commit's submodules, warn and go on without one git cannot "
+        "fetch; require: such a submodule is an error (exit 3); skip: fetch none "
+        "(default: auto)",
     )
     parser.add_argument(
         "--env",
@@ -177,6 +192,8 @@ def request_from(ns: argparse.Namespace) -> BisectRequest:
         policy=ns.policy,
         install=ns.install,
         env=_env(ns.env),
+        install_always=ns.install_always,
+        submodules=ns.submodules,
         first_parent=ns.first_parent,
         confidence=ns.confidence,
         max_runs=ns.max_runs,
