@@ -744,6 +744,7 @@ def test_shallow_clone_without_the_bound_is_one_line_bad_input(tmp_path: Path) -
     shas = [_commit(repo, f"c{i}", STATE="healthy" if i < 3 else "regression") for i in range(6)]
     shallow = tmp_path / "shallow"
     _git(tmp_path, "clone", "--quiet", "--depth", "2", f"file://{repo}", str(shallow))
+    (tmp_path / "x.yaml").write_text("version: 1\n")  # the scenario is resolved first
     done = harness_bisect(
         "--repo",
         shallow,

@@ -174,7 +174,7 @@ def test_run_check_regress_and_merge_write_and_print_no_secret(planted: Planted)
         "check", "--scenario", scenario, "--factory", "envkey.py:make", "--root", root,
         "--json", root / "healthy.json",
     )  # fmt: skip
-    assert healthy.stdout.endswith("check: healthy (majority of 1 runs)\n")
+    assert healthy.stdout.endswith("check: healthy (1 run)\n")
     leaky = planted.harness(
         "check", "--scenario", scenario, "--factory", "leaky.py:make", "--root", root,
         "--json", root / "leaky.json",
