@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.environment import harness_env, worker_env
 from harness.errors import RunCancelled
 from harness.result import RunResult, SocketSample
 from harness.runner import _Recorded, _status, run_one, watchdog_for
@@ -308,6 +310,30 @@ def test_a_scenario_without_a_file_runs_as_validated(tmp_path: Path) -> None:
     result = run_one(parse_scenario(SHORT, path="<string>"), "baseline", root=tmp_path)
     assert (result.scenario, result.status, result.errors) == ("scenario", "completed", 0)
     assert result.calls == 3
+
+
+TRUST = """
+import os, pathlib, openai
+
+def make(client_kwargs, *, shared):
+    if shared:
+        seen = [os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")]
+        (pathlib.Path(__file__).parent / "trust.txt").write_text(repr(seen))
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+def test_a_worker_runs_with_an_empty_trust_store(tmp_path: Path) -> None:
+    # Loading a CA bundle into every per-call client costs more than the call; a worker
+    # speaks plain HTTP on loopback only, so it loads none (harness.environment.worker_env).
+    (tmp_path / "factory.py").write_text(TRUST)
+    env = {"SSL_CERT_FILE": "/etc/ssl/cert.pem", "PATH": "/bin"}
+    assert worker_env(env)["SSL_CERT_DIR"] == os.devnull
+    assert "SSL_CERT_FILE" not in worker_env(env)
+    assert harness_env(env)["SSL_CERT_FILE"] == "/etc/ssl/cert.pem"  # installs keep theirs
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
+    assert (result.status, result.calls, result.errors) == ("completed", 3, 0)
+    assert (tmp_path / "trust.txt").read_text() == repr([None, os.devnull])
 
 
 def test_results_round_trip(tmp_path: Path) -> None:
