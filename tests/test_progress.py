@@ -75,6 +75,7 @@ def test_off_a_tty_the_output_is_the_plain_lines_byte_for_byte(quick: Path, tmp_
     assert done.stderr == b""
 
 
+@pytest.mark.slow  # two cells of a second each, so the live display redraws while one runs
 def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
     folder: Path, tmp_path: Path
 ) -> None:

@@ -192,6 +192,7 @@ def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> Non
 
 
 @pytest.mark.sdk
+@pytest.mark.slow  # two runs of 105 calls, one waits the 1 s pool timeout
 def test_lost_connection_limits_run_dry_after_100_held_connections(tmp_path: Path) -> None:
     # Five sessions abandon a stream each per turn: 100 connections held after 20 turns, so
     # every call of turn 21 waits the 1 s pool timeout (the sessions wait it in parallel).
@@ -403,6 +404,7 @@ def test_a_worker_stderr_flood_is_bounded_and_says_what_was_cut(tmp_path: Path) 
 BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
+@pytest.mark.slow  # two runs of a bundled scenario, gaps and all
 @pytest.mark.parametrize(
     ("name", "series", "held"),
     [
