@@ -1,12 +1,15 @@
 """Regress figures: wall time, per-run overhead, verdict stability, turns needed to catch.
 
-    python benchmarks/bench_regress.py [--repeat 10] [--jobs 2] [--skip-turns] [PATHS...]
+    python benchmarks/bench_regress.py [--repeat 10] [--jobs N] [--skip-turns] [--matrix-only]
+        [PATHS...]
     python benchmarks/bench_regress.py --fresh-vs-zygote [--jobs 2] [PATHS...]
 
 Prints, for the bundled matrix (or PATHS):
-- the wall time of one whole matrix run, and each run's overhead beyond the scenario's own
-  time (idle gaps and stalls): process start, imports, server start, sampling, measured
-  around the whole run (``run_one``), workers forked from a zygote;
+- the wall time of one whole matrix run (at ``--jobs``, default: what ``regress`` picks), and
+  each run's overhead beyond the scenario's own time (what it plans to spend asleep:
+  :func:`harness.schema.planned_duration_s`): process start, imports, server start, calls,
+  sampling, measured around the whole run (``run_one``), workers forked from a zygote;
+  ``--matrix-only`` stops there;
 - with ``--fresh-vs-zygote`` only: the same matrix with a fresh interpreter per run, with a
   zygote, and fresh again, one after the other: each one's overhead per run, whether every
   cell's verdict is identical, and which counts differ (between the fresh runs too: the
@@ -31,18 +34,26 @@ from typing import Any
 import yaml
 
 from harness.commands._common import load_all
-from harness.matrix import Cell, MatrixOutcome, RunOne, plan, run_cell, run_matrix
+from harness.matrix import (
+    Cell,
+    MatrixOutcome,
+    RunOne,
+    default_jobs,
+    plan,
+    run_cell,
+    run_matrix,
+    usable_cores,
+)
 from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
+from harness.schema import planned_duration_s
 from harness.zygote import Zygote, workers_for
 
 
 def own_time_s(scenario: Scenario) -> float:
-    """What the scenario spends on purpose: idle gaps and stalls (a lower bound)."""
-    session = scenario.session
-    stalls = sum(getattr(f, "ms", 0) for f in scenario.server.faults) / 1000
-    return session.turns * session.idle_between_turns_ms / 1000 + stalls
+    """What the scenario spends on purpose: gaps, latency, chunk delays, stalls, retry-after."""
+    return planned_duration_s(scenario)
 
 
 def timed_runner(zygote: Zygote | None, spent: dict[tuple[str, str], float]) -> RunOne:
@@ -147,17 +158,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", default=["scenarios"])
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, help="runs in parallel (default: regress's)")
     parser.add_argument("--skip-turns", action="store_true")
+    parser.add_argument("--matrix-only", action="store_true", help="only the matrix's figures")
     parser.add_argument("--fresh-vs-zygote", action="store_true")
     ns = parser.parse_args()
     root = Path.cwd()
     cells = plan(load_all(ns.paths))
+    jobs = ns.jobs or default_jobs(cells, usable_cores())
     if ns.fresh_vs_zygote:
-        fresh_vs_zygote(cells, ns.jobs, root)
+        fresh_vs_zygote(cells, jobs, root)
         return 0
-    matrix_wall(cells, ns.jobs, root, fresh=False)
-    stability(cells, ns.repeat, ns.jobs, root)
+    matrix_wall(cells, jobs, root, fresh=False)
+    if ns.matrix_only:
+        return 0
+    stability(cells, ns.repeat, jobs, root)
     if not ns.skip_turns:
         turns_to_catch(cells, root)
     return 0

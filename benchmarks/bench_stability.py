@@ -1,13 +1,15 @@
 """Verdict and series stability under load: every bundled cell N times, both cores busy.
 
-    python benchmarks/bench_stability.py [--runs 20] [--busy 2] [--jobs 1] [--fresh-workers]
+    python benchmarks/bench_stability.py [--runs 20] [--busy 2] [--jobs N] [--fresh-workers]
         [PATHS...]
 
 Starts ``--busy`` busy-loop processes (default: one per core) that saturate the machine,
 runs every (scenario, variant) cell of the bundled scenarios (or PATHS) ``--runs`` times,
 stops the busy loops, and prints per cell how many runs gave the modal verdict and how many
 the modal CLOSE_WAIT series (turn series, then the three post-session samples: live after GC,
-after close, after GC; ``0x100`` is a hundred zeros). The target is
+after close, after GC; ``0x100`` is a hundred zeros), then each run whose verdict is not the
+modal one, with its reasons and errors. ``--jobs`` defaults to what ``regress`` would pick for
+these cells on this machine (:func:`harness.matrix.default_jobs`). The target is
 N/N everywhere: a verdict that depends on the machine's load would make a bisect name the
 wrong commit. Figures only; no thresholds.
 """
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.commands._common import load_all, positive_int
-from harness.matrix import Cell, plan, run_matrix
+from harness.matrix import Cell, default_jobs, plan, run_matrix, usable_cores
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.verdict import RegressEntry
@@ -87,6 +89,20 @@ def row(entry: RegressEntry) -> tuple[str, ...]:
     )
 
 
+def print_odd_runs(entry: RegressEntry) -> None:
+    """Each run whose verdict is not the cell's modal one: why, and what it raised."""
+    verdict, _ = modal([v.outcome for v in entry.verdicts])
+    for n, (run, v) in enumerate(zip(entry.runs, entry.verdicts, strict=True), 1):
+        if v.outcome != verdict:
+            errors = ", ".join(f"{k} x{c}" for k, c in run.errors_by_type.items()) or "none"
+            slowest = max((r.latency_ms for r in run.records), default=0.0)
+            print(
+                f"  odd: {entry.scenario} / {entry.variant} run {n}: {v.outcome} "
+                f"({'; '.join(v.reasons) or 'healthy'}); errors {errors}; "
+                f"slowest call {slowest:.0f} ms; {run.status} {run.detail}".rstrip()
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", default=["scenarios"])
@@ -94,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--busy", type=int, default=os.cpu_count() or 2, help="busy-loop processes (cores)"
     )
-    parser.add_argument("--jobs", type=positive_int, default=1, help="cells in parallel (1)")
+    parser.add_argument(
+        "--jobs", type=positive_int, help="cells in parallel (default: regress's default)"
+    )
     parser.add_argument(
         "--fresh-workers",
         action="store_true",
@@ -103,19 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     scenarios = load_all(ns.paths)
     cells: list[Cell] = plan(scenarios)
+    jobs = ns.jobs or default_jobs(cells, usable_cores())
     t0 = time.monotonic()
     with busy(ns.busy), workers_for(Path.cwd(), fresh=ns.fresh_workers) as zygote:
         outcome = run_matrix(
             cells,
             repeat=ns.runs,
-            jobs=ns.jobs,
+            jobs=jobs,
             root=Path.cwd(),
             runner=functools.partial(run_one, zygote=zygote),
         )
     wall = time.monotonic() - t0
     how = "fresh interpreters" if zygote is None else "zygote"
     print(
-        f"{len(cells)} cells x {ns.runs} runs, {ns.busy} busy loops, {ns.jobs} job(s), "
+        f"{len(cells)} cells x {ns.runs} runs, {ns.busy} busy loops, {jobs} job(s), "
         f"{how}, wall {wall:.0f} s"
     )
     header = ("scenario", "variant", "verdict", "series", "modal series", "statuses", "others")
@@ -126,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stable = sum(
         1 for r in rows if r[2].endswith(f" {ns.runs}/{ns.runs}") and r[3].startswith(f"{ns.runs}/")
     )
+    for entry in outcome.entries:
+        print_odd_runs(entry)
     print(f"cells stable in verdict and series: {stable}/{len(rows)}")
     return 130 if outcome.interrupted else 0
 

@@ -12,23 +12,40 @@ returned with ``interrupted=True`` so the reports still get written.
 from __future__ import annotations
 
 import functools
+import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from harness.errors import RunCancelled
 from harness.interrupts import deferring, ignoring, in_slices
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Expectation, Scenario
+from harness.schema import planned_duration_s
 from harness.verdict import RegressEntry, Verdict, judge
 
-__all__ = ["Cell", "MatrixOutcome", "expected_seconds", "plan", "run_cell", "run_matrix"]
+__all__ = [
+    "Cell",
+    "MatrixOutcome",
+    "cpu_seconds",
+    "default_jobs",
+    "expected_seconds",
+    "plan",
+    "run_cell",
+    "run_matrix",
+    "usable_cores",
+]
 
 RunOne = Callable[..., RunResult]
 CALL_S = 0.03  # a typical loopback call through the SDK, for scheduling estimates
+# CPU a run spends besides its calls: forking the worker, the mock server, the samples.
+RUN_CPU_S: Final = 0.25
+MAX_JOBS_PER_CORE: Final = 4  # bounds the default whatever a scenario plans to wait
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,38 @@ def expected_seconds(scenario: Scenario) -> float:
     calls = session.turns * session.calls_per_turn
     stalls_ms = sum(getattr(fault, "ms", 0.0) for fault in scenario.server.faults)
     return CALL_S * calls + (session.turns * session.idle_between_turns_ms + stalls_ms) / 1000
+
+
+def cpu_seconds(scenario: Scenario) -> float:
+    """A rough estimate of the CPU one run keeps busy: its fixed cost and every call of every
+    session (concurrent sessions wait in parallel, but they compute one after the other)."""
+    session = scenario.session
+    calls = session.turns * session.calls_per_turn * session.concurrency
+    return RUN_CPU_S + CALL_S * calls
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_jobs(cells: Sequence[Cell], cores: int) -> int:
+    """How many runs to keep in parallel so that ``cores`` cores stay busy, no more.
+
+    A run computes for :func:`cpu_seconds` and waits for what its scenario plans to spend
+    asleep (:func:`~harness.schema.planned_duration_s`: idle gaps, latency, chunk delays,
+    stalls, retry-after). While one run waits another can compute, so over all the cells
+    ``cores x (CPU + waiting) / CPU`` runs keep the cores busy. Rounded, and kept between
+    ``max(2, cores)`` (a worker and its server overlap even without waiting) and
+    ``MAX_JOBS_PER_CORE x cores``. Deterministic: the same cells and cores give the same number.
+    """
+    cpu = sum(cpu_seconds(c.scenario) for c in cells)
+    waiting = sum(min(planned_duration_s(c.scenario), 3600.0) for c in cells)
+    ratio = (cpu + waiting) / cpu if cpu > 0 else 1.0
+    wanted = math.floor(cores * ratio + 0.5)
+    return max(2, cores, min(wanted, MAX_JOBS_PER_CORE * cores))
 
 
 def run_cell(

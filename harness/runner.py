@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
-from harness.environment import harness_env
+from harness.environment import worker_env
 from harness.errors import RunCancelled, WorkerError
 from harness.mockserver import MockServer
 from harness.processes import Child, spawn
@@ -236,7 +236,7 @@ def _start_worker(
     pass_fds: tuple[int, ...],
 ) -> Child | Forked:
     """Fork the worker from ``zygote`` when it serves this run, else start a fresh one."""
-    env = harness_env(os.environ)
+    env = worker_env(os.environ)
     if zygote is not None and zygote.serves(python=python, root=root, env=env):
         return zygote.fork(job_path, Path(stderr.name), pass_fds)
     argv = [python, "-m", "harness.worker", str(job_path)]

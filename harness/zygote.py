@@ -48,7 +48,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from harness.environment import harness_env
+from harness.environment import worker_env
 from harness.errors import WorkerError
 from harness.interrupts import in_slices
 from harness.processes import Child, spawn
@@ -74,7 +74,7 @@ def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
     if fresh or not usable():
         yield None
         return
-    with Zygote(python=sys.executable, root=root, env=harness_env(os.environ)) as zygote:
+    with Zygote(python=sys.executable, root=root, env=worker_env(os.environ)) as zygote:
         yield zygote
 
 

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from harness.interrupts import handling
-from harness.matrix import Cell, expected_seconds, plan, run_matrix
+from harness.matrix import (
+    Cell,
+    cpu_seconds,
+    default_jobs,
+    expected_seconds,
+    plan,
+    run_matrix,
+    usable_cores,
+)
 from harness.result import RunResult, ServerStats, summarize
 from harness.scenario import Scenario, parse_scenario
 
@@ -54,6 +62,24 @@ def test_plan_and_variant_filter() -> None:
         "keepalive-fixed",
     ]
     assert expected_seconds(slow) > expected_seconds(quick)
+
+
+def test_default_jobs_from_planned_waiting_versus_cpu() -> None:
+    quick, slow = parse_scenario(QUICK), parse_scenario(SLOW)
+    mid = parse_scenario("version: 1\nsession: {turns: 5, idle_between_turns_ms: 100}\n")
+    four = parse_scenario("version: 1\nsession: {turns: 2, concurrency: 4}\n")
+    # 0.25 s per run + 0.03 s per call, every session's calls counted
+    assert cpu_seconds(quick) == pytest.approx(0.28, abs=1e-9)
+    assert cpu_seconds(four) == pytest.approx(0.25 + 0.03 * 8, abs=1e-9)
+    # nothing to wait on: the floor, max(2, cores)
+    assert [default_jobs(plan([quick]), cores) for cores in (1, 2, 4)] == [2, 2, 4]
+    # (0.4 s CPU + 0.5 s gaps) / 0.4 s CPU = 2.25 per core: 4.5 rounds to 5 on 2 cores
+    assert [default_jobs(plan([mid]), cores) for cores in (1, 2, 4)] == [2, 5, 9]
+    # 5 s of gaps against 1.75 s of CPU: 3.86 per core, capped at 4 per core
+    assert [default_jobs(plan([slow]), cores) for cores in (1, 2, 4)] == [4, 8, 15]
+    # over all the cells: 2 x (8 x 6.75 + 2 x 0.28) / (8 x 1.75 + 2 x 0.28) = 7.49
+    assert default_jobs(plan([quick, slow]), 2) == 7
+    assert usable_cores() >= 1
 
 
 def test_longest_first_but_results_in_plan_order() -> None:

@@ -26,11 +26,23 @@ variants: {baseline: pass, keepalive-fixed: pass}
 """
 
 
+# Where nothing needs to redraw: one turn per cell, no gap.
+QUICK = SCENARIO.replace("{turns: 3, idle_between_turns_ms: 300}", "{turns: 1}")
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     path = tmp_path / "scenarios"
     path.mkdir()
     (path / "slowish.yaml").write_text(SCENARIO)
+    return path
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> Path:
+    path = tmp_path / "quick"
+    path.mkdir()
+    (path / "quick.yaml").write_text(QUICK)
     return path
 
 
@@ -46,25 +58,24 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_off_a_tty_the_output_is_the_plain_lines_byte_for_byte(
-    folder: Path, tmp_path: Path
-) -> None:
+def test_off_a_tty_the_output_is_the_plain_lines_byte_for_byte(quick: Path, tmp_path: Path) -> None:
     done = subprocess.run(
-        _argv(folder, tmp_path / "r"), capture_output=True, env=_env(TERM="xterm"), timeout=120
+        _argv(quick, tmp_path / "r"), capture_output=True, env=_env(TERM="xterm"), timeout=120
     )
     assert done.returncode == 0, done.stderr
     run_dir = (tmp_path / "r" / "latest").resolve()
     summary = load_summary(run_dir / "results.json")
     expected = (
         "regress: 2 cells from 1 scenario, 1 job\n"
-        "  ok  slowish / baseline: pass (expected pass)\n"
-        "  ok  slowish / keepalive-fixed: pass (expected pass)\n"
+        "  ok  quick / baseline: pass (expected pass)\n"
+        "  ok  quick / keepalive-fixed: pass (expected pass)\n"
         f"\n{render_regress(summary)}\n\nreports: {tmp_path / 'r' / run_dir.name}\n"
     )
     assert done.stdout.decode() == expected
     assert done.stderr == b""
 
 
+@pytest.mark.slow  # two cells of a second each, so the live display redraws while one runs
 def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
     folder: Path, tmp_path: Path
 ) -> None:
@@ -85,13 +96,13 @@ def test_on_a_tty_a_live_display_shows_progress_then_the_plain_lines(
 
 
 def test_quiet_prints_only_the_folder_and_json_only_the_results(
-    folder: Path, tmp_path: Path
+    quick: Path, tmp_path: Path
 ) -> None:
-    code, out = run_in_pty(_argv(folder, tmp_path / "q", "--quiet"), _env(TERM="xterm"))
+    code, out = run_in_pty(_argv(quick, tmp_path / "q", "--quiet"), _env(TERM="xterm"))
     run_dir = tmp_path / "q" / (tmp_path / "q" / "latest").resolve().name
     assert (code, out) == (0, f"{run_dir}\r\n")  # the terminal turns \n into \r\n
     done = subprocess.run(
-        _argv(folder, tmp_path / "j", "--json"), capture_output=True, env=_env(), timeout=120
+        _argv(quick, tmp_path / "j", "--json"), capture_output=True, env=_env(), timeout=120
     )
     assert done.returncode == 0, done.stderr
     saved = (tmp_path / "j" / "latest" / "results.json").read_text()

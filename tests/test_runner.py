@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from _wait import gone, until
 
+from harness.environment import harness_env, worker_env
 from harness.errors import RunCancelled
 from harness.result import RunResult, SocketSample
 from harness.runner import _Recorded, _status, run_one, watchdog_for
@@ -72,7 +74,7 @@ def test_watchdog_grows_with_stalls_between_chunks() -> None:
 CLOSING = """version: 1
 server: {keepalive: {idle_timeout_ms: 50}}
 client: {kwargs: {timeout: 10}, close_request_clients: true}
-session: {turns: 10, idle_between_turns_ms: 100}
+session: {turns: 5, idle_between_turns_ms: 100}
 """
 
 
@@ -84,14 +86,14 @@ def test_a_healthy_run(tmp_path: Path) -> None:
         "keepalive-fixed",
         "completed",
     )
-    assert (result.calls, result.errors, result.retries, result.connections) == (10, 0, 0, 10)
-    assert result.close_wait_series == (0,) * 10
+    assert (result.calls, result.errors, result.retries, result.connections) == (5, 0, 0, 5)
+    assert result.close_wait_series == (0,) * 5
     assert (result.close_wait_after_close, result.close_wait_after_gc) == (0, 0)
     assert result.environment["openai"] == importlib.metadata.version("openai")
     assert result.detail == ""
     assert [s.label for s in result.samples] == [
         "start",
-        *(f"turn {n}" for n in range(1, 11)),
+        *(f"turn {n}" for n in range(1, 6)),
         "live after gc",
         "after close",
         "after gc",
@@ -99,20 +101,20 @@ def test_a_healthy_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.sdk
-def test_use_after_close_fails_nine_of_ten_turns(tmp_path: Path) -> None:
+def test_use_after_close_fails_every_turn_after_the_first(tmp_path: Path) -> None:
     result = run_one(_scenario(tmp_path, CLOSING), "keepalive-mutating", root=tmp_path)
     assert result.status == "completed"
-    assert [r.ok for r in result.records] == [True] + [False] * 9
+    assert [r.ok for r in result.records] == [True] + [False] * 4
     expected = "RuntimeError" if OPENAI_MAJOR >= 3 else "openai.APIConnectionError"
-    assert dict(result.errors_by_type) == {expected: 9}
+    assert dict(result.errors_by_type) == {expected: 4}
     assert result.records[-1].error_chain[-1] == (
         "RuntimeError: Cannot send a request, as the client has been closed."
     )
     assert result.connections == 1
     # openai 1.x/2.x retry the closed transport twice per call; the server never sees it.
     assert result.retries == 0
-    assert result.sdk_retries == (0 if OPENAI_MAJOR >= 3 else 2 * 9)
-    assert [r.sdk_retries for r in result.records] == [0] + [result.sdk_retries // 9] * 9
+    assert result.sdk_retries == (0 if OPENAI_MAJOR >= 3 else 2 * 4)
+    assert [r.sdk_retries for r in result.records] == [0] + [result.sdk_retries // 4] * 4
 
 
 @pytest.mark.sdk
@@ -124,8 +126,8 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> No
     result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=tmp_path)
     assert result.status == "completed"
     assert result.errors == 0
-    assert result.close_wait_series == tuple(range(1, 11))
-    assert (result.close_wait_growth, result.close_wait_peak) == (10, 10)
+    assert result.close_wait_series == tuple(range(1, 6))
+    assert (result.close_wait_growth, result.close_wait_peak) == (5, 5)
     # Leaked until GC, not for good: the collection with the gateway still up frees them.
     post = (result.close_wait_live_after_gc, result.close_wait_after_close)
     assert (*post, result.close_wait_after_gc) == (0, 0, 0)
@@ -136,7 +138,7 @@ def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
     text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
     result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
     assert (result.status, result.errors, result.retries) == ("completed", 0, 0)
-    assert result.close_wait_series == (1,) * 10
+    assert result.close_wait_series == (1,) * 5
     # Held by the live shared pool: a collection does not free it, only the shutdown does.
     assert result.close_wait_live_after_gc == 1
     assert result.close_wait_after_close == 0
@@ -174,21 +176,24 @@ def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> Non
 
 
 @pytest.mark.sdk
-@pytest.mark.slow
-def test_lost_connection_limits_run_dry_at_turn_101(tmp_path: Path) -> None:
+@pytest.mark.slow  # two runs of 105 calls, one waits the 1 s pool timeout
+def test_lost_connection_limits_run_dry_after_100_held_connections(tmp_path: Path) -> None:
+    # Five sessions abandon a stream each per turn: 100 connections held after 20 turns, so
+    # every call of turn 21 waits the 1 s pool timeout (the sessions wait it in parallel).
     text = (
         "version: 1\nclient: {kwargs: {timeout: 1, max_retries: 0}}\n"
-        "session: {turns: 102, stream: true, abandon_streams: true}\n"
+        "session: {turns: 21, concurrency: 5, stream: true, abandon_streams: true}\n"
     )
     scenario = _scenario(tmp_path, text)
     broken = run_one(scenario, "keepalive-mutating", root=tmp_path)
-    assert [(r.turn, r.error_type) for r in broken.records if not r.ok] == [
-        (101, "openai.APITimeoutError"),
-        (102, "openai.APITimeoutError"),
+    failed = [r for r in broken.records if not r.ok]
+    assert (broken.status, broken.calls) == ("completed", 105)
+    assert sorted((r.session, r.turn, r.error_type) for r in failed) == [
+        (session, 21, "openai.APITimeoutError") for session in range(5)
     ]
-    assert broken.records[100].error_chain[1].endswith("PoolTimeout: ")
+    assert all(r.error_chain[1].endswith("PoolTimeout: ") for r in failed)
     fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
-    assert (fixed.status, fixed.errors) == ("completed", 0)
+    assert (fixed.status, fixed.calls, fixed.errors) == ("completed", 105, 0)
 
 
 # --- failures of the run itself -------------------------------------------------------------
@@ -294,6 +299,30 @@ def test_a_scenario_without_a_file_runs_as_validated(tmp_path: Path) -> None:
     assert result.calls == 3
 
 
+TRUST = """
+import os, pathlib, openai
+
+def make(client_kwargs, *, shared):
+    if shared:
+        seen = [os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")]
+        (pathlib.Path(__file__).parent / "trust.txt").write_text(repr(seen))
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+def test_a_worker_runs_with_an_empty_trust_store(tmp_path: Path) -> None:
+    # Loading a CA bundle into every per-call client costs more than the call; a worker
+    # speaks plain HTTP on loopback only, so it loads none (harness.environment.worker_env).
+    (tmp_path / "factory.py").write_text(TRUST)
+    env = {"SSL_CERT_FILE": "/etc/ssl/cert.pem", "PATH": "/bin"}
+    assert worker_env(env)["SSL_CERT_DIR"] == os.devnull
+    assert "SSL_CERT_FILE" not in worker_env(env)
+    assert harness_env(env)["SSL_CERT_FILE"] == "/etc/ssl/cert.pem"  # installs keep theirs
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
+    assert (result.status, result.calls, result.errors) == ("completed", 3, 0)
+    assert (tmp_path / "trust.txt").read_text() == repr([None, os.devnull])
+
+
 def test_results_round_trip(tmp_path: Path) -> None:
     result = run_one(_scenario(tmp_path, SHORT), "baseline", root=tmp_path)
     assert RunResult.from_dict(result.to_dict()) == result
@@ -359,6 +388,7 @@ def test_a_worker_stderr_flood_is_bounded_and_says_what_was_cut(tmp_path: Path) 
 BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
+@pytest.mark.slow  # two runs of a bundled scenario, gaps and all
 @pytest.mark.parametrize(
     ("name", "series", "held"),
     [

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from _wait import gone, until
 
-from harness.environment import harness_env
+from harness.environment import worker_env
 from harness.errors import RunCancelled, WorkerError
 from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
@@ -81,7 +81,7 @@ def root(tmp_path: Path) -> Path:
 def _zygote(root: Path) -> Zygote:
     """Started inside the test body: pytest changes the environment between test phases,
     and a zygote only serves runs in the environment it was started in."""
-    return Zygote(python=sys.executable, root=root, env=harness_env(os.environ))
+    return Zygote(python=sys.executable, root=root, env=worker_env(os.environ))
 
 
 def _folder(root: Path, name: str, factory: str) -> Path:
@@ -171,7 +171,7 @@ def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
 
 
 def test_a_run_elsewhere_starts_a_fresh_interpreter(root: Path) -> None:
-    env = harness_env(os.environ)
+    env = worker_env(os.environ)
     elsewhere = root / "elsewhere"
     folder = _folder(elsewhere, "state", STATE)
     zygote = _zygote(root)  # never started: serves() only compares, run_one never forks

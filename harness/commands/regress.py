@@ -37,7 +37,7 @@ from harness.commands._common import (
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.interrupts import handling
-from harness.matrix import Cell, expected_seconds, plan, run_matrix
+from harness.matrix import Cell, default_jobs, expected_seconds, plan, run_matrix, usable_cores
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report import render_json, write_reports
 from harness.report.text import regress_line, regress_opening, render_regress, terminal_width
@@ -46,8 +46,6 @@ from harness.scenario import Scenario
 from harness.shard import Shard, parse_shard
 from harness.verdict import RegressSummary
 from harness.zygote import workers_for
-
-DEFAULT_JOBS = max(2, min(4, os.cpu_count() or 1))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         "-j",
         type=positive_int,
-        default=DEFAULT_JOBS,
-        help=f"runs in parallel (default: {DEFAULT_JOBS})",
+        default=None,
+        help="runs in parallel (default: enough to keep the cores busy while runs wait on "
+        "their scenarios' gaps and delays, 2 to 4 per core; see README)",
     )
     parser.add_argument(
         "--repeat",
@@ -108,6 +107,8 @@ def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
     cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
+    if ns.jobs is None:
+        ns.jobs = default_jobs(cells, usable_cores())
     begun = start("regress")
     progress = _start_progress(ns, cells, len(scenarios))
     # SIGINT or SIGTERM: the matrix kills the workers and returns the finished cells; any
