@@ -56,6 +56,12 @@ def test_plan_and_variant_filter() -> None:
         ("slow", "keepalive-mutating-async", "observe"),
         ("slow", "keepalive-fixed-async", "pass"),
         ("slow", "shared-http-client-async", "observe"),
+        ("slow", "provider-keeps-closed", "observe"),
+        ("slow", "provider-rebuild-on-closed", "observe"),
+        ("slow", "provider-atomic-swap", "pass"),
+        ("slow", "provider-keeps-closed-async", "observe"),
+        ("slow", "provider-rebuild-on-closed-async", "observe"),
+        ("slow", "provider-atomic-swap-async", "pass"),
     ]
     assert [c.variant for c in plan([quick, slow], ["keepalive-fixed"])] == [
         "keepalive-fixed",
@@ -77,8 +83,8 @@ def test_default_jobs_from_planned_waiting_versus_cpu() -> None:
     assert [default_jobs(plan([mid]), cores) for cores in (1, 2, 4)] == [2, 5, 9]
     # 5 s of gaps against 1.75 s of CPU: 3.86 per core, capped at 4 per core
     assert [default_jobs(plan([slow]), cores) for cores in (1, 2, 4)] == [4, 8, 15]
-    # over all the cells: 2 x (8 x 6.75 + 2 x 0.28) / (8 x 1.75 + 2 x 0.28) = 7.49
-    assert default_jobs(plan([quick, slow]), 2) == 7
+    # over all the cells: 2 x (14 x 6.75 + 2 x 0.28) / (14 x 1.75 + 2 x 0.28) = 7.59
+    assert default_jobs(plan([quick, slow]), 2) == 8
     assert usable_cores() >= 1
 
 

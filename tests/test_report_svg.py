@@ -42,7 +42,7 @@ def test_bundled_variants_keep_their_pen_whatever_else_is_drawn() -> None:
 def test_an_async_twin_is_its_sync_twins_colour_dotted() -> None:
     drawn = pens(["keepalive-fixed-async", "keepalive-fixed", "mine:f"])
     assert drawn["keepalive-fixed-async"] == Pen("#009E73", "1 4", 2.5)
-    assert drawn["mine:f"] == Pen("#E69F00", "", 2.0)  # the first colour after the bundled
+    assert drawn["mine:f"] == Pen("#882255", "12 4 3 4", 2.0)  # the first after the bundled
 
 
 def _svg(text: str) -> ET.Element:

@@ -100,7 +100,7 @@ def test_missing_scenario_file_is_exit_2(tmp_path: Path) -> None:
     result = run_serve("--scenario", str(tmp_path / "absent.yaml"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
-    assert "absent.yaml: cannot read the file" in result.stderr
+    assert "absent.yaml: no such file or directory, nor a bundled scenario" in result.stderr
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.1"])

@@ -19,7 +19,11 @@ from harness.variants import BUNDLED
 
 __all__ = ["DASHES", "Pen", "bar_chart", "line_chart", "nice_axis", "pens"]
 
-_PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255")
+# Seven bundled variant families first, then colours for other specs (Okabe-Ito, then Tol's).
+_PALETTE = (
+    *("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"),
+    *("#882255", "#44AA99", "#999933", "#AA4499", "#661100"),
+)
 DASHES = ("", "9 5", "3 3", "12 4 3 4")
 _ASYNC, _ASYNC_DASH = "-async", "1 4"
 _WIDTHS = (5.0, 3.5, 2.5, 2.0)
