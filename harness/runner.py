@@ -32,10 +32,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, Final
 
-from harness.environment import worker_env
 from harness.errors import RunCancelled, WorkerError
+from harness.launch import Launcher, launcher_for
 from harness.messages import (
     EXIT_OK,
     Call,
@@ -51,14 +51,14 @@ from harness.messages import (
     parse_line,
 )
 from harness.mockserver import MockServer
-from harness.processes import Child, spawn
+from harness.processes import Handle
 from harness.redact import scrub
 from harness.result import RunResult, RunStatus, ServerStats, summarize
 from harness.scenario import HttpError, Scenario, Stall
 from harness.settle import SettleResponder
 
 if TYPE_CHECKING:
-    from harness.zygote import Forked, Zygote
+    from harness.zygote import Zygote
 
 __all__ = ["classify", "run_one", "watchdog_for"]
 
@@ -144,10 +144,12 @@ def run_one(
         job_path = Path(tmp, "job.json")
         job.write(job_path)
         stderr_path = Path(tmp, "stderr.txt")
+        stderr_path.touch()  # read below even when no worker got to open it
         started = time.monotonic()
         try:
+            launcher = launcher_for(python, root, zygote)
             returncode, hung = _run_worker(
-                python, job_path, root, stderr_path, limit, cancel, responder, zygote
+                launcher, job_path, stderr_path, limit, cancel, responder
             )
         finally:
             responder.close()
@@ -182,21 +184,16 @@ def _fallback_server(scenario: Scenario) -> Iterator[str]:
 
 
 def _run_worker(
-    python: str,
+    launcher: Launcher,
     job_path: Path,
-    root: Path,
     stderr_path: Path,
     limit: float,
     cancel: threading.Event | None,
     responder: SettleResponder,
-    zygote: Zygote | None,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
-    with (
-        open(stderr_path, "wb") as stderr,
-        # Every way out (KeyboardInterrupt too) kills the worker and all it started.
-        _start_worker(python, job_path, root, stderr, zygote, (responder.child_fd,)) as child,
-    ):
+    # Every way out (KeyboardInterrupt too) kills the worker and all it started.
+    with launcher.launch(job_path, stderr_path, (responder.child_fd,)) as child:
         responder.started_child()
         deadline = time.monotonic() + limit
         while True:
@@ -210,23 +207,7 @@ def _run_worker(
                 return _exit_code(child), True
 
 
-def _start_worker(
-    python: str,
-    job_path: Path,
-    root: Path,
-    stderr: BinaryIO,
-    zygote: Zygote | None,
-    pass_fds: tuple[int, ...],
-) -> Child | Forked:
-    """Fork the worker from ``zygote`` when it serves this run, else start a fresh one."""
-    env = worker_env(os.environ)
-    if zygote is not None and zygote.serves(python=python, root=root, env=env):
-        return zygote.fork(job_path, Path(stderr.name), pass_fds)
-    argv = [python, "-m", "harness.worker", str(job_path)]
-    return spawn(argv, cwd=root, env=env, stderr=stderr, pass_fds=pass_fds)
-
-
-def _exit_code(child: Child | Forked) -> int:
+def _exit_code(child: Handle) -> int:
     code = child.wait()
     assert code is not None  # wait() without a timeout returns the code
     return code

@@ -62,7 +62,7 @@ from harness.messages import (
     encode,
     parse_report,
 )
-from harness.processes import Child, spawn
+from harness.processes import Child, ClosedOnExit, spawn
 
 __all__ = ["Forked", "Zygote", "usable", "workers_for"]
 
@@ -159,6 +159,10 @@ class Zygote:
         if pending.error:
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
         return Forked(self, ident, pending)
+
+    def launch(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
+        """The :class:`harness.launch.Launcher` surface: :meth:`fork`."""
+        return self.fork(job, stderr, pass_fds)
 
     def close(self) -> None:
         """End the zygote and every worker it forked; idempotent."""
@@ -269,8 +273,9 @@ class Zygote:
         return next((line for line in reversed(text.splitlines()) if line.strip()), "")
 
 
-class Forked:
-    """A worker forked by a :class:`Zygote`; the same surface as :class:`processes.Child`."""
+class Forked(ClosedOnExit):
+    """A worker forked by a :class:`Zygote`: a :class:`harness.processes.Handle`, as a
+    fresh interpreter's :class:`harness.processes.Child` is."""
 
     def __init__(self, zygote: Zygote, ident: int, pending: _Pending) -> None:
         self._zygote, self._id, self._pending = zygote, ident, pending
@@ -298,14 +303,3 @@ class Forked:
 
     def close(self) -> None:
         self.kill()
-
-    def __enter__(self) -> Forked:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
