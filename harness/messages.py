@@ -36,6 +36,10 @@ the worker inherits (``fds``: their numbers in the runner) as SCM_RIGHTS beside 
 Requests: :class:`ForkRequest`, :class:`KillRequest`. Reports: :class:`Ready` once the
 zygote has imported the stack, then per run :class:`Started` (its pid) or
 :class:`ForkFailed`, and :class:`Exited` once reaped.
+
+**Settling.** Before each sample the worker asks the runner's mock server to settle over an
+inherited socket pair (``Job.settle_fd``), one line each way; :mod:`harness.settle` owns
+that channel and documents it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ before its first call, or the client's calls never reached the mock server (0 se
 requests against > 0 client calls that had a client: a stub that answers locally tests
 nothing; calls whose request client the factory failed to build do not count, they are the
 code under test failing and the verdict judges them);
-"crashed" when it died after its first call. ``detail`` says why, in at most
+"crashed" when it died after its first call. :func:`classify` holds these rules, a pure
+function of the worker's lines (:mod:`harness.messages`), its exit code, the watchdog and the
+server's counts. A :class:`harness.launch.Launcher` starts the worker: a fresh interpreter,
+or the zygote when it serves the run. ``detail`` says why, in at most
 :data:`DETAIL_MAX_CHARS` characters (a longer one says how much was cut); only the last
 :data:`STDERR_TAIL_BYTES` of the worker's stderr are read.
 """
