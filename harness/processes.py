@@ -44,13 +44,23 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import IO, Final, NoReturn
+from typing import IO, Final, NoReturn, Protocol, Self
 
 import psutil
 
 from harness.interrupts import in_slices
 
-__all__ = ["LIFELINE_ENV", "Child", "guard", "kill_descendants", "kill_tree", "leave", "spawn"]
+__all__ = [
+    "LIFELINE_ENV",
+    "Child",
+    "ClosedOnExit",
+    "Handle",
+    "guard",
+    "kill_descendants",
+    "kill_tree",
+    "leave",
+    "spawn",
+]
 
 LIFELINE_ENV: Final = "HARNESS_LIFELINE_FD"
 LIFELINE_EXIT: Final = 128 + signal.SIGKILL  # the supervisor's status when the parent died
@@ -68,7 +78,55 @@ _File = int | IO[bytes] | None
 # --- parent side -------------------------------------------------------------------------
 
 
-class Child:
+class Handle(Protocol):
+    """A running worker as the runner sees it, however it was started (:class:`Child` for a
+    fresh interpreter, :class:`harness.zygote.Forked` for a zygote's fork).
+
+    ``wait`` returns the exit code (negative: killed by that signal), or None if still
+    running after ``timeout`` seconds; ``kill`` kills its whole tree and returns once it is
+    reaped (idempotent); ``close`` kills what is left and releases the handle; leaving a
+    ``with`` closes it, on every way out.
+    """
+
+    @property
+    def pid(self) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class ClosedOnExit:
+    """The context-manager surface every :class:`Handle` shares: leaving the ``with``
+    (an exception, KeyboardInterrupt) calls :meth:`close`."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Child(ClosedOnExit):
     """A child started by :func:`spawn`. Use it as a context manager: every way out of the
     ``with`` (an exception, KeyboardInterrupt) kills the child's whole tree and reaps it."""
 
@@ -112,17 +170,6 @@ class Child:
             if self._lifeline >= 0:
                 os.close(self._lifeline)
                 self._lifeline = -1
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def spawn(

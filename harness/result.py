@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
+    "AFTER_CLOSE",
+    "AFTER_GC",
     "COUNT_FIELDS",
+    "LIVE_AFTER_GC",
     "SERVER_ERROR",
+    "START",
+    "TURN_PREFIX",
     "CallRecord",
     "RunResult",
     "RunStatus",
@@ -24,10 +29,32 @@ __all__ = [
     "ServerStats",
     "SocketSample",
     "event_marks",
+    "is_turn_label",
+    "label_for_turn",
     "percentile",
     "summarize",
     "turn_label",
 ]
+
+# SocketSample labels, in the order a worker takes them (harness.messages re-exports them with
+# the rest of the process vocabulary; they live here, with the value, so this module imports
+# nothing of the harness).
+START: Final = "start"  # before the gateway opens
+TURN_PREFIX: Final = "turn "  # "turn N": after turn N and its idle gap
+LIVE_AFTER_GC: Final = "live after gc"  # gc.collect() with the shared client still open
+AFTER_CLOSE: Final = "after close"  # once the shared client is closed
+AFTER_GC: Final = "after gc"  # after another gc.collect()
+
+
+def label_for_turn(turn: int) -> str:
+    """The label of the sample after turn ``turn`` (1-based): ``"turn 3"``."""
+    return f"{TURN_PREFIX}{turn}"
+
+
+def is_turn_label(label: str) -> bool:
+    """True for the labels of the per-turn series."""
+    return label.startswith(TURN_PREFIX)
+
 
 # ServerStats.faults_fired key counting the mock server's own failures (a harness bug).
 SERVER_ERROR = "server_error"
@@ -86,7 +113,7 @@ class CallRecord:
 class SocketSample:
     """The worker's sockets toward the mock server's port, and its open fds, at one moment."""
 
-    label: str  # "start", "turn 3", "live after gc", "after close", "after gc"
+    label: str  # START, label_for_turn(3), LIVE_AFTER_GC, AFTER_CLOSE, AFTER_GC
     close_wait: int
     established: int
     fds: int
@@ -228,7 +255,7 @@ def event_marks(result: RunResult) -> str:
     return "; ".join(
         f"turn {s.turn}: {', '.join(s.events)}"
         for s in result.samples
-        if s.events and s.label.startswith("turn ")
+        if s.events and is_turn_label(s.label)
     )
 
 
@@ -246,6 +273,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[int(rank) - 1])
 
 
+def _labelled(samples: Sequence[SocketSample], label: str) -> SocketSample | None:
+    return next((s for s in samples if s.label == label), None)
+
+
 def summarize(
     *,
     scenario: str,
@@ -260,11 +291,11 @@ def summarize(
     client_kind: str = "",
 ) -> RunResult:
     """Compute every derived metric once, from the raw records and samples."""
-    turns = [s for s in samples if s.label.startswith("turn ")]
-    start = next((s for s in samples if s.label == "start"), None)
-    live = next((s for s in samples if s.label == "live after gc"), None)
-    after_close = next((s for s in samples if s.label == "after close"), None)
-    after_gc = next((s for s in samples if s.label == "after gc"), None)
+    turns = [s for s in samples if is_turn_label(s.label)]
+    start = _labelled(samples, START)
+    live = _labelled(samples, LIVE_AFTER_GC)
+    after_close = _labelled(samples, AFTER_CLOSE)
+    after_gc = _labelled(samples, AFTER_GC)
     cw = tuple(s.close_wait for s in turns)
     fds = tuple(s.fds for s in turns)
     base_cw = start.close_wait if start else 0

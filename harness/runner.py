@@ -16,46 +16,54 @@ before its first call, or the client's calls never reached the mock server (0 se
 requests against > 0 client calls that had a client: a stub that answers locally tests
 nothing; calls whose request client the factory failed to build do not count, they are the
 code under test failing and the verdict judges them);
-"crashed" when it died after its first call. ``detail`` says why, in at most
+"crashed" when it died after its first call. :func:`classify` holds these rules, a pure
+function of the worker's lines (:mod:`harness.messages`), its exit code, the watchdog and the
+server's counts. A :class:`harness.launch.Launcher` starts the worker: a fresh interpreter,
+or the zygote when it serves the run. ``detail`` says why, in at most
 :data:`DETAIL_MAX_CHARS` characters (a longer one says how much was cut); only the last
 :data:`STDERR_TAIL_BYTES` of the worker's stderr are read.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Final
 
-from harness.environment import worker_env
 from harness.errors import RunCancelled, WorkerError
-from harness.mockserver import MockServer
-from harness.processes import Child, spawn
-from harness.redact import scrub
-from harness.result import (
-    CallRecord,
-    RunResult,
-    RunStatus,
-    ServerStats,
-    SocketSample,
-    summarize,
+from harness.launch import Launcher, launcher_for
+from harness.messages import (
+    EXIT_OK,
+    Call,
+    Client,
+    Done,
+    Environment,
+    Failed,
+    Job,
+    Refused,
+    Sample,
+    Untestable,
+    WorkerLine,
+    parse_line,
 )
+from harness.mockserver import MockServer
+from harness.processes import Handle
+from harness.redact import scrub
+from harness.result import RunResult, RunStatus, ServerStats, summarize
 from harness.scenario import HttpError, Scenario, Stall
 from harness.settle import SettleResponder
 
 if TYPE_CHECKING:
-    from harness.zygote import Forked, Zygote
+    from harness.zygote import Zygote
 
-__all__ = ["run_one", "watchdog_for"]
+__all__ = ["classify", "run_one", "watchdog_for"]
 
 STARTUP_S: Final = 15.0  # interpreter + openai import: ~0.6 s idle, far more on a busy box
 LOAD_FACTOR: Final = 1.5  # headroom for a loaded machine
@@ -99,20 +107,6 @@ def watchdog_for(scenario: Scenario) -> float:
     return STARTUP_S + LOAD_FACTOR * session.turns * per_turn
 
 
-@dataclass
-class _Recorded:
-    """What a worker's JSON lines held."""
-
-    records: list[CallRecord] = field(default_factory=list)
-    samples: list[SocketSample] = field(default_factory=list)
-    environment: dict[str, str] = field(default_factory=dict)
-    messages: list[str] = field(default_factory=list)  # untestable/error lines
-    refused: str = ""  # the worker's refusal of traffic off loopback (harness.netguard)
-    untestable: bool = False
-    done: bool = False
-    client_kind: str = ""
-
-
 def run_one(
     scenario: Scenario,
     variant: str,
@@ -132,11 +126,6 @@ def run_one(
     With ``zygote``, the worker is forked from it when it serves this ``python``, ``root``
     and environment (:mod:`harness.zygote`), else started as a fresh interpreter.
     """
-    # Imported here, not at the top: `harness/__init__` imports this module, and a
-    # module-level import would load harness.worker before `python -m harness.worker` runs
-    # it (runpy's RuntimeWarning in every worker).
-    from harness.worker import Job
-
     root = Path.cwd() if root is None else root
     limit = watchdog_for(scenario) if watchdog_s is None else watchdog_s
     with (
@@ -156,35 +145,34 @@ def run_one(
             fallback_base_url=fallback_url,
         )
         job_path = Path(tmp, "job.json")
-        job_path.write_text(json.dumps(job.to_dict()), encoding="utf-8")
+        job.write(job_path)
         stderr_path = Path(tmp, "stderr.txt")
+        stderr_path.touch()  # read below even when no worker got to open it
         started = time.monotonic()
         try:
+            launcher = launcher_for(python, root, zygote)
             returncode, hung = _run_worker(
-                python, job_path, root, stderr_path, limit, cancel, responder, zygote
+                launcher, job_path, stderr_path, limit, cancel, responder
             )
         finally:
             responder.close()
         wall_s = time.monotonic() - started
-        recorded = _read_lines(Path(job.out))
+        lines = _read_lines(Path(job.out))
         stderr = _tail(stderr_path)
         stats = server.stats()
-    status, detail = _status(recorded, returncode, hung, limit, stderr)
-    # a call whose factory raised building its client is the code under test failing (judged
-    # as such by the verdict), not a client that answers without the server
-    tried = sum(1 for record in recorded.records if not record.factory_raised)
-    status, detail = _unreached(status, detail, tried, stats)
+    status, detail = classify(lines, returncode, hung, stats, limit=limit, stderr=stderr)
+    environment = next((line.values for line in lines if isinstance(line, Environment)), {})
     return summarize(
         scenario=scenario.name,
         variant=variant,
         status=status,
-        records=recorded.records,
-        samples=recorded.samples,
+        records=[line.record for line in lines if isinstance(line, Call)],
+        samples=[line.sample for line in lines if isinstance(line, Sample)],
         server=stats,
         wall_s=wall_s,
-        environment=recorded.environment,
+        environment=environment,
         detail=_bounded(scrub(detail)),  # the worker's stderr is the code under test's
-        client_kind=recorded.client_kind,
+        client_kind=next((line.kind for line in lines if isinstance(line, Client)), ""),
     )
 
 
@@ -199,21 +187,16 @@ def _fallback_server(scenario: Scenario) -> Iterator[str]:
 
 
 def _run_worker(
-    python: str,
+    launcher: Launcher,
     job_path: Path,
-    root: Path,
     stderr_path: Path,
     limit: float,
     cancel: threading.Event | None,
     responder: SettleResponder,
-    zygote: Zygote | None,
 ) -> tuple[int, bool]:
     """Run the worker to its end or the watchdog; return (exit code, hung)."""
-    with (
-        open(stderr_path, "wb") as stderr,
-        # Every way out (KeyboardInterrupt too) kills the worker and all it started.
-        _start_worker(python, job_path, root, stderr, zygote, (responder.child_fd,)) as child,
-    ):
+    # Every way out (KeyboardInterrupt too) kills the worker and all it started.
+    with launcher.launch(job_path, stderr_path, (responder.child_fd,)) as child:
         responder.started_child()
         deadline = time.monotonic() + limit
         while True:
@@ -227,65 +210,27 @@ def _run_worker(
                 return _exit_code(child), True
 
 
-def _start_worker(
-    python: str,
-    job_path: Path,
-    root: Path,
-    stderr: BinaryIO,
-    zygote: Zygote | None,
-    pass_fds: tuple[int, ...],
-) -> Child | Forked:
-    """Fork the worker from ``zygote`` when it serves this run, else start a fresh one."""
-    env = worker_env(os.environ)
-    if zygote is not None and zygote.serves(python=python, root=root, env=env):
-        return zygote.fork(job_path, Path(stderr.name), pass_fds)
-    argv = [python, "-m", "harness.worker", str(job_path)]
-    return spawn(argv, cwd=root, env=env, stderr=stderr, pass_fds=pass_fds)
-
-
-def _exit_code(child: Child | Forked) -> int:
+def _exit_code(child: Handle) -> int:
     code = child.wait()
     assert code is not None  # wait() without a timeout returns the code
     return code
 
 
-def _read_lines(path: Path) -> _Recorded:
-    recorded = _Recorded()
+def _read_lines(path: Path) -> list[WorkerLine]:
+    """Every line the worker wrote; a last line cut short by a kill is dropped."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        texts = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        return recorded  # the worker died before it opened its output
-    for number, line in enumerate(lines, 1):
+        return []  # the worker died before it opened its output
+    lines: list[WorkerLine] = []
+    for number, text in enumerate(texts, 1):
         try:
-            data: dict[str, Any] = json.loads(line)
+            lines.append(parse_line(text))
         except ValueError as exc:
-            if number == len(lines):
+            if number == len(texts):
                 break  # a line cut short by a kill; everything before it stands
             raise WorkerError(f"worker output {str(path)!r}:{number}: not JSON: {exc}") from exc
-        _take(recorded, data)
-    return recorded
-
-
-def _take(recorded: _Recorded, data: dict[str, Any]) -> None:
-    kind = data.pop("type", None)
-    if kind == "call":
-        recorded.records.append(CallRecord.from_dict(data))
-    elif kind == "sample":
-        recorded.samples.append(SocketSample.from_dict(data))
-    elif kind == "environment":
-        recorded.environment = {k: str(v) for k, v in data.items()}
-    elif kind == "client":
-        recorded.client_kind = str(data.get("kind", ""))
-    elif kind in ("untestable", "error"):
-        recorded.untestable = recorded.untestable or kind == "untestable"
-        recorded.messages.append(str(data.get("message", "")))
-    elif kind == "refused":
-        recorded.untestable = True
-        recorded.refused = str(data.get("message", ""))
-    elif kind == "done":
-        recorded.done = True
-    else:
-        raise WorkerError(f"worker output: unknown line type {kind!r}")
+    return lines
 
 
 def _tail(path: Path) -> str:
@@ -307,6 +252,26 @@ def _bounded(detail: str) -> str:
     return f"{detail[:DETAIL_MAX_CHARS]}... [{cut} more characters cut]"
 
 
+def classify(
+    lines: Sequence[WorkerLine],
+    exit: int,
+    hung: bool,
+    stats: ServerStats,
+    *,
+    limit: float = 0.0,
+    stderr: str = "",
+) -> tuple[RunStatus, str]:
+    """A run's status and why, from what its worker wrote (``lines``), its ``exit`` code,
+    whether the watchdog (``limit`` seconds) killed it, the server's ``stats`` and the last
+    of the worker's ``stderr``. Pure: the module docstring's rules, testable without a
+    process."""
+    status, detail = _status(lines, exit, hung, limit, stderr)
+    # a call whose factory raised building its client is the code under test failing (judged
+    # as such by the verdict), not a client that answers without the server
+    tried = sum(1 for line in lines if isinstance(line, Call) and not line.record.factory_raised)
+    return _unreached(status, detail, tried, stats)
+
+
 def _unreached(
     status: RunStatus, detail: str, client_calls: int, stats: ServerStats
 ) -> tuple[RunStatus, str]:
@@ -322,17 +287,18 @@ def _unreached(
 
 
 def _status(
-    recorded: _Recorded, returncode: int, hung: bool, limit: float, stderr: str
+    lines: Sequence[WorkerLine], exit: int, hung: bool, limit: float, stderr: str
 ) -> tuple[RunStatus, str]:
-    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
-    why = "; ".join(recorded.messages) or last
-    if recorded.refused:  # the worker wrote it and exited: nothing else of the run counts
-        return "untestable", recorded.refused
+    refused = [line.message for line in lines if isinstance(line, Refused)]
+    if refused and refused[-1]:  # the worker wrote it and exited: nothing else counts
+        return "untestable", refused[-1]
     if hung:
         return "hung", f"watchdog killed the worker after {limit:.1f} s"
-    if recorded.untestable:  # the worker writes this line before exiting 3
-        return "untestable", why or f"worker exited with {returncode}"
-    if recorded.done and returncode == 0:
+    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    why = "; ".join(x.message for x in lines if isinstance(x, Untestable | Failed)) or last
+    if any(isinstance(line, Untestable | Refused) for line in lines):  # exit EXIT_UNTESTABLE
+        return "untestable", why or f"worker exited with {exit}"
+    if exit == EXIT_OK and any(isinstance(line, Done) for line in lines):
         return "completed", ""
-    died = f"worker exited with {returncode}" + (f": {why}" if why else "")
-    return ("crashed" if recorded.records else "untestable"), died
+    died = f"worker exited with {exit}" + (f": {why}" if why else "")
+    return ("crashed" if any(isinstance(line, Call) for line in lines) else "untestable"), died

@@ -34,7 +34,6 @@ folder or environment differs from the zygote's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -46,13 +45,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 from harness.environment import worker_env
 from harness.errors import WorkerError
 from harness.interrupts import in_slices
-from harness.processes import Child, spawn
-from harness.zygote_process import MESSAGE_MAX
+from harness.messages import (
+    MESSAGE_MAX,
+    Exited,
+    ForkRequest,
+    KillRequest,
+    Ready,
+    Started,
+    ZygoteReport,
+    ZygoteRequest,
+    encode,
+    parse_report,
+)
+from harness.processes import Child, ClosedOnExit, spawn
 
 __all__ = ["Forked", "Zygote", "usable", "workers_for"]
 
@@ -144,12 +154,15 @@ class Zygote:
             self._next += 1
             ident, pending = self._next, _Pending()
             self._pending[ident] = pending
-        request = {"op": "fork", "id": ident, "job": str(job), "stderr": str(stderr)}
-        self._send({**request, "fds": list(pass_fds)}, pass_fds)
+        self._send(ForkRequest(ident, str(job), str(stderr), tuple(pass_fds)), pass_fds)
         in_slices(pending.started.wait)
         if pending.error:
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
         return Forked(self, ident, pending)
+
+    def launch(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
+        """The :class:`harness.launch.Launcher` surface: :meth:`fork`."""
+        return self.fork(job, stderr, pass_fds)
 
     def close(self) -> None:
         """End the zygote and every worker it forked; idempotent."""
@@ -208,9 +221,9 @@ class Zygote:
                 return conn
         raise WorkerError(f"the zygote did not connect within {START_S:.0f} s")
 
-    def _send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    def _send(self, message: ZygoteRequest, fds: Sequence[int] = ()) -> None:
         assert self._conn is not None
-        data = json.dumps(message).encode()
+        data = encode(message)
         with self._lock:
             if self._dead:
                 raise WorkerError(self._dead)
@@ -221,7 +234,7 @@ class Zygote:
         assert self._conn is not None
         try:
             while message := self._conn.recv(MESSAGE_MAX):
-                self._take(json.loads(message))
+                self._take(parse_report(message))
         finally:
             with self._lock:
                 self._dead = f"the zygote ended: {self._stderr() or 'no message'}"
@@ -232,22 +245,22 @@ class Zygote:
                 one.started.set()
                 one.ended.set()
 
-    def _take(self, message: dict[str, Any]) -> None:
-        if message.get("ready"):
+    def _take(self, message: ZygoteReport) -> None:
+        if isinstance(message, Ready):
             self._ready.set()
             return
         with self._lock:
-            pending = self._pending[message["id"]]
-            if "exit" in message:
-                del self._pending[message["id"]]
-        if "pid" in message:
-            pending.pid = message["pid"]
+            pending = self._pending[message.id]
+            if isinstance(message, Exited):
+                del self._pending[message.id]
+        if isinstance(message, Started):
+            pending.pid = message.pid
             pending.started.set()
-        elif "exit" in message:
-            pending.exit = message["exit"]
+        elif isinstance(message, Exited):
+            pending.exit = message.exit
             pending.ended.set()
         else:
-            pending.error = str(message.get("error", message))
+            pending.error = message.error
             pending.started.set()
 
     def _stderr(self) -> str:
@@ -260,8 +273,9 @@ class Zygote:
         return next((line for line in reversed(text.splitlines()) if line.strip()), "")
 
 
-class Forked:
-    """A worker forked by a :class:`Zygote`; the same surface as :class:`processes.Child`."""
+class Forked(ClosedOnExit):
+    """A worker forked by a :class:`Zygote`: a :class:`harness.processes.Handle`, as a
+    fresh interpreter's :class:`harness.processes.Child` is."""
 
     def __init__(self, zygote: Zygote, ident: int, pending: _Pending) -> None:
         self._zygote, self._id, self._pending = zygote, ident, pending
@@ -283,20 +297,9 @@ class Forked:
         """Kill the worker and every descendant, and wait until the zygote reaped it."""
         if self._pending.ended.is_set():
             return
-        self._zygote._send({"op": "kill", "id": self._id})
+        self._zygote._send(KillRequest(self._id))
         if not in_slices(self._pending.ended.wait, KILL_S):
             raise WorkerError(f"worker {self.pid} was not reaped {KILL_S:.0f} s after its kill")
 
     def close(self) -> None:
         self.kill()
-
-    def __enter__(self) -> Forked:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -1,19 +1,19 @@
 """The zygote process: ``python -m harness.zygote_process SOCKET`` (see :mod:`harness.zygote`).
 
-It connects to the runner's SOCKET (SOCK_SEQPACKET: one JSON message each, descriptors
-travel with their request), imports what every worker imports, and then serves: ``fork``
-requests start a worker, ``kill`` requests kill one's tree, and every exit is reported
-(``{"id", "pid"}``, ``{"id", "exit"}``). It reaps its children only in its own loop, after
-noticing the exit on a pidfd, so a pid it kills is never a reused one. When the runner
-hangs up it kills what it forked and exits. In a forked child :func:`main` returns from the
-loop and runs :func:`harness.worker.main`, as ``python -m harness.worker JOB`` would.
+It connects to the runner's SOCKET (SOCK_SEQPACKET: one message each, descriptors travel
+with their request; the messages are :mod:`harness.messages`), imports what every worker
+imports, says ``Ready``, and then serves: a ``ForkRequest`` starts a worker (``Started``,
+or ``ForkFailed``), a ``KillRequest`` kills one's tree, and every exit is reported
+(``Exited``). It reaps its children only in its own loop, after noticing the exit on a
+pidfd, so a pid it kills is never a reused one. When the runner hangs up it kills what it
+forked and exits. In a forked child :func:`main` returns from the loop and runs
+:func:`harness.worker.main`, as ``python -m harness.worker JOB`` would.
 """
 
 from __future__ import annotations
 
 import fcntl
 import gc
-import json
 import os
 import selectors
 import socket
@@ -22,14 +22,25 @@ import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
+from harness.messages import (
+    MESSAGE_MAX,
+    Exited,
+    ForkFailed,
+    ForkRequest,
+    KillRequest,
+    Ready,
+    Started,
+    ZygoteReport,
+    encode,
+    parse_request,
+)
 from harness.processes import LIFELINE_ENV, guard, kill_tree, leave
 
-__all__ = ["MESSAGE_MAX", "main"]
+__all__ = ["main"]
 
 EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SOFTWARE)
-MESSAGE_MAX: Final = 1 << 16  # one request or report: a JSON object with two paths
 FDS_MAX: Final = 16  # descriptors one run passes to its worker (pass_fds)
 
 
@@ -61,22 +72,22 @@ class _Server:
                 data, fds, _, _ = socket.recv_fds(self.conn, MESSAGE_MAX, FDS_MAX)
                 if not data:
                     self._end()
-                argv = self._handle(json.loads(data), fds)
+                argv = self._handle(parse_request(data), fds)
                 if argv is not None:
                     return argv
 
-    def _handle(self, request: dict[str, Any], fds: list[int]) -> list[str] | None:
-        if request["op"] == "kill":
-            running = self.running.get(request["id"])
+    def _handle(self, request: ForkRequest | KillRequest, fds: list[int]) -> list[str] | None:
+        if isinstance(request, KillRequest):
+            running = self.running.get(request.id)
             if running is not None:  # already reaped: its exit report is on its way
                 kill_tree(running.pid)
             return None
-        passed = dict(zip(request["fds"], fds, strict=True))
+        passed = dict(zip(request.fds, fds, strict=True))
         if threading.active_count() != 1:  # forking a threaded process is unsafe
             _close(fds)
-            self._send({"id": request["id"], "error": f"{threading.active_count()} threads"})
+            self._send(ForkFailed(request.id, f"{threading.active_count()} threads"))
             return None
-        return self._fork(request["id"], request["job"], request["stderr"], passed)
+        return self._fork(request.id, request.job, request.stderr, passed)
 
     def _fork(self, ident: int, job: str, stderr: str, passed: dict[int, int]) -> list[str] | None:
         lifeline_r, lifeline_w = os.pipe()
@@ -97,7 +108,7 @@ class _Server:
         pidfd = os.pidfd_open(pid)
         self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
         self.selector.register(pidfd, selectors.EVENT_READ, ident)
-        self._send({"id": ident, "pid": pid})
+        self._send(Started(ident, pid))
         return None
 
     def _become_worker(
@@ -126,10 +137,10 @@ class _Server:
         _, status = os.waitpid(running.pid, 0)
         os.close(running.pidfd)
         os.close(running.lifeline)
-        self._send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
+        self._send(Exited(ident, os.waitstatus_to_exitcode(status)))
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self.conn.send(json.dumps(message).encode())
+    def _send(self, message: ZygoteReport) -> None:
+        self.conn.send(encode(message))
 
     def _end(self) -> None:
         for running in self.running.values():
@@ -180,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.connect(args[0])
     _preload()
-    conn.send(b'{"ready": true}')
+    conn.send(encode(Ready()))
     worker_argv = _Server(conn).serve()
     sys.argv = worker_argv
     from harness.worker import main as worker_main

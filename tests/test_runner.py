@@ -16,8 +16,9 @@ from _wait import gone, until
 
 from harness.environment import harness_env, worker_env
 from harness.errors import RunCancelled
-from harness.result import RunResult, SocketSample
-from harness.runner import _Recorded, _status, run_one, watchdog_for
+from harness.messages import Call, Done, Failed, Refused, Sample, Untestable, WorkerLine
+from harness.result import CallRecord, RunResult, ServerStats, SocketSample
+from harness.runner import classify, run_one, watchdog_for
 from harness.scenario import Scenario, load_scenario, parse_scenario
 from harness.verdict import judge
 
@@ -231,12 +232,13 @@ SHORT = "version: 1\nclient: {kwargs: {timeout: 10}}\nsession: {turns: 3}\n"
 
 
 def test_a_watchdog_expiry_is_hung_whatever_else_was_recorded() -> None:
-    recorded = _Recorded(samples=[SocketSample("start", 0, 0, 5)], done=True)
-    assert _status(recorded, -9, True, 20.0, "Traceback ...") == (
+    lines = [Sample(SocketSample("start", 0, 0, 5)), Done()]
+    stats = ServerStats()
+    assert classify(lines, -9, True, stats, limit=20.0, stderr="Traceback ...") == (
         "hung",
         "watchdog killed the worker after 20.0 s",
     )
-    assert _status(_Recorded(untestable=True), -9, True, 1.5, "") == (
+    assert classify([Untestable("x")], -9, True, stats, limit=1.5) == (
         "hung",
         "watchdog killed the worker after 1.5 s",
     )
@@ -424,3 +426,68 @@ def test_only_the_live_after_gc_threshold_catches_the_mutated_pool(
     assert judge(fixed, scenario.expect, "pass").healthy
     without = dataclasses.replace(scenario.expect, close_wait_live_after_gc=None)
     assert judge(buggy, without, "fail").healthy  # no other threshold tells them apart
+
+
+# --- classify: a run's status from values alone (no process, no server) ---------------------
+
+OK_CALL = Call(CallRecord(0, 1, 1, ok=True, latency_ms=1.0, started_s=0.0))
+RAISED_CALL = Call(
+    CallRecord(0, 1, 1, ok=False, latency_ms=1.0, started_s=0.0, factory_raised=True)
+)
+REACHED = ServerStats(connections=1, requests_per_connection=(1,))
+UNREACHED = ServerStats()
+REFUSED = Refused("socket.connect", "a connection to", "10.1.2.3:443", None, "refused it")
+
+
+@pytest.mark.parametrize(
+    ("lines", "exit", "hung", "stats", "stderr", "expected"),
+    [
+        ([OK_CALL, Done()], 0, False, REACHED, "", ("completed", "")),
+        # a refusal decides whatever else happened, the watchdog included
+        ([OK_CALL, REFUSED], 3, True, REACHED, "x", ("untestable", "refused it")),
+        ([Untestable("no factory")], 3, False, UNREACHED, "tb", ("untestable", "no factory")),
+        ([Untestable("")], 3, False, UNREACHED, "", ("untestable", "worker exited with 3")),
+        (
+            [],
+            -11,
+            False,
+            UNREACHED,
+            "Fatal Python error\nSegmentation fault\n\n",
+            ("untestable", "worker exited with -11: Segmentation fault"),
+        ),
+        (
+            [OK_CALL, Failed("RuntimeError: boom")],
+            1,
+            False,
+            REACHED,
+            "Traceback",
+            ("crashed", "worker exited with 1: RuntimeError: boom"),
+        ),
+        # Done is not enough: the exit code must say the session ended too
+        ([OK_CALL, Done()], 7, False, REACHED, "", ("crashed", "worker exited with 7")),
+        ([OK_CALL], 0, True, REACHED, "", ("hung", "watchdog killed the worker after 2.5 s")),
+        # only calls whose client was built count toward "never reached the server"
+        ([RAISED_CALL, Done()], 0, False, UNREACHED, "", ("completed", "")),
+        (
+            [OK_CALL, Done()],
+            0,
+            False,
+            UNREACHED,
+            "",
+            (
+                "untestable",
+                "the client never reached the mock server: 0 server calls against 1 client "
+                "calls; the factory must build its client from client_kwargs (base_url)",
+            ),
+        ),
+    ],
+)
+def test_classify_scores_a_run_from_its_lines_exit_and_watchdog(
+    lines: list[WorkerLine],
+    exit: int,
+    hung: bool,
+    stats: ServerStats,
+    stderr: str,
+    expected: tuple[str, str],
+) -> None:
+    assert classify(lines, exit, hung, stats, limit=2.5, stderr=stderr) == expected

@@ -1,0 +1,43 @@
+"""harness.launch: which launcher serves a run, and a fresh interpreter's worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from harness.environment import worker_env
+from harness.launch import FreshInterpreter, launcher_for
+from harness.messages import EXIT_USAGE
+from harness.zygote import Zygote
+
+
+def test_without_a_zygote_a_run_gets_a_fresh_interpreter(tmp_path: Path) -> None:
+    assert launcher_for(sys.executable, tmp_path, None) == FreshInterpreter(
+        sys.executable, tmp_path, worker_env(os.environ)
+    )
+
+
+def test_a_zygote_serves_only_runs_that_would_start_the_same_way(tmp_path: Path) -> None:
+    # An unstarted Zygote is a plain value: no process is involved in the choice.
+    zygote = Zygote(python=sys.executable, root=tmp_path, env=worker_env(os.environ))
+    assert launcher_for(sys.executable, tmp_path, zygote) is zygote
+    other = tmp_path / "other"
+    other.mkdir()
+    assert launcher_for(sys.executable, other, zygote) == FreshInterpreter(
+        sys.executable, other, worker_env(os.environ)
+    )
+    assert launcher_for("/usr/bin/python3.99", tmp_path, zygote) == FreshInterpreter(
+        "/usr/bin/python3.99", tmp_path, worker_env(os.environ)
+    )
+
+
+def test_a_fresh_interpreter_runs_the_worker_with_its_stderr_in_the_file(tmp_path: Path) -> None:
+    launcher = FreshInterpreter(sys.executable, Path.cwd(), worker_env(os.environ))
+    stderr = tmp_path / "stderr.txt"
+    with launcher.launch(tmp_path / "missing.json", stderr) as child:
+        assert child.wait() == EXIT_USAGE
+    assert stderr.read_text(encoding="utf-8").startswith(
+        f"harness worker: error: job file {str(tmp_path / 'missing.json')!r} is unusable: "
+        "FileNotFoundError: "
+    )
