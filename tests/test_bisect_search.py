@@ -26,6 +26,8 @@ from harness.bisect.model import (
     Commit,
     Observed,
     Outcome,
+    Role,
+    Status,
     StepRecord,
     Terms,
     expected_steps,
@@ -304,7 +306,7 @@ def test_log_marks_leave_the_answer_as_the_last_new_mark() -> None:
 def _record(index: int, started: float, step_s: float, scenario_s: float) -> StepRecord:
     return StepRecord(
         index=index,
-        label="step",
+        role=Role.STEP,
         sha="a" * 40,
         short="aaaaaaa",
         subject="c1: change | 1",
@@ -355,7 +357,15 @@ def _report() -> BisectReport:
         old=Bound("--good", "v1", "1" * 40),
         new=Bound("--bad", "v2", "2" * 40),
         candidates=5,
-        outcome=Outcome("found", 0, "first bad commit: aaa", commit, (), 0.97, 0.8, 0.01),
+        outcome=Outcome(
+            status=Status.FOUND,
+            exit_code=0,
+            message="first bad commit: aaa",
+            result=commit,
+            confidence=0.97,
+            show_rate=0.8,
+            false_alarm_rate=0.01,
+        ),
         steps=(_record(1, 100.0, 2.0, 1.5), _record(2, 102.5, 3.0, 1.0)),
         timings={"clone_s": 0.1, "bounds_s": 4.0, "bisect_s": 4.5, "wall_s": 9.0},
     )

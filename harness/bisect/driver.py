@@ -54,8 +54,11 @@ from harness.bisect.model import (
     BisectReport,
     BisectRequest,
     Bound,
+    Commit,
     Observed,
     Outcome,
+    Role,
+    Status,
     StepRecord,
     runs_per_commit,
 )
@@ -144,18 +147,22 @@ def run_bisect(
             raise  # bad bounds: the report is written, the CLI prints the one line
         except GitError as exc:
             with ignoring():
-                run.finish(Outcome("git-error", GIT_FAILED, str(exc)))
+                run.finish(Outcome(status=Status.GIT_ERROR, exit_code=GIT_FAILED, message=str(exc)))
             print(f"harness bisect: error: {exc}", file=sys.stderr)
             return GIT_FAILED
         except HarnessError as exc:
             with ignoring():
-                run.finish(Outcome("error", 1, str(exc)))
+                run.finish(Outcome(status=Status.ERROR, exit_code=1, message=str(exc)))
             print(f"harness bisect: error: {exc}", file=sys.stderr)
             return 1
         except Interrupted as exc:
             code = 128 + exc.signum
             with ignoring():
-                run.finish(Outcome("interrupted", code, f"interrupted by {exc}"))
+                run.finish(
+                    Outcome(
+                        status=Status.INTERRUPTED, exit_code=code, message=f"interrupted by {exc}"
+                    )
+                )
             print("harness bisect: interrupted; the repository is unchanged", file=sys.stderr)
             return code
         finally:
@@ -272,7 +279,9 @@ class _Run:
             oracle = (str(python), *oracle[1:])
         return installenv.venv_env(env, venv), oracle
 
-    def _call(self, config: StepConfig, clone: Path, sha: str, label: str) -> StepRecord:
+    def _call(
+        self, config: StepConfig, clone: Path, sha: str, role: Role, bound_term: str = ""
+    ) -> StepRecord:
         unfetched = g.checkout(clone, sha, submodules=self.req.submodules, failed=self.unfetched)
         for failure in unfetched:
             if failure not in self.unfetched:
@@ -283,9 +292,10 @@ class _Run:
                 )
         deps = installenv.dependency_key(g.tree_files(clone)) if config.install else None
         install = self.req.install_always or deps != self.installed
-        key = f"{label} {sha[:12]}"
+        key = f"{bound_term} {role}" if role is Role.BOUND else str(role)
+        key = f"{key} {sha[:12]}"
         self.progress.started(key)
-        record = run_step(config, label, install=install)
+        record = run_step(config, role, bound_term=bound_term, install=install)
         if record.install in ("ran", "failed"):
             self.installed = deps if record.install == "ran" else None
         self.records.append(record)
@@ -304,7 +314,7 @@ class _Run:
         calls: dict[str, list[StepRecord]] = {"buggy": [], "clean": []}
         while (side := calibration_next(runs["buggy"], runs["clean"])) is not None:
             bound, index, term, _ = sides[side]
-            record = self._call(config, clone, bound.sha, f"{term} bound")
+            record = self._call(config, clone, bound.sha, Role.BOUND, term)
             calls[side].append(record)
             if record.verdict in ("untestable", "error"):
                 break
@@ -322,7 +332,7 @@ class _Run:
         ]
         if wrong:
             message = "; ".join(wrong)
-            self.finish(Outcome("bad-bounds", 2, message))
+            self.finish(Outcome(status=Status.BAD_BOUNDS, exit_code=2, message=message))
             raise BisectInputError(message)
 
     def _search(self, config: StepConfig, clone: Path) -> Decision | None:
@@ -339,7 +349,7 @@ class _Run:
             if decision.kind != "test":
                 return decision
             x = decision.commit
-            record = self._call(config, clone, self.history.shas[x], "step")
+            record = self._call(config, clone, self.history.shas[x], Role.STEP)
             if record.term == "abort":
                 return None
             if record.term == "skip":
@@ -360,7 +370,15 @@ class _Run:
         if decision is None:
             last = self.records[-1]
             message = f"an oracle call failed, stopping the search: {last.short} {last.detail}"
-            return self._end(Outcome("aborted", 1, message, None, (), 0.0, show, alarm))
+            return self._end(
+                Outcome(
+                    status=Status.ABORTED,
+                    exit_code=1,
+                    message=message,
+                    show_rate=show,
+                    false_alarm_rate=alarm,
+                )
+            )
         group = decision.candidates or (decision.commit,)
         seen = self._observed(group[0])
         commits = tuple(g.commit_info(req.repo, self.history.shas[c]) for c in group)
@@ -373,20 +391,46 @@ class _Run:
                 f"first {req.terms.new} commit: {first.sha} {first.subject!r} by {first.author} "
                 f"on {first.date}; confidence {conf:.3f} {costs}; {rates_words(seen, show, alarm)}"
             )
-            return self._end(Outcome("found", 0, message, first, (), conf, show, alarm, seen))
+            return self._end(
+                Outcome(
+                    status=Status.FOUND,
+                    exit_code=0,
+                    message=message,
+                    result=first,
+                    confidence=conf,
+                    show_rate=show,
+                    false_alarm_rate=alarm,
+                    observed=seen,
+                )
+            )
         if decision.kind == "ambiguous":
             shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
             message = (
                 f"no single first {req.terms.new} commit: only untestable (skipped) "
                 f"commits are left; it is one of {shown}"
             )
-            return self._end(Outcome("skipped", 1, message, None, commits, conf, show, alarm, seen))
+            return self._end(self._undecided(Status.SKIPPED, message, commits, conf, seen))
         message = (
             f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
             f"{req.terms.new} commit is {first.short} {first.subject!r} ({conf:.3f}); "
             "raise --max-runs or --repeat"
         )
-        return self._end(Outcome("uncertain", 1, message, None, commits, conf, show, alarm, seen))
+        return self._end(self._undecided(Status.UNCERTAIN, message, commits, conf, seen))
+
+    def _undecided(
+        self, status: Status, message: str, commits: tuple[Commit, ...], conf: float, seen: Observed
+    ) -> Outcome:
+        show, alarm = self.posterior.rate_estimate()
+        return Outcome(
+            status=status,
+            exit_code=1,
+            message=message,
+            possible=commits,
+            confidence=conf,
+            show_rate=show,
+            false_alarm_rate=alarm,
+            observed=seen,
+        )
 
     def _end(self, outcome: Outcome) -> int:
         self.finish(outcome)

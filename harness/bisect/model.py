@@ -12,6 +12,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,8 @@ __all__ = [
     "Commit",
     "Observed",
     "Outcome",
+    "Role",
+    "Status",
     "StepRecord",
     "Terms",
     "Word",
@@ -38,6 +41,26 @@ __all__ = [
 
 Word = Literal["healthy", "regression", "untestable", "error"]
 DEFAULT_CONFIDENCE = 0.95
+
+
+class Status(StrEnum):
+    """How a bisect ended (bisect.json ``status``); str-valued, so JSON holds the text."""
+
+    FOUND = "found"
+    SKIPPED = "skipped"  # only untestable commits separate the likeliest ones
+    UNCERTAIN = "uncertain"
+    ABORTED = "aborted"
+    BAD_BOUNDS = "bad-bounds"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+    GIT_ERROR = "git-error"
+
+
+class Role(StrEnum):
+    """What an oracle call was for: calibrating a bound, or a step of the search."""
+
+    BOUND = "bound"
+    STEP = "step"
 
 
 @dataclass(frozen=True)
@@ -141,7 +164,7 @@ class StepRecord:
     reading (``observed``: True where the regression showed) that the search counted."""
 
     index: int
-    label: str  # "good bound", "bad bound", "step", ...
+    role: Role
     sha: str
     short: str
     subject: str
@@ -162,6 +185,7 @@ class StepRecord:
     # Defaults: step records written before these fields existed still load.
     install: str = ""  # "ran", "failed", "skipped" (dependency files unchanged); "": no --install
     packages: Mapping[str, str] = field(default_factory=dict)  # openai/httpx/httpx2 the runs used
+    bound_term: str = ""  # a bound's term (terms.old or terms.new); "" for a step
 
     @property
     def runs(self) -> int:
@@ -169,10 +193,17 @@ class StepRecord:
 
     @property
     def is_bound(self) -> bool:
-        return self.label.endswith("bound")
+        return self.role is Role.BOUND
+
+    @property
+    def label(self) -> str:
+        """The role as bisect.json and the progress lines show it: "good bound", "step"."""
+        return f"{self.bound_term} {Role.BOUND}" if self.is_bound else str(Role.STEP)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["role"], data["bound_term"]
+        data = {"index": data.pop("index"), "label": self.label, **data}  # bisect.json's order
         data["files"] = dict(self.files)
         data["packages"] = dict(self.packages)
         data["observed"] = list(self.observed)
@@ -181,7 +212,13 @@ class StepRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
-        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        skip = ("role", "bound_term")
+        values = {
+            f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in skip
+        }
+        term, _, role = str(data["label"]).rpartition(" ")
+        values["role"] = Role(role)
+        values["bound_term"] = term
         values["metrics"] = CheckMetrics.from_dict(data["metrics"])
         values["observed"] = tuple(data["observed"])
         values["files"] = dict(data.get("files", {}))
@@ -205,7 +242,7 @@ class Bound:
 class Outcome:
     """How the bisect ended, and what the search believed at the end."""
 
-    status: str  # found, ambiguous, uncertain, aborted, bad-bounds, interrupted, error, git-error
+    status: Status
     exit_code: int
     message: str
     result: Commit | None = None
@@ -254,7 +291,7 @@ class BisectReport:
         req, out = self.request, self.outcome
         searched = [r for r in self.steps if not r.is_bound]
         costs = overheads(self.steps)[-len(searched) :] if searched else []
-        bound_records = {r.label.split()[0]: r for r in self.steps if r.is_bound}
+        bound_records = {r.bound_term: r for r in self.steps if r.is_bound}
         return {
             "schema": 2,
             "command": "bisect",
@@ -277,7 +314,7 @@ class BisectReport:
             "confidence_target": req.confidence,
             "max_runs": req.max_runs,
             "report_dir": str(req.report_dir),
-            "status": out.status,
+            "status": str(out.status),
             "exit_code": out.exit_code,
             "message": out.message,
             "result": out.result.to_dict() if out.result else None,
@@ -343,7 +380,7 @@ class BisectReport:
             install_always=data.get("install_always", False),
         )
         outcome = Outcome(
-            status=data["status"],
+            status=Status(data["status"]),
             exit_code=data["exit_code"],
             message=data["message"],
             result=Commit.from_dict(data["result"]) if data["result"] else None,
