@@ -48,21 +48,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from harness.bisect import bisectlog, calibration, installenv
 from harness.bisect import git as g
-from harness.bisect import installenv
 from harness.bisect.model import (
     BisectReport,
     BisectRequest,
     Bound,
-    Commit,
     Observed,
     Outcome,
     Role,
     Status,
     StepRecord,
-    runs_per_commit,
 )
-from harness.bisect.render import bound_message, progress_line, rates_words, render_markdown
+from harness.bisect.render import (
+    aborted_message,
+    conclusion_message,
+    dirty_note,
+    opening_lines,
+    progress_line,
+    render_markdown,
+    submodule_warning,
+)
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
@@ -71,9 +77,7 @@ from harness.bisect.search import (
     calibration_next,
     decide,
     default_max_runs,
-    log_marks,
     observed_counts,
-    wrong_bound,
 )
 from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, GitError, HarnessError, UsageError
@@ -190,6 +194,9 @@ def _make_run_dir(report_dir: Path) -> Path:
     raise HarnessError(f"cannot find a free report folder name under {report_dir}")
 
 
+_STATUS = {"found": Status.FOUND, "ambiguous": Status.SKIPPED}  # else uncertain
+
+
 class _Run:
     """The state of one bisect while it runs; ``finish`` writes its report."""
 
@@ -225,16 +232,8 @@ class _Run:
         req, b, n = self.req, self.bounds, len(self.history.shas)
         dirty = g.dirty_files(req.repo)
         if dirty:
-            self.warn(
-                f"note: {dirty} tracked file{'s' if dirty > 1 else ''} in {req.repo} "
-                f"{'have' if dirty > 1 else 'has'} uncommitted changes; only committed "
-                "history is tested (commit them to test them)"
-            )
-        self.say(
-            f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {b.old.sha[:12]} .. "
-            f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
-            f"{self.max_runs} runs)\nreport: {self.run_dir}"
-        )
+            self.warn(dirty_note(req.repo, dirty))
+        self.say(opening_lines(req, b.old.sha, b.new.sha, n, self.max_runs, self.run_dir))
         self.progress.budget(self.max_runs)
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))
         clone = self.tmp / "checkout"
@@ -286,10 +285,7 @@ class _Run:
         for failure in unfetched:
             if failure not in self.unfetched:
                 self.unfetched.append(failure)
-                self.warn(
-                    f"warning: submodule {failure.name!r} ({failure.url}) could not be "
-                    f"fetched; testing {sha[:12]} without it: {failure.cause}"
-                )
+                self.warn(submodule_warning(failure.name, failure.url, failure.cause, sha))
         deps = installenv.dependency_key(g.tree_files(clone)) if config.install else None
         install = self.req.install_always or deps != self.installed
         key = f"{bound_term} {role}" if role is Role.BOUND else str(role)
@@ -304,34 +300,18 @@ class _Run:
         return record
 
     def _calibrate(self, config: StepConfig, clone: Path) -> None:
-        terms = self.req.terms
-        old = (self.bounds.old, OLD_BOUND, terms.old)
-        new = (self.bounds.new, self.history.new_bound, terms.new)
-        buggy, clean = (new, old) if terms.buggy_is_new else (old, new)
-        # side -> (bound, its commit index, its term, what it should read)
-        sides = {"buggy": (*buggy, "regression"), "clean": (*clean, "healthy")}
-        runs: dict[str, list[bool]] = {"buggy": [], "clean": []}
-        calls: dict[str, list[StepRecord]] = {"buggy": [], "clean": []}
-        while (side := calibration_next(runs["buggy"], runs["clean"])) is not None:
-            bound, index, term, _ = sides[side]
-            record = self._call(config, clone, bound.sha, Role.BOUND, term)
-            calls[side].append(record)
-            if record.verdict in ("untestable", "error"):
+        by_side = calibration.sides(self.bounds.old, self.bounds.new, self.history, self.req.terms)
+        while (name := calibration_next(by_side["buggy"].runs, by_side["clean"].runs)) is not None:
+            side = by_side[name]
+            record = self._call(config, clone, side.bound.sha, Role.BOUND, side.term)
+            side.calls.append(record)
+            if side.failed:
                 break
-            runs[side] += record.observed
+            side.runs += record.observed
             for shown in record.observed:
-                self.posterior.observe(index, shown)
-        wrong = [
-            bound_message(sides[side][0].option, calls[side], sides[side][3])
-            for side in ("clean", "buggy")
-            if calls[side]
-            and (
-                calls[side][-1].verdict in ("untestable", "error")
-                or wrong_bound(runs[side], buggy=side == "buggy")
-            )
-        ]
-        if wrong:
-            message = "; ".join(wrong)
+                self.posterior.observe(side.index, shown)
+        message = calibration.wrong_bounds(by_side)
+        if message:
             self.finish(Outcome(status=Status.BAD_BOUNDS, exit_code=2, message=message))
             raise BisectInputError(message)
 
@@ -368,13 +348,11 @@ class _Run:
     def _conclude(self, decision: Decision | None, clone: Path) -> int:
         req, (show, alarm) = self.req, self.posterior.rate_estimate()
         if decision is None:
-            last = self.records[-1]
-            message = f"an oracle call failed, stopping the search: {last.short} {last.detail}"
             return self._end(
                 Outcome(
                     status=Status.ABORTED,
                     exit_code=1,
-                    message=message,
+                    message=aborted_message(self.records[-1]),
                     show_rate=show,
                     false_alarm_rate=alarm,
                 )
@@ -382,90 +360,49 @@ class _Run:
         group = decision.candidates or (decision.commit,)
         seen = self._observed(group[0])
         commits = tuple(g.commit_info(req.repo, self.history.shas[c]) for c in group)
-        log = self._write_log(clone, group[0])
-        costs = f"after {self.runs} runs ({len(self.records)} oracle calls)"
-        first, conf = commits[0], decision.confidence
-        if decision.kind == "found":
-            self._confirm(log, first.sha)
-            message = (
-                f"first {req.terms.new} commit: {first.sha} {first.subject!r} by {first.author} "
-                f"on {first.date}; confidence {conf:.3f} {costs}; {rates_words(seen, show, alarm)}"
-            )
-            return self._end(
-                Outcome(
-                    status=Status.FOUND,
-                    exit_code=0,
-                    message=message,
-                    result=first,
-                    confidence=conf,
-                    show_rate=show,
-                    false_alarm_rate=alarm,
-                    observed=seen,
-                )
-            )
-        if decision.kind == "ambiguous":
-            shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
-            message = (
-                f"no single first {req.terms.new} commit: only untestable (skipped) "
-                f"commits are left; it is one of {shown}"
-            )
-            return self._end(self._undecided(Status.SKIPPED, message, commits, conf, seen))
-        message = (
-            f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
-            f"{req.terms.new} commit is {first.short} {first.subject!r} ({conf:.3f}); "
-            "raise --max-runs or --repeat"
+        log = bisectlog.record(
+            clone,
+            self.run_dir / "bisect-log.txt",
+            history=self.history,
+            terms=req.terms,
+            bounds=(self.bounds.old.sha, self.bounds.new.sha),
+            records=self.records,
+            answer=group[0],
+            first_parent=req.first_parent,
         )
-        return self._end(self._undecided(Status.UNCERTAIN, message, commits, conf, seen))
-
-    def _undecided(
-        self, status: Status, message: str, commits: tuple[Commit, ...], conf: float, seen: Observed
-    ) -> Outcome:
-        show, alarm = self.posterior.rate_estimate()
-        return Outcome(
-            status=status,
-            exit_code=1,
-            message=message,
-            possible=commits,
-            confidence=conf,
-            show_rate=show,
-            false_alarm_rate=alarm,
-            observed=seen,
+        status = _STATUS.get(decision.kind, Status.UNCERTAIN)
+        found = status is Status.FOUND
+        if found:
+            bisectlog.confirm(log, commits[0].sha, req.terms)
+        message = conclusion_message(
+            status,
+            req,
+            commits,
+            confidence=decision.confidence,
+            runs=self.runs,
+            calls=len(self.records),
+            seen=seen,
+            show=show,
+            alarm=alarm,
+        )
+        return self._end(
+            Outcome(
+                status=status,
+                exit_code=0 if found else 1,
+                message=message,
+                result=commits[0] if found else None,
+                possible=() if found else commits,
+                confidence=decision.confidence,
+                show_rate=show,
+                false_alarm_rate=alarm,
+                observed=seen,
+            )
         )
 
     def _end(self, outcome: Outcome) -> int:
         self.finish(outcome)
         self.progress.conclude(outcome.message)
         return outcome.exit_code
-
-    def _write_log(self, clone: Path, answer: int) -> str:
-        """Replay the conclusion with ``git bisect``; readings go in as comments."""
-        index = {sha: i for i, sha in enumerate(self.history.shas)}
-        steps = [r for r in self.records if not r.is_bound]
-        skipped = {index[r.sha] for r in steps if r.term == "skip"}
-        marks = log_marks(self.history, [index[r.sha] for r in steps], skipped, answer)
-        terms = {"old": self.req.terms.old, "new": self.req.terms.new, "skip": "skip"}
-        notes = [
-            f"# harness runs: [{row['sha']}] {row['unhealthy']}/{row['runs']} unhealthy"
-            for row in runs_per_commit(self.records)
-        ]
-        text = g.write_log(
-            clone,
-            self.req.terms,
-            (self.bounds.old.sha, self.bounds.new.sha),
-            [(terms[kind], self.history.shas[x]) for kind, x in marks],
-            first_parent=self.req.first_parent,
-        )
-        text = "\n".join(notes) + "\n" + text
-        atomic_write_text(self.run_dir / "bisect-log.txt", text)
-        return text
-
-    def _confirm(self, log: str, sha: str) -> None:
-        outcome = g.parse_bisect_log(log, self.req.terms)
-        if outcome.kind != "found" or outcome.sha != sha:
-            raise HarnessError(
-                f"git bisect does not confirm {sha[:12]} from the recorded terms "
-                f"({outcome.kind} {outcome.sha[:12]}); see bisect-log.txt"
-            )
 
     def finish(self, outcome: Outcome) -> None:
         """Write bisect.json and bisect.md for whatever has happened so far."""
