@@ -6,7 +6,6 @@ shows it with probability ``show``; a clean commit shows it with probability ``a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from dataclasses import replace
@@ -19,7 +18,6 @@ from harness.bisect.git import BisectOutcome, parse_bisect_log
 from harness.bisect.model import (
     FIX_TERMS,
     REGRESSION_TERMS,
-    BisectReport,
     BisectRequest,
     Bound,
     CheckMetrics,
@@ -30,10 +28,9 @@ from harness.bisect.model import (
     Status,
     StepRecord,
     Terms,
-    expected_steps,
-    overheads,
 )
 from harness.bisect.render import progress_line, render_markdown
+from harness.bisect.report import BisectReport, expected_steps, overheads
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
@@ -390,6 +387,27 @@ def test_report_round_trips_and_derives_figures() -> None:
     assert [expected_steps(n) for n in (1, 2, 3, 26, 32, 33)] == [0, 1, 2, 5, 5, 6]
 
 
+def test_a_bound_record_is_labelled_by_its_term_and_status_is_written_as_text() -> None:
+    report = _report()
+    bound = replace(report.steps[0], role=Role.BOUND, bound_term="good")
+    report = replace(report, steps=(bound, *report.steps[1:]))
+    text = json.dumps(report.to_dict(), indent=2)
+    data = json.loads(text)
+    assert list(data["steps"][0])[:3] == ["index", "label", "sha"]  # bisect.json's key order
+    assert [s["label"] for s in data["steps"]] == ["good bound", "step"]
+    assert data["bounds"]["old"]["record"]["label"] == "good bound"
+    assert data["bounds"]["new"]["record"] is None
+    assert data["oracle"]["bisect_calls"] == 1
+    assert '"status": "found"' in text
+    back = BisectReport.from_dict(data)
+    assert back == report
+    assert (back.outcome.status, back.steps[0].role, back.steps[1].role) == (
+        Status.FOUND,
+        Role.BOUND,
+        Role.STEP,
+    )
+
+
 def test_progress_line_and_markdown() -> None:
     report = _report()
     assert progress_line(report.steps[0]) == (
@@ -414,7 +432,7 @@ def test_progress_line_and_markdown() -> None:
 def test_the_report_writes_env_pairs_redacted() -> None:
     report = _report()
     env = (("HOME", "/tmp/h"), ("GATEWAY_TOKEN", "tok-1234567890"), ("MODE", "fast"))
-    report = dataclasses.replace(report, request=dataclasses.replace(report.request, env=env))
+    report = replace(report, request=replace(report.request, env=env))
     data = report.to_dict()
     assert data["env"] == {"HOME": "/tmp/h", "MODE": "<redacted>"}
     assert "; env: `HOME=/tmp/h`; env: `MODE=<redacted>`;" in render_markdown(report)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.bisect import git as g
-from harness.bisect.model import StepRecord, Terms, runs_per_commit
+from harness.bisect.model import StepRecord, Terms
+from harness.bisect.report import runs_per_commit
 from harness.bisect.search import History, log_marks
 from harness.errors import HarnessError
 from harness.report.layout import atomic_write_text

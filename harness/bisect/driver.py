@@ -3,20 +3,22 @@
 Theory of operation
 -------------------
 1. Validate without writing anything: the repository, both refs (resolved to shas in the
-   user's repository), ancestry, the scenario file. Bad input raises ``BisectInputError`` or
-   ``ScenarioError``: one line, exit 2, nothing created.
+   user's repository), ancestry, the scenario file (:mod:`harness.bisect.inputs`). Bad input
+   raises ``BisectInputError`` or ``ScenarioError``: one line, exit 2, nothing created.
 2. Make a private ``git clone --shared --no-checkout`` in a temporary directory
    (:mod:`harness.bisect.git` explains why a clone and not a worktree). All checkouts live
    there; the user's repository is only ever read.
 3. Calibrate: run the bounds (:func:`harness.bisect.search.calibration_next`); a bound that
-   does not show what it should is bad input (exit 2, naming the bound and what was measured).
+   does not show what it should is bad input (exit 2, naming the bound and what was measured;
+   :mod:`harness.bisect.calibration` judges, :mod:`harness.bisect.render` words it).
 4. Search (:mod:`harness.bisect.search`): check out the commit the posterior asks for, call
    the oracle (:func:`harness.bisect.step.run_step`), feed every run to the posterior, until it
    names a commit with ``--confidence``, only untestable commits separate the likeliest ones,
    or ``--max-runs`` is spent. An untestable commit is never tested again.
 5. Record the conclusion with ``git bisect`` in the clone (every tested commit marked with the
    term the answer gives it, untestable ones skipped), so ``bisect-log.txt`` is a log
-   ``git bisect replay`` accepts and git's own verdict confirms ours; write ``bisect.json`` and
+   ``git bisect replay`` accepts and git's own verdict confirms ours
+   (:mod:`harness.bisect.bisectlog`); write ``bisect.json`` and
    ``bisect.md`` into ``<report-dir>/bisect-<id>/``; remove the clone.
 
 SIGINT and SIGTERM raise :class:`~harness.interrupts.Interrupted` in the main thread; the
@@ -43,17 +45,16 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from harness.bisect import bisectlog, calibration, installenv
 from harness.bisect import git as g
+from harness.bisect.inputs import Bounds, make_run_dir, validate
 from harness.bisect.model import (
-    BisectReport,
     BisectRequest,
-    Bound,
     Observed,
     Outcome,
     Role,
@@ -69,10 +70,10 @@ from harness.bisect.render import (
     render_markdown,
     submodule_warning,
 )
+from harness.bisect.report import BisectReport
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
-    History,
     Posterior,
     calibration_next,
     decide,
@@ -83,46 +84,11 @@ from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, GitError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
 from harness.progress import Progress
-from harness.report.layout import atomic_write_text, run_stamp
-from harness.scenario import load_scenario
+from harness.report.layout import atomic_write_text
 
 __all__ = ["GIT_FAILED", "Interrupted", "run_bisect", "validate"]
 
 GIT_FAILED = 3  # the exit code when a git command fails (clone, checkout, submodules, log)
-
-
-@dataclass(frozen=True)
-class _Bounds:
-    old: Bound
-    new: Bound
-    history: History
-
-
-def validate(req: BisectRequest) -> tuple[Path, _Bounds]:
-    """Check every input without writing anything; return the git dir and resolved bounds."""
-    common = g.common_dir(req.repo)
-    old = g.resolve(req.repo, req.old_ref, req.old_option)
-    new = g.resolve(req.repo, req.new_ref, req.new_option)
-    if old == new:
-        raise BisectInputError(
-            f"{req.old_option} {req.old_ref!r} and {req.new_option} "
-            f"{req.new_ref!r} are the same commit; pass two different ones"
-        )
-    if not g.is_ancestor(req.repo, old, new):
-        hint = (
-            "; the repository is a shallow clone: run `git fetch --unshallow` there"
-            if g.is_shallow(req.repo)
-            else f"; pass an older {req.old_option} commit on the same history"
-        )
-        raise BisectInputError(
-            f"{req.old_option} {req.old_ref!r} is not an ancestor of {req.new_option} "
-            f"{req.new_ref!r}{hint}"
-        )
-    load_scenario(req.scenario)  # ScenarioError names file, line and key
-    history = g.history(req.repo, old, new, first_parent=req.first_parent)
-    return common, _Bounds(
-        Bound(req.old_option, req.old_ref, old), Bound(req.new_option, req.new_ref, new), history
-    )
 
 
 def run_bisect(
@@ -143,7 +109,7 @@ def run_bisect(
     except GitError as exc:
         print(f"harness bisect: error: {exc}", file=sys.stderr)
         return GIT_FAILED
-    run = _Run(req, bounds, _make_run_dir(req.report_dir), progress or Progress(out))
+    run = _Run(req, bounds, make_run_dir(req.report_dir), progress or Progress(out))
     with handling():
         try:
             return run.execute(common)
@@ -176,24 +142,6 @@ def run_bisect(
                     run.print_report(json_to)
 
 
-def _make_run_dir(report_dir: Path) -> Path:
-    stamp = run_stamp()
-    for attempt in range(100):
-        path = report_dir.resolve() / f"bisect-{stamp}{'' if not attempt else f'-{attempt}'}"
-        try:
-            path.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise BisectInputError(
-                f"--report-dir {str(report_dir)!r}: cannot create {path}: "
-                f"{exc.strerror}; pass a writable folder"
-            ) from exc
-        (path / "steps").mkdir()
-        return path
-    raise HarnessError(f"cannot find a free report folder name under {report_dir}")
-
-
 _STATUS = {"found": Status.FOUND, "ambiguous": Status.SKIPPED}  # else uncertain
 
 
@@ -201,7 +149,7 @@ class _Run:
     """The state of one bisect while it runs; ``finish`` writes its report."""
 
     def __init__(
-        self, req: BisectRequest, bounds: _Bounds, run_dir: Path, progress: Progress
+        self, req: BisectRequest, bounds: Bounds, run_dir: Path, progress: Progress
     ) -> None:
         self.req, self.bounds, self.run_dir, self.progress = req, bounds, run_dir, progress
         self.history = bounds.history

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.bisect.model import BisectReport, BisectRequest, Commit, Observed, Status, StepRecord
+from harness.bisect.model import BisectRequest, Commit, Observed, Status, StepRecord
+from harness.bisect.report import BisectReport
 
 __all__ = [
     "aborted_message",
