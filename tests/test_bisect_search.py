@@ -6,7 +6,6 @@ shows it with probability ``show``; a clean commit shows it with probability ``a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from dataclasses import replace
@@ -19,19 +18,19 @@ from harness.bisect.git import BisectOutcome, parse_bisect_log
 from harness.bisect.model import (
     FIX_TERMS,
     REGRESSION_TERMS,
-    BisectReport,
     BisectRequest,
     Bound,
     CheckMetrics,
     Commit,
     Observed,
     Outcome,
+    Role,
+    Status,
     StepRecord,
     Terms,
-    expected_steps,
-    overheads,
 )
 from harness.bisect.render import progress_line, render_markdown
+from harness.bisect.report import BisectReport, expected_steps, overheads
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
@@ -304,7 +303,7 @@ def test_log_marks_leave_the_answer_as_the_last_new_mark() -> None:
 def _record(index: int, started: float, step_s: float, scenario_s: float) -> StepRecord:
     return StepRecord(
         index=index,
-        label="step",
+        role=Role.STEP,
         sha="a" * 40,
         short="aaaaaaa",
         subject="c1: change | 1",
@@ -355,7 +354,15 @@ def _report() -> BisectReport:
         old=Bound("--good", "v1", "1" * 40),
         new=Bound("--bad", "v2", "2" * 40),
         candidates=5,
-        outcome=Outcome("found", 0, "first bad commit: aaa", commit, (), 0.97, 0.8, 0.01),
+        outcome=Outcome(
+            status=Status.FOUND,
+            exit_code=0,
+            message="first bad commit: aaa",
+            result=commit,
+            confidence=0.97,
+            show_rate=0.8,
+            false_alarm_rate=0.01,
+        ),
         steps=(_record(1, 100.0, 2.0, 1.5), _record(2, 102.5, 3.0, 1.0)),
         timings={"clone_s": 0.1, "bounds_s": 4.0, "bisect_s": 4.5, "wall_s": 9.0},
     )
@@ -378,6 +385,27 @@ def test_report_round_trips_and_derives_figures() -> None:
     assert data["timings"]["overhead_per_step_s"] == [2.5]  # 0.5 s between + 2.0 s beyond
     assert overheads(report.steps) == [2.5]
     assert [expected_steps(n) for n in (1, 2, 3, 26, 32, 33)] == [0, 1, 2, 5, 5, 6]
+
+
+def test_a_bound_record_is_labelled_by_its_term_and_status_is_written_as_text() -> None:
+    report = _report()
+    bound = replace(report.steps[0], role=Role.BOUND, bound_term="good")
+    report = replace(report, steps=(bound, *report.steps[1:]))
+    text = json.dumps(report.to_dict(), indent=2)
+    data = json.loads(text)
+    assert list(data["steps"][0])[:3] == ["index", "label", "sha"]  # bisect.json's key order
+    assert [s["label"] for s in data["steps"]] == ["good bound", "step"]
+    assert data["bounds"]["old"]["record"]["label"] == "good bound"
+    assert data["bounds"]["new"]["record"] is None
+    assert data["oracle"]["bisect_calls"] == 1
+    assert '"status": "found"' in text
+    back = BisectReport.from_dict(data)
+    assert back == report
+    assert (back.outcome.status, back.steps[0].role, back.steps[1].role) == (
+        Status.FOUND,
+        Role.BOUND,
+        Role.STEP,
+    )
 
 
 def test_progress_line_and_markdown() -> None:
@@ -404,7 +432,7 @@ def test_progress_line_and_markdown() -> None:
 def test_the_report_writes_env_pairs_redacted() -> None:
     report = _report()
     env = (("HOME", "/tmp/h"), ("GATEWAY_TOKEN", "tok-1234567890"), ("MODE", "fast"))
-    report = dataclasses.replace(report, request=dataclasses.replace(report.request, env=env))
+    report = replace(report, request=replace(report.request, env=env))
     data = report.to_dict()
     assert data["env"] == {"HOME": "/tmp/h", "MODE": "<redacted>"}
     assert "; env: `HOME=/tmp/h`; env: `MODE=<redacted>`;" in render_markdown(report)

@@ -1,9 +1,11 @@
 """``harness bisect``: find the commit that introduced (or fixed) a connection-lifecycle bug.
 
-Modules import in one direction: :mod:`.model` (values) -> :mod:`.search` (pure decisions:
-terms, calibration, the noisy search) -> :mod:`.render` (progress lines, ``bisect.md``) ->
-:mod:`.git` (plumbing, the private clone) -> :mod:`.step` (one oracle call, process control)
--> :mod:`.installenv` (the private virtualenv for ``--install``) -> :mod:`.driver` (the run);
+Modules import in one direction: :mod:`.model` (values) -> :mod:`.report` (``bisect.json``)
+-> :mod:`.search` (pure decisions: terms, calibration, the noisy search) -> :mod:`.render`
+(progress lines, messages, ``bisect.md``) -> :mod:`.calibration` (judging the bounds, pure)
+-> :mod:`.git` (plumbing, the private clone) -> :mod:`.bisectlog` (``bisect-log.txt``) ->
+:mod:`.step` (one oracle call, process control) -> :mod:`.installenv` (the private virtualenv
+for ``--install``) -> :mod:`.inputs` (validation, the report folder) -> :mod:`.driver` (the run);
 its arguments and entry point are the ``bisect`` command, :mod:`harness.commands.bisect`.
 Names are imported on first use, so importing a pure module never loads the driver.
 """

@@ -3,20 +3,22 @@
 Theory of operation
 -------------------
 1. Validate without writing anything: the repository, both refs (resolved to shas in the
-   user's repository), ancestry, the scenario file. Bad input raises ``BisectInputError`` or
-   ``ScenarioError``: one line, exit 2, nothing created.
+   user's repository), ancestry, the scenario file (:mod:`harness.bisect.inputs`). Bad input
+   raises ``BisectInputError`` or ``ScenarioError``: one line, exit 2, nothing created.
 2. Make a private ``git clone --shared --no-checkout`` in a temporary directory
    (:mod:`harness.bisect.git` explains why a clone and not a worktree). All checkouts live
    there; the user's repository is only ever read.
 3. Calibrate: run the bounds (:func:`harness.bisect.search.calibration_next`); a bound that
-   does not show what it should is bad input (exit 2, naming the bound and what was measured).
+   does not show what it should is bad input (exit 2, naming the bound and what was measured;
+   :mod:`harness.bisect.calibration` judges, :mod:`harness.bisect.render` words it).
 4. Search (:mod:`harness.bisect.search`): check out the commit the posterior asks for, call
    the oracle (:func:`harness.bisect.step.run_step`), feed every run to the posterior, until it
    names a commit with ``--confidence``, only untestable commits separate the likeliest ones,
    or ``--max-runs`` is spent. An untestable commit is never tested again.
 5. Record the conclusion with ``git bisect`` in the clone (every tested commit marked with the
    term the answer gives it, untestable ones skipped), so ``bisect-log.txt`` is a log
-   ``git bisect replay`` accepts and git's own verdict confirms ours; write ``bisect.json`` and
+   ``git bisect replay`` accepts and git's own verdict confirms ours
+   (:mod:`harness.bisect.bisectlog`); write ``bisect.json`` and
    ``bisect.md`` into ``<report-dir>/bisect-<id>/``; remove the clone.
 
 SIGINT and SIGTERM raise :class:`~harness.interrupts.Interrupted` in the main thread; the
@@ -43,79 +45,50 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from harness.bisect import bisectlog, calibration, installenv
 from harness.bisect import git as g
-from harness.bisect import installenv
+from harness.bisect.inputs import Bounds, make_run_dir, validate
 from harness.bisect.model import (
-    BisectReport,
     BisectRequest,
-    Bound,
     Observed,
     Outcome,
+    Role,
+    Status,
     StepRecord,
-    runs_per_commit,
 )
-from harness.bisect.render import bound_message, progress_line, rates_words, render_markdown
+from harness.bisect.render import (
+    aborted_message,
+    conclusion_message,
+    dirty_note,
+    opening_lines,
+    progress_line,
+    render_markdown,
+    submodule_warning,
+)
+from harness.bisect.report import BisectReport
 from harness.bisect.search import (
     OLD_BOUND,
     Decision,
-    History,
     Posterior,
     calibration_next,
     decide,
     default_max_runs,
-    log_marks,
     observed_counts,
-    wrong_bound,
 )
 from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, GitError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
 from harness.progress import Progress
-from harness.report.layout import atomic_write_text, run_stamp
-from harness.scenario import load_scenario
+from harness.report.layout import atomic_write_text
 
 __all__ = ["GIT_FAILED", "Interrupted", "run_bisect", "validate"]
 
 GIT_FAILED = 3  # the exit code when a git command fails (clone, checkout, submodules, log)
-
-
-@dataclass(frozen=True)
-class _Bounds:
-    old: Bound
-    new: Bound
-    history: History
-
-
-def validate(req: BisectRequest) -> tuple[Path, _Bounds]:
-    """Check every input without writing anything; return the git dir and resolved bounds."""
-    common = g.common_dir(req.repo)
-    old = g.resolve(req.repo, req.old_ref, req.old_option)
-    new = g.resolve(req.repo, req.new_ref, req.new_option)
-    if old == new:
-        raise BisectInputError(
-            f"{req.old_option} {req.old_ref!r} and {req.new_option} "
-            f"{req.new_ref!r} are the same commit; pass two different ones"
-        )
-    if not g.is_ancestor(req.repo, old, new):
-        hint = (
-            "; the repository is a shallow clone: run `git fetch --unshallow` there"
-            if g.is_shallow(req.repo)
-            else f"; pass an older {req.old_option} commit on the same history"
-        )
-        raise BisectInputError(
-            f"{req.old_option} {req.old_ref!r} is not an ancestor of {req.new_option} "
-            f"{req.new_ref!r}{hint}"
-        )
-    load_scenario(req.scenario)  # ScenarioError names file, line and key
-    history = g.history(req.repo, old, new, first_parent=req.first_parent)
-    return common, _Bounds(
-        Bound(req.old_option, req.old_ref, old), Bound(req.new_option, req.new_ref, new), history
-    )
 
 
 def run_bisect(
@@ -136,7 +109,7 @@ def run_bisect(
     except GitError as exc:
         print(f"harness bisect: error: {exc}", file=sys.stderr)
         return GIT_FAILED
-    run = _Run(req, bounds, _make_run_dir(req.report_dir), progress or Progress(out))
+    run = _Run(req, bounds, make_run_dir(req.report_dir), progress or Progress(out))
     with handling():
         try:
             return run.execute(common)
@@ -144,18 +117,22 @@ def run_bisect(
             raise  # bad bounds: the report is written, the CLI prints the one line
         except GitError as exc:
             with ignoring():
-                run.finish(Outcome("git-error", GIT_FAILED, str(exc)))
+                run.finish(Outcome(status=Status.GIT_ERROR, exit_code=GIT_FAILED, message=str(exc)))
             print(f"harness bisect: error: {exc}", file=sys.stderr)
             return GIT_FAILED
         except HarnessError as exc:
             with ignoring():
-                run.finish(Outcome("error", 1, str(exc)))
+                run.finish(Outcome(status=Status.ERROR, exit_code=1, message=str(exc)))
             print(f"harness bisect: error: {exc}", file=sys.stderr)
             return 1
         except Interrupted as exc:
             code = 128 + exc.signum
             with ignoring():
-                run.finish(Outcome("interrupted", code, f"interrupted by {exc}"))
+                run.finish(
+                    Outcome(
+                        status=Status.INTERRUPTED, exit_code=code, message=f"interrupted by {exc}"
+                    )
+                )
             print("harness bisect: interrupted; the repository is unchanged", file=sys.stderr)
             return code
         finally:
@@ -165,29 +142,14 @@ def run_bisect(
                     run.print_report(json_to)
 
 
-def _make_run_dir(report_dir: Path) -> Path:
-    stamp = run_stamp()
-    for attempt in range(100):
-        path = report_dir.resolve() / f"bisect-{stamp}{'' if not attempt else f'-{attempt}'}"
-        try:
-            path.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise BisectInputError(
-                f"--report-dir {str(report_dir)!r}: cannot create {path}: "
-                f"{exc.strerror}; pass a writable folder"
-            ) from exc
-        (path / "steps").mkdir()
-        return path
-    raise HarnessError(f"cannot find a free report folder name under {report_dir}")
+_STATUS = {"found": Status.FOUND, "ambiguous": Status.SKIPPED}  # else uncertain
 
 
 class _Run:
     """The state of one bisect while it runs; ``finish`` writes its report."""
 
     def __init__(
-        self, req: BisectRequest, bounds: _Bounds, run_dir: Path, progress: Progress
+        self, req: BisectRequest, bounds: Bounds, run_dir: Path, progress: Progress
     ) -> None:
         self.req, self.bounds, self.run_dir, self.progress = req, bounds, run_dir, progress
         self.history = bounds.history
@@ -218,16 +180,8 @@ class _Run:
         req, b, n = self.req, self.bounds, len(self.history.shas)
         dirty = g.dirty_files(req.repo)
         if dirty:
-            self.warn(
-                f"note: {dirty} tracked file{'s' if dirty > 1 else ''} in {req.repo} "
-                f"{'have' if dirty > 1 else 'has'} uncommitted changes; only committed "
-                "history is tested (commit them to test them)"
-            )
-        self.say(
-            f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {b.old.sha[:12]} .. "
-            f"{req.new_option} {b.new.sha[:12]} (confidence {req.confidence}, at most "
-            f"{self.max_runs} runs)\nreport: {self.run_dir}"
-        )
+            self.warn(dirty_note(req.repo, dirty))
+        self.say(opening_lines(req, b.old.sha, b.new.sha, n, self.max_runs, self.run_dir))
         self.progress.budget(self.max_runs)
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))
         clone = self.tmp / "checkout"
@@ -272,20 +226,20 @@ class _Run:
             oracle = (str(python), *oracle[1:])
         return installenv.venv_env(env, venv), oracle
 
-    def _call(self, config: StepConfig, clone: Path, sha: str, label: str) -> StepRecord:
+    def _call(
+        self, config: StepConfig, clone: Path, sha: str, role: Role, bound_term: str = ""
+    ) -> StepRecord:
         unfetched = g.checkout(clone, sha, submodules=self.req.submodules, failed=self.unfetched)
         for failure in unfetched:
             if failure not in self.unfetched:
                 self.unfetched.append(failure)
-                self.warn(
-                    f"warning: submodule {failure.name!r} ({failure.url}) could not be "
-                    f"fetched; testing {sha[:12]} without it: {failure.cause}"
-                )
+                self.warn(submodule_warning(failure.name, failure.url, failure.cause, sha))
         deps = installenv.dependency_key(g.tree_files(clone)) if config.install else None
         install = self.req.install_always or deps != self.installed
-        key = f"{label} {sha[:12]}"
+        key = f"{bound_term} {role}" if role is Role.BOUND else str(role)
+        key = f"{key} {sha[:12]}"
         self.progress.started(key)
-        record = run_step(config, label, install=install)
+        record = run_step(config, role, bound_term=bound_term, install=install)
         if record.install in ("ran", "failed"):
             self.installed = deps if record.install == "ran" else None
         self.records.append(record)
@@ -294,35 +248,19 @@ class _Run:
         return record
 
     def _calibrate(self, config: StepConfig, clone: Path) -> None:
-        terms = self.req.terms
-        old = (self.bounds.old, OLD_BOUND, terms.old)
-        new = (self.bounds.new, self.history.new_bound, terms.new)
-        buggy, clean = (new, old) if terms.buggy_is_new else (old, new)
-        # side -> (bound, its commit index, its term, what it should read)
-        sides = {"buggy": (*buggy, "regression"), "clean": (*clean, "healthy")}
-        runs: dict[str, list[bool]] = {"buggy": [], "clean": []}
-        calls: dict[str, list[StepRecord]] = {"buggy": [], "clean": []}
-        while (side := calibration_next(runs["buggy"], runs["clean"])) is not None:
-            bound, index, term, _ = sides[side]
-            record = self._call(config, clone, bound.sha, f"{term} bound")
-            calls[side].append(record)
-            if record.verdict in ("untestable", "error"):
+        by_side = calibration.sides(self.bounds.old, self.bounds.new, self.history, self.req.terms)
+        while (name := calibration_next(by_side["buggy"].runs, by_side["clean"].runs)) is not None:
+            side = by_side[name]
+            record = self._call(config, clone, side.bound.sha, Role.BOUND, side.term)
+            side.calls.append(record)
+            if side.failed:
                 break
-            runs[side] += record.observed
+            side.runs += record.observed
             for shown in record.observed:
-                self.posterior.observe(index, shown)
-        wrong = [
-            bound_message(sides[side][0].option, calls[side], sides[side][3])
-            for side in ("clean", "buggy")
-            if calls[side]
-            and (
-                calls[side][-1].verdict in ("untestable", "error")
-                or wrong_bound(runs[side], buggy=side == "buggy")
-            )
-        ]
-        if wrong:
-            message = "; ".join(wrong)
-            self.finish(Outcome("bad-bounds", 2, message))
+                self.posterior.observe(side.index, shown)
+        message = calibration.wrong_bounds(by_side)
+        if message:
+            self.finish(Outcome(status=Status.BAD_BOUNDS, exit_code=2, message=message))
             raise BisectInputError(message)
 
     def _search(self, config: StepConfig, clone: Path) -> Decision | None:
@@ -339,7 +277,7 @@ class _Run:
             if decision.kind != "test":
                 return decision
             x = decision.commit
-            record = self._call(config, clone, self.history.shas[x], "step")
+            record = self._call(config, clone, self.history.shas[x], Role.STEP)
             if record.term == "abort":
                 return None
             if record.term == "skip":
@@ -358,70 +296,61 @@ class _Run:
     def _conclude(self, decision: Decision | None, clone: Path) -> int:
         req, (show, alarm) = self.req, self.posterior.rate_estimate()
         if decision is None:
-            last = self.records[-1]
-            message = f"an oracle call failed, stopping the search: {last.short} {last.detail}"
-            return self._end(Outcome("aborted", 1, message, None, (), 0.0, show, alarm))
+            return self._end(
+                Outcome(
+                    status=Status.ABORTED,
+                    exit_code=1,
+                    message=aborted_message(self.records[-1]),
+                    show_rate=show,
+                    false_alarm_rate=alarm,
+                )
+            )
         group = decision.candidates or (decision.commit,)
         seen = self._observed(group[0])
         commits = tuple(g.commit_info(req.repo, self.history.shas[c]) for c in group)
-        log = self._write_log(clone, group[0])
-        costs = f"after {self.runs} runs ({len(self.records)} oracle calls)"
-        first, conf = commits[0], decision.confidence
-        if decision.kind == "found":
-            self._confirm(log, first.sha)
-            message = (
-                f"first {req.terms.new} commit: {first.sha} {first.subject!r} by {first.author} "
-                f"on {first.date}; confidence {conf:.3f} {costs}; {rates_words(seen, show, alarm)}"
-            )
-            return self._end(Outcome("found", 0, message, first, (), conf, show, alarm, seen))
-        if decision.kind == "ambiguous":
-            shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
-            message = (
-                f"no single first {req.terms.new} commit: only untestable (skipped) "
-                f"commits are left; it is one of {shown}"
-            )
-            return self._end(Outcome("skipped", 1, message, None, commits, conf, show, alarm, seen))
-        message = (
-            f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
-            f"{req.terms.new} commit is {first.short} {first.subject!r} ({conf:.3f}); "
-            "raise --max-runs or --repeat"
+        log = bisectlog.record(
+            clone,
+            self.run_dir / "bisect-log.txt",
+            history=self.history,
+            terms=req.terms,
+            bounds=(self.bounds.old.sha, self.bounds.new.sha),
+            records=self.records,
+            answer=group[0],
+            first_parent=req.first_parent,
         )
-        return self._end(Outcome("uncertain", 1, message, None, commits, conf, show, alarm, seen))
+        status = _STATUS.get(decision.kind, Status.UNCERTAIN)
+        found = status is Status.FOUND
+        if found:
+            bisectlog.confirm(log, commits[0].sha, req.terms)
+        message = conclusion_message(
+            status,
+            req,
+            commits,
+            confidence=decision.confidence,
+            runs=self.runs,
+            calls=len(self.records),
+            seen=seen,
+            show=show,
+            alarm=alarm,
+        )
+        return self._end(
+            Outcome(
+                status=status,
+                exit_code=0 if found else 1,
+                message=message,
+                result=commits[0] if found else None,
+                possible=() if found else commits,
+                confidence=decision.confidence,
+                show_rate=show,
+                false_alarm_rate=alarm,
+                observed=seen,
+            )
+        )
 
     def _end(self, outcome: Outcome) -> int:
         self.finish(outcome)
         self.progress.conclude(outcome.message)
         return outcome.exit_code
-
-    def _write_log(self, clone: Path, answer: int) -> str:
-        """Replay the conclusion with ``git bisect``; readings go in as comments."""
-        index = {sha: i for i, sha in enumerate(self.history.shas)}
-        steps = [r for r in self.records if not r.is_bound]
-        skipped = {index[r.sha] for r in steps if r.term == "skip"}
-        marks = log_marks(self.history, [index[r.sha] for r in steps], skipped, answer)
-        terms = {"old": self.req.terms.old, "new": self.req.terms.new, "skip": "skip"}
-        notes = [
-            f"# harness runs: [{row['sha']}] {row['unhealthy']}/{row['runs']} unhealthy"
-            for row in runs_per_commit(self.records)
-        ]
-        text = g.write_log(
-            clone,
-            self.req.terms,
-            (self.bounds.old.sha, self.bounds.new.sha),
-            [(terms[kind], self.history.shas[x]) for kind, x in marks],
-            first_parent=self.req.first_parent,
-        )
-        text = "\n".join(notes) + "\n" + text
-        atomic_write_text(self.run_dir / "bisect-log.txt", text)
-        return text
-
-    def _confirm(self, log: str, sha: str) -> None:
-        outcome = g.parse_bisect_log(log, self.req.terms)
-        if outcome.kind != "found" or outcome.sha != sha:
-            raise HarnessError(
-                f"git bisect does not confirm {sha[:12]} from the recorded terms "
-                f"({outcome.kind} {outcome.sha[:12]}); see bisect-log.txt"
-            )
 
     def finish(self, outcome: Outcome) -> None:
         """Write bisect.json and bisect.md for whatever has happened so far."""

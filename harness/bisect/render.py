@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from harness.bisect.model import BisectReport, Observed, StepRecord
+from harness.bisect.model import BisectRequest, Commit, Observed, Status, StepRecord
+from harness.bisect.report import BisectReport
 
-__all__ = ["bound_message", "progress_line", "rates_words", "render_markdown"]
+__all__ = [
+    "aborted_message",
+    "bound_message",
+    "conclusion_message",
+    "dirty_note",
+    "opening_lines",
+    "progress_line",
+    "rates_words",
+    "render_markdown",
+    "submodule_warning",
+]
 
 
 def _series(values: Sequence[int]) -> str:
@@ -85,6 +97,73 @@ def bound_message(option: str, records: Sequence[StepRecord], want: str) -> str:
         + ")"
     )
     return f"{option} {last.short} should be {want} but the oracle found {measured}"
+
+
+def dirty_note(repo: Path, dirty: int) -> str:
+    """The note for a repository with ``dirty`` tracked files changed but not committed."""
+    many = dirty > 1
+    return (
+        f"note: {dirty} tracked file{'s' if many else ''} in {repo} "
+        f"{'have' if many else 'has'} uncommitted changes; only committed "
+        "history is tested (commit them to test them)"
+    )
+
+
+def opening_lines(
+    req: BisectRequest, old_sha: str, new_sha: str, candidates: int, max_runs: int, run_dir: Path
+) -> str:
+    """What is bisected, how far it may go, and where the report goes."""
+    n = candidates
+    return (
+        f"bisecting {n} commit{'s' if n > 1 else ''}: {req.old_option} {old_sha[:12]} .. "
+        f"{req.new_option} {new_sha[:12]} (confidence {req.confidence}, at most "
+        f"{max_runs} runs)\nreport: {run_dir}"
+    )
+
+
+def submodule_warning(name: str, url: str, cause: str, sha: str) -> str:
+    return (
+        f"warning: submodule {name!r} ({url}) could not be fetched; testing {sha[:12]} "
+        f"without it: {cause}"
+    )
+
+
+def aborted_message(last: StepRecord) -> str:
+    return f"an oracle call failed, stopping the search: {last.short} {last.detail}"
+
+
+def conclusion_message(
+    status: Status,
+    req: BisectRequest,
+    commits: Sequence[Commit],
+    *,
+    confidence: float,
+    runs: int,
+    calls: int,
+    seen: Observed,
+    show: float,
+    alarm: float,
+) -> str:
+    """The one-line answer for a search that reached a decision (found, skipped, uncertain)."""
+    costs = f"after {runs} runs ({calls} oracle calls)"
+    first, new = commits[0], req.terms.new
+    if status is Status.FOUND:
+        return (
+            f"first {new} commit: {first.sha} {first.subject!r} by {first.author} "
+            f"on {first.date}; confidence {confidence:.3f} {costs}; "
+            f"{rates_words(seen, show, alarm)}"
+        )
+    if status is Status.SKIPPED:
+        shown = ", ".join(f"{c.short} {c.subject!r}" for c in commits)
+        return (
+            f"no single first {new} commit: only untestable (skipped) "
+            f"commits are left; it is one of {shown}"
+        )
+    return (
+        f"no commit reached confidence {req.confidence} {costs}: the likeliest first "
+        f"{new} commit is {first.short} {first.subject!r} ({confidence:.3f}); "
+        "raise --max-runs or --repeat"
+    )
 
 
 def rates_words(seen: Observed, show: float, alarm: float) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.bisect.git import commit_info, git, scrub
-from harness.bisect.model import CheckMetrics, StepRecord, Terms
+from harness.bisect.model import CheckMetrics, Role, StepRecord, Terms
 from harness.bisect.search import (
     bisect_exit,
     disagreeing,
@@ -118,8 +118,11 @@ def checker_env(extra: Mapping[str, str]) -> dict[str, str]:
     return harness_env({**env, **extra})
 
 
-def run_step(config: StepConfig, label: str, *, install: bool = True) -> StepRecord:
-    """Test the commit checked out in ``config.checkout``; write and return its record.
+def run_step(
+    config: StepConfig, role: Role, *, bound_term: str = "", install: bool = True
+) -> StepRecord:
+    """Test the commit checked out in ``config.checkout``; write and return its record
+    (a bound's calibration call names the bound by its term, ``bound_term``).
     ``install=False`` skips ``config.install`` (the driver found the dependency files
     unchanged since the last install); the record says which (``install``).
     The commit is scrubbed afterwards, also when the call is interrupted."""
@@ -155,7 +158,7 @@ def run_step(config: StepConfig, label: str, *, install: bool = True) -> StepRec
     term = term_of(word, config.terms)
     record = StepRecord(
         index=index,
-        label=label,
+        role=role,
         sha=sha,
         short=commit.short,
         subject=commit.subject,
@@ -175,6 +178,7 @@ def run_step(config: StepConfig, label: str, *, install: bool = True) -> StepRec
         files=files,
         install=installed,
         packages=packages,
+        bound_term=bound_term,
     )
     atomic_write_text(steps / f"{stem}.step.json", json.dumps(record.to_dict(), indent=2) + "\n")
     return record
