@@ -388,13 +388,26 @@ def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
     for f in dataclasses.fields(cls):
         if f.metadata.get("required"):
             sec.missing(f.name, get_args(hints[f.name]))
-    lists = {f.name for f in dataclasses.fields(cls) if get_origin(hints[f.name]) is tuple}
-    value = cls(**_given(cls, sec, up, skip=(tag, *lists)))
+    # Lists and kwargs come after the other keys and the section's rule (events are checked
+    # against the turns): the order in which a file with several errors reports them.
+    later = [f for f in dataclasses.fields(cls) if _deferred(hints[f.name], f.metadata)]
+    for f in later:
+        if "section" in f.metadata:
+            sec.section(f.name)  # but a mapping's shape is checked first
+    value = cls(**_given(cls, sec, up, skip=(tag, *(f.name for f in later))))
     problem = value.problem(sec.items.keys(), up) if hasattr(value, "problem") else None
     if problem is not None:
         raise sec.refuse(problem)
-    later = {name: sec.read(name, hints[name], (), {}, value) for name in lists & sec.items.keys()}
-    return dataclasses.replace(value, **later) if later else value
+    rest = {
+        f.name: sec.read(f.name, hints[f.name], f.default, f.metadata, value)
+        for f in later
+        if f.name in sec.items
+    }
+    return dataclasses.replace(value, **rest) if rest else value
+
+
+def _deferred(hint: Any, meta: Mapping[str, Any]) -> bool:
+    return get_origin(hint) is tuple or "section" in meta
 
 
 def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] = ()) -> Any:
