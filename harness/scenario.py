@@ -28,13 +28,9 @@ from harness.errors import ScenarioError
 from harness.schema import *  # noqa: F403  (the values this module loads are its API too)
 from harness.schema import (
     DEFAULT_MAX_DURATION_S,
-    ClientSpec,
     Expectation,
-    Expectations,
     Problem,
     Scenario,
-    ServerSpec,
-    SessionSpec,
     field_names,
     planned_duration_s,
 )
@@ -85,57 +81,14 @@ class _Section:
                     f"unknown key; allowed here: {', '.join(allowed)}",
                 )
 
-    def node(self, name: str) -> yaml.Node | None:
-        return self.items.get(name)
-
     def section(self, name: str) -> _Section | None:
         node = self.items.get(name)
         if node is None or _is_null(node):
             return None
         return _Section(self.ctx, node, self.sub(name))
 
-    def value(self, name: str) -> Any:
-        node = self.items.get(name)
-        return None if node is None else self.ctx.scalar(node, self.sub(name))
-
-    def number(self, name: str, default: Any, meta: Mapping[str, Any], *, integer: bool) -> Any:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        want = "an integer" if integer else "a number"
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:  # True == 1: a boolean is not a number
-            raise self.ctx.error(node, self.sub(name), f"must be {want}, got {value!r}")
-        lo, hi = meta["lo"], meta["hi"]
-        if not lo <= value <= hi or (isinstance(value, float) and math.isnan(value)):
-            raise self.ctx.error(
-                node, self.sub(name), f"{value!r} is out of range; allowed {_num(lo)}..{_num(hi)}"
-            )
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        if not isinstance(value, bool):
-            raise self.ctx.error(node, self.sub(name), f"must be true or false, got {value!r}")
-        return value
-
-    def string(self, name: str, default: str) -> str:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        if not isinstance(value, str):
-            raise self.ctx.error(node, self.sub(name), f"must be a string, got {value!r}")
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> Any:
-        node = self.items.get(name)
-        if node is None:
-            return default
+    def choice(self, name: str, allowed: tuple[str, ...]) -> Any:
+        node = self.items[name]
         value = self.ctx.scalar(node, self.sub(name))
         if value is False and "off" in allowed:  # YAML 1.1 reads a bare `off` as false
             value = "off"
@@ -145,23 +98,17 @@ class _Section:
             )
         return value
 
-    def read(self, name: str, hint: Any, default: Any, meta: Mapping[str, Any], up: Any) -> Any:
-        """One key, by its declared type (see :mod:`harness.schema` for what each means)."""
+    def read(self, name: str, hint: Any, meta: Mapping[str, Any], up: Any) -> Any:
+        """A key the section sets, by its declared type (:mod:`harness.schema` says how)."""
+        node, key = self.items[name], self.sub(name)
         if hint == _CALLS:
             return self.calls(name)
         if get_origin(hint) is types.UnionType and type(None) in get_args(hint):
-            if _is_null(self.items[name]):
+            if _is_null(node):
                 return None
             hint = next(a for a in get_args(hint) if a is not type(None))
-        if hint is bool:
-            return self.boolean(name, default)
-        if hint is str:
-            return self.string(name, default)
         if get_origin(hint) is Literal:
-            return self.choice(name, default, get_args(hint))
-        if hint in (int, float):
-            value = self.number(name, default, meta, integer=hint is int)
-            return meta["cast"](value) if "cast" in meta else value
+            return self.choice(name, get_args(hint))
         if get_origin(hint) is tuple:
             return self.sections(name, get_args(hint)[0], up)
         if "section" in meta:  # only the keys set, e.g. client.kwargs
@@ -170,7 +117,24 @@ class _Section:
                 return MappingProxyType({})
             sec.finish(field_names(meta["section"]))
             return MappingProxyType(_given(meta["section"], sec, up))
-        return _value(hint, self.section(name), up)
+        if hint not in (bool, str, int, float):
+            return _value(hint, self.section(name), up)
+        value = self.ctx.scalar(node, key)
+        if hint in (bool, str):
+            if not isinstance(value, hint):
+                want = "true or false" if hint is bool else "a string"
+                raise self.ctx.error(node, key, f"must be {want}, got {value!r}")
+            return value
+        want = "an integer" if hint is int else "a number"
+        ok_type = isinstance(value, int) if hint is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:  # True == 1: a boolean is not a number
+            raise self.ctx.error(node, key, f"must be {want}, got {value!r}")
+        lo, hi = meta["lo"], meta["hi"]
+        if not lo <= value <= hi or (isinstance(value, float) and math.isnan(value)):
+            raise self.ctx.error(
+                node, key, f"{value!r} is out of range; allowed {_num(lo)}..{_num(hi)}"
+            )
+        return meta["cast"](value) if "cast" in meta else value
 
     def sections(self, name: str, cls: Any, up: Any) -> tuple[Any, ...]:
         node = self.items[name]
@@ -354,23 +318,16 @@ def _check_duration(scenario: Scenario, top: _Section, limit_s: float) -> None:
 
 def _build(top: _Section, path: str, default_name: str) -> Scenario:
     top.finish(("version", *(n for n in field_names(Scenario) if n not in ("version", "path"))))
-    version_node = top.node("version")
+    version_node = top.items.get("version")
     if version_node is None:
         raise ScenarioError(path, top.line, "version", "missing; add `version: 1` at the top")
-    version = top.value("version")
+    version = top.ctx.scalar(version_node, "version")
     if type(version) is not int or version != 1:  # `version: yes` is True, and True == 1
         shown = repr(version_node.value) if isinstance(version, bool) else repr(version)
         raise top.ctx.error(version_node, "version", f"{shown} is not supported; use 1")
-    return Scenario(
-        name=top.string("name", default_name) or default_name,
-        description=top.string("description", ""),
-        server=_value(ServerSpec, top.section("server")),
-        client=_value(ClientSpec, top.section("client")),
-        session=_value(SessionSpec, top.section("session")),
-        expect=_value(Expectations, top.section("expect")),
-        variants=_variants(top),
-        path=path,
-    )
+    values = _given(Scenario, top, None, skip=("version", "variants", "path"))
+    name = values.pop("name", "") or default_name
+    return Scenario(name=name, **values, variants=_variants(top), path=path)
 
 
 def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
@@ -399,7 +356,7 @@ def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
     if problem is not None:
         raise sec.refuse(problem)
     rest = {
-        f.name: sec.read(f.name, hints[f.name], f.default, f.metadata, value)
+        f.name: sec.read(f.name, hints[f.name], f.metadata, value)
         for f in later
         if f.name in sec.items
     }
@@ -414,7 +371,7 @@ def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] 
     """The fields of ``cls`` that ``sec`` sets, read in declared order."""
     hints = get_type_hints(cls)
     return {
-        f.name: sec.read(f.name, hints[f.name], f.default, f.metadata, up)
+        f.name: sec.read(f.name, hints[f.name], f.metadata, up)
         for f in dataclasses.fields(cls)
         if f.name in sec.items and f.name not in skip
     }
@@ -428,7 +385,7 @@ def _tagged(union: Any, sec: _Section) -> tuple[type[Any], str, tuple[str, ...]]
     tag = next(n for n in shared if get_origin(get_type_hints(members[0])[n]) is Literal)
     kinds = tuple(get_args(get_type_hints(m)[tag])[0] for m in members)
     sec.missing(tag, kinds)
-    cls = members[kinds.index(sec.choice(tag, "", kinds))]
+    cls = members[kinds.index(sec.choice(tag, kinds))]
     first = (tag, *(n for n in shared if n != tag))
     return cls, tag, (*first, *(n for n in field_names(cls) if n not in first))
 
@@ -456,7 +413,7 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
                 f"unknown variant; use one of: {_variant_names()}, or a factory spec"
                 " `module:function` / `path/to/file.py:function`",
             )
-        out[name] = sec.choice(name, "pass", get_args(Expectation))
+        out[name] = sec.choice(name, get_args(Expectation))
     if not out:
         raise ScenarioError(
             sec.ctx.path, sec.line, "variants", "is empty; list at least one variant"
