@@ -1,8 +1,11 @@
 """Scenario files: YAML loading with file:line errors into the frozen values of the schema.
 
-The schema itself (every key's default, range and choices) lives in :mod:`harness.schema`;
-this module reads a YAML node tree against it, field by field, so the two can never
-disagree. Validation happens once, here; nothing downstream re-checks raw dicts.
+The schema itself (every key's default, range, choices, whether it must be given, and the
+rules across keys) lives in :mod:`harness.schema`; this module reads a YAML node tree
+against it, field by field, with one reader per type and no per-key code, so the two can
+never disagree. Only the file format's gate (``version``) and ``variants`` (keys are open
+names, checked against the bundled ones) are read by hand. Validation happens once, here;
+nothing downstream re-checks raw dicts. The schema's names are re-exported from here.
 
 Hostile files are refused, never crashed on: nesting deeper than :data:`MAX_DEPTH` is
 refused before the tree is built (PyYAML's composer recurses), any tag but the plain YAML
@@ -45,7 +48,6 @@ MAX_DEPTH: Final = 16  # nested mappings/lists; a valid scenario needs 4
 _CORE_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
 )
-# --- loading ---------------------------------------------------------------------------
 
 
 class _Section:
@@ -74,12 +76,8 @@ class _Section:
     def finish(self, allowed: tuple[str, ...]) -> None:
         for name, line in self.key_lines.items():
             if name not in allowed:
-                raise ScenarioError(
-                    self.ctx.path,
-                    line,
-                    self.sub(name),
-                    f"unknown key; allowed here: {', '.join(allowed)}",
-                )
+                message = f"unknown key; allowed here: {', '.join(allowed)}"
+                raise ScenarioError(self.ctx.path, line, self.sub(name), message)
 
     def section(self, name: str) -> _Section | None:
         node = self.items.get(name)
@@ -168,24 +166,18 @@ class _Section:
         return tuple(sorted(set(calls)))
 
     def missing(self, name: str, choices: tuple[str, ...]) -> None:
-        """A :func:`harness.schema.required` key not given."""
+        """A required key (:data:`harness.schema.REQUIRED`, or a union's tag) not given."""
         if name not in self.items:
-            raise ScenarioError(
-                self.ctx.path,
-                self.line,
-                self.sub(name),
-                f"missing; use one of: {', '.join(choices)}",
-            )
+            message = f"missing; use one of: {', '.join(choices)}"
+            raise ScenarioError(self.ctx.path, self.line, self.sub(name), message)
 
     def refuse(self, problem: Problem) -> ScenarioError:
         """The error for a rule the section's value broke (:class:`harness.schema.Problem`)."""
         key = self.key if problem.key is None else self.sub(problem.key)
-        if problem.at == "section" or problem.key is None:
-            line = self.line
-        elif problem.at == "key":
-            line = self.key_lines[problem.key]
-        else:
-            line = self.items[problem.key].start_mark.line + 1
+        line = self.line
+        if problem.key is not None and problem.at != "section":
+            at = self.items[problem.key].start_mark.line + 1
+            line = self.key_lines[problem.key] if problem.at == "key" else at
         return ScenarioError(self.ctx.path, line, key, problem.message)
 
 
@@ -204,9 +196,9 @@ class _Context:
             return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
             # `!!int three`, `!!float x`, an integer longer than Python converts, ...
-            raise self.error(
-                node, key, f"cannot read {_short(node.value)!r} as {_tag_name(node.tag)}: {exc}"
-            ) from exc
+            tag = node.tag.removeprefix("tag:yaml.org,2002:")
+            message = f"cannot read {_short(node.value)!r} as {tag}: {exc}"
+            raise self.error(node, key, message) from exc
 
 
 def _kind(node: yaml.Node) -> str:
@@ -223,10 +215,6 @@ def _num(bound: float) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
-
-
-def _tag_name(tag: str) -> str:
-    return tag.removeprefix("tag:yaml.org,2002:")
 
 
 def _is_null(node: yaml.Node) -> bool:
@@ -341,16 +329,16 @@ def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
         sec.finish(allowed)
     else:
         sec.finish(field_names(cls))
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    hints, fields = get_type_hints(cls), dataclasses.fields(cls)
+    for f in fields:
         if f.metadata.get("required"):
             sec.missing(f.name, get_args(hints[f.name]))
     # Lists and kwargs come after the other keys and the section's rule (events are checked
-    # against the turns): the order in which a file with several errors reports them.
-    later = [f for f in dataclasses.fields(cls) if _deferred(hints[f.name], f.metadata)]
+    # against the turns), a mapping's shape first: the order errors have always come in.
+    later = [f for f in fields if get_origin(hints[f.name]) is tuple or "section" in f.metadata]
     for f in later:
         if "section" in f.metadata:
-            sec.section(f.name)  # but a mapping's shape is checked first
+            sec.section(f.name)
     value = cls(**_given(cls, sec, up, skip=(tag, *(f.name for f in later))))
     problem = value.problem(sec.items.keys(), up) if hasattr(value, "problem") else None
     if problem is not None:
@@ -361,10 +349,6 @@ def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
         if f.name in sec.items
     }
     return dataclasses.replace(value, **rest) if rest else value
-
-
-def _deferred(hint: Any, meta: Mapping[str, Any]) -> bool:
-    return get_origin(hint) is tuple or "section" in meta
 
 
 def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] = ()) -> Any:
@@ -406,13 +390,9 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
     out: dict[str, Expectation] = {}
     for name in sec.items:
         if ":" not in name and name not in BUNDLED:
-            raise ScenarioError(
-                sec.ctx.path,
-                sec.key_lines[name],
-                sec.sub(name),
-                f"unknown variant; use one of: {_variant_names()}, or a factory spec"
-                " `module:function` / `path/to/file.py:function`",
-            )
+            message = f"unknown variant; use one of: {_variant_names()}, or a factory spec"
+            message += " `module:function` / `path/to/file.py:function`"
+            raise ScenarioError(sec.ctx.path, sec.key_lines[name], sec.sub(name), message)
         out[name] = sec.choice(name, get_args(Expectation))
     if not out:
         raise ScenarioError(
