@@ -26,8 +26,6 @@ from harness.variants import BUNDLED
 __all__ = [
     "API",
     "DEFAULT_MAX_DURATION_S",
-    "FAULTS",
-    "REQUIRED",
     "ClientKwargs",
     "ClientSpec",
     "Event",
@@ -37,7 +35,6 @@ __all__ = [
     "Fault",
     "HttpError",
     "Keepalive",
-    "Problem",
     "Reply",
     "ResetOnReuse",
     "Scenario",
@@ -45,10 +42,8 @@ __all__ = [
     "SessionSpec",
     "Stall",
     "TruncateStream",
-    "field_names",
     "number",
     "planned_duration_s",
-    "section_of",
 ]
 
 API = Literal["chat.completions", "responses"]
@@ -84,11 +79,8 @@ def section_of(cls: type[Any]) -> Any:
 
 @dataclass(frozen=True)
 class Problem:
-    """A rule across fields broken, as a section's ``problem`` method reports it.
-
-    ``key``: the key at fault (None: the section itself); ``at``: whose line the error
-    names: the key's, its value's, or (for a key that is missing) the section's.
-    """
+    """A rule across a section's fields broken: ``key`` at fault (None: the section), and
+    whose line the error names: the key's, its value's, or the section's (a missing key)."""
 
     key: str | None
     message: str
@@ -338,28 +330,24 @@ class Scenario:
 
         For values this program wrote; files from users go through the loader.
         """
-        server = data["server"]
+        server, client = data["server"], data["client"]
+        spec = {
+            **server,
+            "reply": Reply(**server["reply"]),
+            "keepalive": Keepalive(**server["keepalive"]),
+            "faults": tuple(_fault_from_dict(f) for f in server["faults"]),
+        }
         return cls(
-            name=data["name"],
-            version=data["version"],
-            description=data["description"],
-            server=ServerSpec(
-                api=server["api"],
-                reply=Reply(**server["reply"]),
-                latency_ms=server["latency_ms"],
-                keepalive=Keepalive(**server["keepalive"]),
-                faults=tuple(_fault_from_dict(f) for f in server["faults"]),
-            ),
-            client=ClientSpec(
-                kwargs=MappingProxyType(dict(data["client"]["kwargs"])),
-                close_request_clients=data["client"]["close_request_clients"],
-                kind=data["client"]["kind"],
-                calls_via=data["client"].get("calls_via", ClientSpec.calls_via),
-            ),
-            session=_session_from_dict(data["session"]),
-            expect=Expectations(**data["expect"]),
-            variants=MappingProxyType(dict(data["variants"])),
-            path=data["path"],
+            **{
+                **data,
+                "server": ServerSpec(**spec),
+                "client": ClientSpec(
+                    **{**client, "kwargs": MappingProxyType(dict(client["kwargs"]))}
+                ),
+                "session": _session_from_dict(data["session"]),
+                "expect": Expectations(**data["expect"]),
+                "variants": MappingProxyType(dict(data["variants"])),
+            }
         )
 
 
