@@ -1,8 +1,11 @@
 """Scenario files: YAML loading with file:line errors into the frozen values of the schema.
 
-The schema itself (every key's default, range and choices) lives in :mod:`harness.schema`;
-this module reads a YAML node tree against it, field by field, so the two can never
-disagree. Validation happens once, here; nothing downstream re-checks raw dicts.
+The schema itself (every key's default, range, choices, whether it must be given, and the
+rules across keys) lives in :mod:`harness.schema`; this module reads a YAML node tree
+against it, field by field, with one reader per type and no per-key code, so the two can
+never disagree. Only the file format's gate (``version``) and ``variants`` (keys are open
+names, checked against the bundled ones) are read by hand. Validation happens once, here;
+nothing downstream re-checks raw dicts. The schema's names are re-exported from here.
 
 Hostile files are refused, never crashed on: nesting deeper than :data:`MAX_DEPTH` is
 refused before the tree is built (PyYAML's composer recurses), any tag but the plain YAML
@@ -23,61 +26,28 @@ from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from harness import schema
 from harness.errors import ScenarioError
+from harness.schema import *  # noqa: F403  (the values this module loads are its API too)
 from harness.schema import (
-    API,
     DEFAULT_MAX_DURATION_S,
-    FAULTS,
-    ClientKwargs,
-    ClientSpec,
-    Event,
-    EventAction,
     Expectation,
-    Expectations,
-    Fault,
-    HttpError,
-    Keepalive,
-    Reply,
-    ResetOnReuse,
+    Problem,
     Scenario,
-    ServerSpec,
-    SessionSpec,
-    Stall,
-    TruncateStream,
     field_names,
     planned_duration_s,
 )
 from harness.variants import BUNDLED
 
-__all__ = [
-    "API",
-    "DEFAULT_MAX_DURATION_S",
-    "MAX_DEPTH",
-    "ClientSpec",
-    "Event",
-    "Expectation",
-    "Expectations",
-    "Fault",
-    "HttpError",
-    "Keepalive",
-    "Reply",
-    "ResetOnReuse",
-    "Scenario",
-    "ServerSpec",
-    "SessionSpec",
-    "Stall",
-    "TruncateStream",
-    "load_scenario",
-    "parse_scenario",
-    "planned_duration_s",
-]
+__all__ = ["MAX_DEPTH", "load_scenario", "parse_scenario"]
+__all__ += schema.__all__
 
+_CALLS: Final = tuple[int, ...] | None  # a fault's `calls`: numbers, or `all`
 MAX_DEPTH: Final = 16  # nested mappings/lists; a valid scenario needs 4
 # The tags the YAML core schema resolves plain values to; anything else was written by hand.
 _CORE_TAGS: Final = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
 )
-# --- loading ---------------------------------------------------------------------------
 
 
 class _Section:
@@ -106,15 +76,8 @@ class _Section:
     def finish(self, allowed: tuple[str, ...]) -> None:
         for name, line in self.key_lines.items():
             if name not in allowed:
-                raise ScenarioError(
-                    self.ctx.path,
-                    line,
-                    self.sub(name),
-                    f"unknown key; allowed here: {', '.join(allowed)}",
-                )
-
-    def node(self, name: str) -> yaml.Node | None:
-        return self.items.get(name)
+                message = f"unknown key; allowed here: {', '.join(allowed)}"
+                raise ScenarioError(self.ctx.path, line, self.sub(name), message)
 
     def section(self, name: str) -> _Section | None:
         node = self.items.get(name)
@@ -122,48 +85,8 @@ class _Section:
             return None
         return _Section(self.ctx, node, self.sub(name))
 
-    def value(self, name: str) -> Any:
-        node = self.items.get(name)
-        return None if node is None else self.ctx.scalar(node, self.sub(name))
-
-    def number(self, name: str, default: Any, meta: Mapping[str, Any], *, integer: bool) -> Any:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        want = "an integer" if integer else "a number"
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:  # True == 1: a boolean is not a number
-            raise self.ctx.error(node, self.sub(name), f"must be {want}, got {value!r}")
-        lo, hi = meta["lo"], meta["hi"]
-        if not lo <= value <= hi or (isinstance(value, float) and math.isnan(value)):
-            raise self.ctx.error(
-                node, self.sub(name), f"{value!r} is out of range; allowed {_num(lo)}..{_num(hi)}"
-            )
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        if not isinstance(value, bool):
-            raise self.ctx.error(node, self.sub(name), f"must be true or false, got {value!r}")
-        return value
-
-    def string(self, name: str, default: str) -> str:
-        node = self.items.get(name)
-        if node is None:
-            return default
-        value = self.ctx.scalar(node, self.sub(name))
-        if not isinstance(value, str):
-            raise self.ctx.error(node, self.sub(name), f"must be a string, got {value!r}")
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> Any:
-        node = self.items.get(name)
-        if node is None:
-            return default
+    def choice(self, name: str, allowed: tuple[str, ...]) -> Any:
+        node = self.items[name]
         value = self.ctx.scalar(node, self.sub(name))
         if value is False and "off" in allowed:  # YAML 1.1 reads a bare `off` as false
             value = "off"
@@ -173,32 +96,89 @@ class _Section:
             )
         return value
 
-    def fields(self, cls: type[Any], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Read every field of dataclass ``cls`` not in ``skip``, as the schema declares it."""
-        values: dict[str, Any] = {}
-        hints = get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.name in skip or f.name not in self.items:
-                continue  # absent: the dataclass default applies
-            values[f.name] = self.read(f.name, hints[f.name], f.default, f.metadata)
-        return values
-
-    def read(self, name: str, hint: Any, default: Any, meta: Mapping[str, Any]) -> Any:
-        """One key, by its declared type: bool, str, Literal choices, a number or a section."""
-        optional = get_origin(hint) is types.UnionType and type(None) in get_args(hint)
-        if optional:
-            if _is_null(self.items[name]):
+    def read(self, name: str, hint: Any, meta: Mapping[str, Any], up: Any) -> Any:
+        """A key the section sets, by its declared type (:mod:`harness.schema` says how)."""
+        node, key = self.items[name], self.sub(name)
+        if hint == _CALLS:
+            return self.calls(name)
+        if get_origin(hint) is types.UnionType and type(None) in get_args(hint):
+            if _is_null(node):
                 return None
             hint = next(a for a in get_args(hint) if a is not type(None))
-        if hint is bool:
-            return self.boolean(name, default)
-        if hint is str:
-            return self.string(name, default)
         if get_origin(hint) is Literal:
-            return self.choice(name, default, get_args(hint))
-        if hint in (int, float):
-            return self.number(name, default, meta, integer=hint is int)
-        return _section_value(hint, self.section(name))
+            return self.choice(name, get_args(hint))
+        if get_origin(hint) is tuple:
+            return self.sections(name, get_args(hint)[0], up)
+        if "section" in meta:  # only the keys set, e.g. client.kwargs
+            sec = self.section(name)
+            if sec is None:
+                return MappingProxyType({})
+            sec.finish(field_names(meta["section"]))
+            return MappingProxyType(_given(meta["section"], sec, up))
+        if hint not in (bool, str, int, float):
+            return _value(hint, self.section(name), up)
+        value = self.ctx.scalar(node, key)
+        if hint in (bool, str):
+            if not isinstance(value, hint):
+                want = "true or false" if hint is bool else "a string"
+                raise self.ctx.error(node, key, f"must be {want}, got {value!r}")
+            return value
+        want = "an integer" if hint is int else "a number"
+        ok_type = isinstance(value, int) if hint is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:  # True == 1: a boolean is not a number
+            raise self.ctx.error(node, key, f"must be {want}, got {value!r}")
+        lo, hi = meta["lo"], meta["hi"]
+        if not lo <= value <= hi or (isinstance(value, float) and math.isnan(value)):
+            raise self.ctx.error(
+                node, key, f"{value!r} is out of range; allowed {_num(lo)}..{_num(hi)}"
+            )
+        return meta["cast"](value) if "cast" in meta else value
+
+    def sections(self, name: str, cls: Any, up: Any) -> tuple[Any, ...]:
+        node = self.items[name]
+        if _is_null(node):
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.ctx.error(node, self.sub(name), f"must be a list, got {_kind(node)}")
+        key = self.sub(name)
+        return tuple(
+            _value(cls, _Section(self.ctx, item, f"{key}[{i}]"), up)
+            for i, item in enumerate(node.value)
+        )
+
+    def calls(self, name: str) -> tuple[int, ...] | None:
+        """1-based call numbers (sorted, once each), or None for ``all``."""
+        node, key = self.items[name], self.sub(name)
+        if isinstance(node, yaml.ScalarNode) and self.ctx.scalar(node, key) == "all":
+            return None
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.ctx.error(
+                node, key, "must be a non-empty list of 1-based call numbers, or `all`"
+            )
+        calls = []
+        for item in node.value:
+            value = self.ctx.scalar(item, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.ctx.error(
+                    item, key, f"{value!r} is not a call number; use integers >= 1"
+                )
+            calls.append(value)
+        return tuple(sorted(set(calls)))
+
+    def missing(self, name: str, choices: tuple[str, ...]) -> None:
+        """A required key (:data:`harness.schema.REQUIRED`, or a union's tag) not given."""
+        if name not in self.items:
+            message = f"missing; use one of: {', '.join(choices)}"
+            raise ScenarioError(self.ctx.path, self.line, self.sub(name), message)
+
+    def refuse(self, problem: Problem) -> ScenarioError:
+        """The error for a rule the section's value broke (:class:`harness.schema.Problem`)."""
+        key = self.key if problem.key is None else self.sub(problem.key)
+        line = self.line
+        if problem.key is not None and problem.at != "section":
+            at = self.items[problem.key].start_mark.line + 1
+            line = self.key_lines[problem.key] if problem.at == "key" else at
+        return ScenarioError(self.ctx.path, line, key, problem.message)
 
 
 class _Context:
@@ -216,9 +196,9 @@ class _Context:
             return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
             # `!!int three`, `!!float x`, an integer longer than Python converts, ...
-            raise self.error(
-                node, key, f"cannot read {_short(node.value)!r} as {_tag_name(node.tag)}: {exc}"
-            ) from exc
+            tag = node.tag.removeprefix("tag:yaml.org,2002:")
+            message = f"cannot read {_short(node.value)!r} as {tag}: {exc}"
+            raise self.error(node, key, message) from exc
 
 
 def _kind(node: yaml.Node) -> str:
@@ -235,10 +215,6 @@ def _num(bound: float) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
-
-
-def _tag_name(tag: str) -> str:
-    return tag.removeprefix("tag:yaml.org,2002:")
 
 
 def _is_null(node: yaml.Node) -> bool:
@@ -330,155 +306,72 @@ def _check_duration(scenario: Scenario, top: _Section, limit_s: float) -> None:
 
 def _build(top: _Section, path: str, default_name: str) -> Scenario:
     top.finish(("version", *(n for n in field_names(Scenario) if n not in ("version", "path"))))
-    version_node = top.node("version")
+    version_node = top.items.get("version")
     if version_node is None:
         raise ScenarioError(path, top.line, "version", "missing; add `version: 1` at the top")
-    version = top.value("version")
+    version = top.ctx.scalar(version_node, "version")
     if type(version) is not int or version != 1:  # `version: yes` is True, and True == 1
         shown = repr(version_node.value) if isinstance(version, bool) else repr(version)
         raise top.ctx.error(version_node, "version", f"{shown} is not supported; use 1")
-    return Scenario(
-        name=top.string("name", default_name) or default_name,
-        description=top.string("description", ""),
-        server=_server(top.section("server")),
-        client=_client(top.section("client")),
-        session=_session(top.section("session")),
-        expect=_section_value(Expectations, top.section("expect")),
-        variants=_variants(top),
-        path=path,
-    )
+    values = _given(Scenario, top, None, skip=("version", "variants", "path"))
+    name = values.pop("name", "") or default_name
+    return Scenario(name=name, **values, variants=_variants(top), path=path)
 
 
-def _section_value(cls: type[Any], sec: _Section | None) -> Any:
-    """A section whose keys are exactly the fields of ``cls``."""
+def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
+    """Section ``sec`` as dataclass ``cls`` (absent: its defaults), or as the member of the
+    tagged union ``cls`` its tag names. ``up``: the value of the section holding it."""
     if sec is None:
         return cls()
-    sec.finish(field_names(cls))
-    return cls(**sec.fields(cls))
+    tag = None
+    if get_origin(cls) is types.UnionType:  # the tag picks the class, and so the keys allowed
+        cls, tag, allowed = _tagged(cls, sec)
+        sec.finish(allowed)
+    else:
+        sec.finish(field_names(cls))
+    hints, fields = get_type_hints(cls), dataclasses.fields(cls)
+    for f in fields:
+        if f.metadata.get("required"):
+            sec.missing(f.name, get_args(hints[f.name]))
+    # Lists and kwargs come after the other keys and the section's rule (events are checked
+    # against the turns), a mapping's shape first: the order errors have always come in.
+    later = [f for f in fields if get_origin(hints[f.name]) is tuple or "section" in f.metadata]
+    for f in later:
+        if "section" in f.metadata:
+            sec.section(f.name)
+    value = cls(**_given(cls, sec, up, skip=(tag, *(f.name for f in later))))
+    problem = value.problem(sec.items.keys(), up) if hasattr(value, "problem") else None
+    if problem is not None:
+        raise sec.refuse(problem)
+    rest = {
+        f.name: sec.read(f.name, hints[f.name], f.metadata, value)
+        for f in later
+        if f.name in sec.items
+    }
+    return dataclasses.replace(value, **rest) if rest else value
 
 
-def _server(sec: _Section | None) -> ServerSpec:
-    if sec is None:
-        return ServerSpec()
-    sec.finish(field_names(ServerSpec))
-    return ServerSpec(**sec.fields(ServerSpec, skip=("faults",)), faults=_faults(sec))
+def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] = ()) -> Any:
+    """The fields of ``cls`` that ``sec`` sets, read in declared order."""
+    hints = get_type_hints(cls)
+    return {
+        f.name: sec.read(f.name, hints[f.name], f.metadata, up)
+        for f in dataclasses.fields(cls)
+        if f.name in sec.items and f.name not in skip
+    }
 
 
-def _faults(sec: _Section) -> tuple[Fault, ...]:
-    node = sec.node("faults")
-    if node is None or _is_null(node):
-        return ()
-    if not isinstance(node, yaml.SequenceNode):
-        raise sec.ctx.error(node, "server.faults", f"must be a list, got {_kind(node)}")
-    return tuple(
-        _fault(_Section(sec.ctx, item, f"server.faults[{i}]")) for i, item in enumerate(node.value)
-    )
-
-
-def _fault(sec: _Section) -> Fault:
-    kinds = tuple(FAULTS)
-    if sec.node("kind") is None:
-        raise ScenarioError(
-            sec.ctx.path, sec.line, sec.sub("kind"), f"missing; use one of: {', '.join(kinds)}"
-        )
-    cls = FAULTS[sec.choice("kind", "", kinds)]
-    names = field_names(cls)
-    sec.finish(("kind", "calls", *(n for n in names if n not in ("kind", "calls"))))
-    return cls(**sec.fields(cls, skip=("kind", "calls")), calls=_calls(sec))
-
-
-def _calls(sec: _Section) -> tuple[int, ...] | None:
-    node = sec.node("calls")
-    if node is None:
-        return None
-    key = sec.sub("calls")
-    if isinstance(node, yaml.ScalarNode) and sec.ctx.scalar(node, key) == "all":
-        return None
-    if not isinstance(node, yaml.SequenceNode) or not node.value:
-        raise sec.ctx.error(node, key, "must be a non-empty list of 1-based call numbers, or `all`")
-    calls = []
-    for item in node.value:
-        value = sec.ctx.scalar(item, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise sec.ctx.error(item, key, f"{value!r} is not a call number; use integers >= 1")
-        calls.append(value)
-    return tuple(sorted(set(calls)))
-
-
-def _client(sec: _Section | None) -> ClientSpec:
-    if sec is None:
-        return ClientSpec()
-    sec.finish(field_names(ClientSpec))
-    kwargs = sec.section("kwargs")
-    values = sec.fields(ClientSpec, skip=("kwargs",))
-    if kwargs is None:
-        return ClientSpec(**values)
-    kwargs.finish(field_names(ClientKwargs))
-    given = kwargs.fields(ClientKwargs)
-    if "timeout" in given:
-        given["timeout"] = float(given["timeout"])
-    return ClientSpec(kwargs=MappingProxyType(given), **values)
-
-
-def _session(sec: _Section | None) -> SessionSpec:
-    if sec is None:
-        return SessionSpec()
-    sec.finish(field_names(SessionSpec))
-    session = SessionSpec(**sec.fields(SessionSpec, skip=("events",)))
-    if session.abandon_streams and not session.stream:
-        raise ScenarioError(
-            sec.ctx.path,
-            sec.key_lines["abandon_streams"],
-            "session.abandon_streams",
-            "needs `stream: true`; only a stream can be abandoned",
-        )
-    return dataclasses.replace(session, events=_events(sec, session.turns))
-
-
-def _events(sec: _Section, turns: int) -> tuple[Event, ...]:
-    node = sec.node("events")
-    if node is None or _is_null(node):
-        return ()
-    if not isinstance(node, yaml.SequenceNode):
-        raise sec.ctx.error(node, "session.events", f"must be a list, got {_kind(node)}")
-    return tuple(
-        _event(_Section(sec.ctx, item, f"session.events[{i}]"), turns)
-        for i, item in enumerate(node.value)
-    )
-
-
-def _event(sec: _Section, turns: int) -> Event:
-    """One event: an action, and exactly one of ``after_turn`` / ``during_turn`` (+ ``at_ms``)."""
-    sec.finish(field_names(Event))
-    path, line = sec.ctx.path, sec.line
-    if sec.node("action") is None:
-        actions = ", ".join(get_args(EventAction))
-        raise ScenarioError(path, line, sec.sub("action"), f"missing; use one of: {actions}")
-    event: Event = Event(**sec.fields(Event))
-    whens = [name for name in ("after_turn", "during_turn") if name in sec.items]
-    if len(whens) != 1:
-        raise ScenarioError(
-            path, line, sec.key, "needs exactly one of `after_turn: N` or `during_turn: N`"
-        )
-    when = whens[0]
-    if event.turn > turns:
-        raise sec.ctx.error(
-            sec.items[when],
-            sec.sub(when),
-            f"{event.turn} is after the last turn; the session has {turns} turns",
-        )
-    if "at_ms" in sec.items and when != "during_turn":
-        raise ScenarioError(
-            sec.ctx.path,
-            sec.key_lines["at_ms"],
-            sec.sub("at_ms"),
-            "only goes with `during_turn`; `after_turn` runs after the turn's gap",
-        )
-    if when == "during_turn" and "at_ms" not in sec.items:
-        raise ScenarioError(
-            path, line, sec.sub("at_ms"), "missing; say when in the turn, e.g. `at_ms: 100`"
-        )
-    return event
+def _tagged(union: Any, sec: _Section) -> tuple[type[Any], str, tuple[str, ...]]:
+    """The member of ``union`` that ``sec``'s tag names, the tag, and the keys it allows:
+    the tag, then the keys every member shares, then its own."""
+    members = get_args(union)
+    shared = [n for n in field_names(members[0]) if all(n in field_names(m) for m in members)]
+    tag = next(n for n in shared if get_origin(get_type_hints(members[0])[n]) is Literal)
+    kinds = tuple(get_args(get_type_hints(m)[tag])[0] for m in members)
+    sec.missing(tag, kinds)
+    cls = members[kinds.index(sec.choice(tag, kinds))]
+    first = (tag, *(n for n in shared if n != tag))
+    return cls, tag, (*first, *(n for n in field_names(cls) if n not in first))
 
 
 def _variant_names() -> str:
@@ -497,14 +390,10 @@ def _variants(top: _Section) -> Mapping[str, Expectation]:
     out: dict[str, Expectation] = {}
     for name in sec.items:
         if ":" not in name and name not in BUNDLED:
-            raise ScenarioError(
-                sec.ctx.path,
-                sec.key_lines[name],
-                sec.sub(name),
-                f"unknown variant; use one of: {_variant_names()}, or a factory spec"
-                " `module:function` / `path/to/file.py:function`",
-            )
-        out[name] = sec.choice(name, "pass", get_args(Expectation))
+            message = f"unknown variant; use one of: {_variant_names()}, or a factory spec"
+            message += " `module:function` / `path/to/file.py:function`"
+            raise ScenarioError(sec.ctx.path, sec.key_lines[name], sec.sub(name), message)
+        out[name] = sec.choice(name, get_args(Expectation))
     if not out:
         raise ScenarioError(
             sec.ctx.path, sec.line, "variants", "is empty; list at least one variant"

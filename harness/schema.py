@@ -2,16 +2,21 @@
 
 Every field of the dataclasses below carries its default, and numeric fields carry their
 range in ``metadata`` (:func:`number`); the choices of a text field are its ``Literal`` type.
-The YAML loader (:mod:`harness.scenario`) reads all three from here, field by field, and the
-reference (docs/scenarios.md) states the same values. :meth:`Scenario.from_dict` rebuilds a
-value from :meth:`Scenario.to_dict`, which is how a validated scenario reaches the worker.
+A field that must be given carries :data:`REQUIRED`; ``client.kwargs`` names the section
+whose set keys it keeps (:func:`section_of`); a rule across fields of one section is that
+section's ``problem`` method (:class:`Problem`). A ``tuple[int, ...]`` is a list of 1-based
+call numbers, and a union of dataclasses is told apart by the ``Literal`` field they share
+(``kind``). The YAML loader (:mod:`harness.scenario`) reads all of this from here, field by
+field, with no per-key code, and the reference (docs/scenarios.md) states the same values.
+:meth:`Scenario.from_dict` rebuilds a value from :meth:`Scenario.to_dict`, which is how a
+validated scenario reaches the worker.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -25,6 +30,7 @@ __all__ = [
     "ClientSpec",
     "Event",
     "EventAction",
+    "Expectation",
     "Expectations",
     "Fault",
     "HttpError",
@@ -52,9 +58,33 @@ _HOUR_MS: Final = 3_600_000
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
 
 
-def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS) -> Any:
-    """A numeric field: its default and its inclusive range, read by the loader."""
-    return field(default=default, metadata={"lo": lo, "hi": hi})
+def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS, cast: Any = None) -> Any:
+    """A numeric field: its default and its inclusive range, read by the loader; ``cast``
+    (e.g. ``float``) converts the value read, for a key handed on as given to the SDK."""
+    meta: dict[str, Any] = {"lo": lo, "hi": hi}
+    if cast is not None:
+        meta["cast"] = cast
+    return field(default=default, metadata=meta)
+
+
+# The metadata of a choice that must be given (``missing; use one of: ...``); its default
+# only fills the dataclass.
+REQUIRED: Final[Mapping[str, Any]] = MappingProxyType({"required": True})
+
+
+def section_of(cls: type[Any]) -> Any:
+    """A mapping field read as section ``cls``, keeping only the keys the file sets."""
+    return field(default_factory=lambda: _EMPTY, metadata={"section": cls})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A rule across a section's fields broken: ``key`` at fault (None: the section), and
+    whose line the error names: the key's, its value's, or the section's (a missing key)."""
+
+    key: str | None
+    message: str
+    at: Literal["key", "value", "section"] = "key"
 
 
 @dataclass(frozen=True)
@@ -134,7 +164,7 @@ class ClientKwargs:
     """The keys ``client.kwargs`` may hold, with the SDK's defaults (used when absent)."""
 
     max_retries: int = number(2, hi=100)
-    timeout: float = number(600.0, lo=0.001, hi=3600)
+    timeout: float = number(600.0, lo=0.001, hi=3600, cast=float)
 
 
 @dataclass(frozen=True)
@@ -143,7 +173,7 @@ class ClientSpec:
     the client kind the scenario requires (``any``: whatever the factory returns)."""
 
     # Only the keys the scenario sets (see ClientKwargs): the SDK applies its own defaults.
-    kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    kwargs: Mapping[str, Any] = section_of(ClientKwargs)
     close_request_clients: bool = True
     kind: Literal["any", "sync", "async"] = "any"
     # request: a fresh client per call (the factory's shared=False); shared: every call goes
@@ -165,7 +195,7 @@ class Event:
     there.
     """
 
-    action: EventAction = "terminate"
+    action: EventAction = field(default="terminate", metadata=REQUIRED)
     after_turn: int | None = number(None, lo=1, hi=100_000)
     during_turn: int | None = number(None, lo=1, hi=100_000)
     at_ms: float = number(0, hi=600_000)
@@ -181,6 +211,21 @@ class Event:
         if self.after_turn is not None:
             return f"{self.action} after turn {self.after_turn}"
         return f"{self.action} during turn {self.during_turn} at {self.at_ms:g} ms"
+
+    def problem(self, given: Collection[str], session: SessionSpec) -> Problem | None:
+        """When the event runs, checked against the keys ``given`` and its ``session``."""
+        whens = [name for name in ("after_turn", "during_turn") if name in given]
+        if len(whens) != 1:
+            return Problem(None, "needs exactly one of `after_turn: N` or `during_turn: N`")
+        if self.turn > session.turns:
+            message = f"{self.turn} is after the last turn; the session has {session.turns} turns"
+            return Problem(whens[0], message, "value")
+        if "at_ms" in given and whens[0] != "during_turn":
+            message = "only goes with `during_turn`; `after_turn` runs after the turn's gap"
+            return Problem("at_ms", message)
+        if whens[0] == "during_turn" and "at_ms" not in given:
+            return Problem("at_ms", "missing; say when in the turn, e.g. `at_ms: 100`", "section")
+        return None
 
 
 @dataclass(frozen=True)
@@ -199,6 +244,14 @@ class SessionSpec:
     def events_at(self, turn: int) -> tuple[str, ...]:
         """The actions of the events that belong to ``turn``, in order (empty: none)."""
         return tuple(e.action for e in self.events if e.turn == turn)
+
+    def problem(self, given: Collection[str], parent: object) -> Problem | None:
+        """Fields that only go together (checked before ``events`` are read)."""
+        if self.abandon_streams and not self.stream:
+            return Problem(
+                "abandon_streams", "needs `stream: true`; only a stream can be abandoned"
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -277,28 +330,24 @@ class Scenario:
 
         For values this program wrote; files from users go through the loader.
         """
-        server = data["server"]
+        server, client = data["server"], data["client"]
+        spec = {
+            **server,
+            "reply": Reply(**server["reply"]),
+            "keepalive": Keepalive(**server["keepalive"]),
+            "faults": tuple(_fault_from_dict(f) for f in server["faults"]),
+        }
         return cls(
-            name=data["name"],
-            version=data["version"],
-            description=data["description"],
-            server=ServerSpec(
-                api=server["api"],
-                reply=Reply(**server["reply"]),
-                latency_ms=server["latency_ms"],
-                keepalive=Keepalive(**server["keepalive"]),
-                faults=tuple(_fault_from_dict(f) for f in server["faults"]),
-            ),
-            client=ClientSpec(
-                kwargs=MappingProxyType(dict(data["client"]["kwargs"])),
-                close_request_clients=data["client"]["close_request_clients"],
-                kind=data["client"]["kind"],
-                calls_via=data["client"].get("calls_via", ClientSpec.calls_via),
-            ),
-            session=_session_from_dict(data["session"]),
-            expect=Expectations(**data["expect"]),
-            variants=MappingProxyType(dict(data["variants"])),
-            path=data["path"],
+            **{
+                **data,
+                "server": ServerSpec(**spec),
+                "client": ClientSpec(
+                    **{**client, "kwargs": MappingProxyType(dict(client["kwargs"]))}
+                ),
+                "session": _session_from_dict(data["session"]),
+                "expect": Expectations(**data["expect"]),
+                "variants": MappingProxyType(dict(data["variants"])),
+            }
         )
 
 

@@ -26,7 +26,7 @@ from harness.report.layout import (
     run_dir,
     update_latest,
 )
-from harness.report.schema import SchemaMismatch, check
+from harness.report.results_schema import SchemaMismatch, check
 from harness.result import CallRecord, RunResult, ServerStats, SocketSample, summarize
 from harness.scenario import Expectations
 from harness.verdict import RegressEntry, RegressSummary, Verdict, judge

@@ -2,9 +2,10 @@
 
 Every other format can be re-rendered from this file (``harness report``), and ``harness
 compare`` reads two of them, so loading is strict: a missing file, bad JSON, an unknown
-schema, or data that does not fit the result dataclasses (:mod:`harness.report.schema`: a
-missing or unknown field, a number given as a string, a ``run_id`` that could leave the
-output folder) is one :class:`UsageError` line naming the file and the field.
+schema, or data that does not fit the result dataclasses
+(:mod:`harness.report.results_schema`: a missing or unknown field, a number given as a
+string, a ``run_id`` that could leave the output folder) is one :class:`UsageError` line
+naming the file and the field.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.report.layout import run_id_problem
-from harness.report.schema import SchemaMismatch, check
+from harness.report.results_schema import SchemaMismatch, check
 from harness.verdict import RegressSummary
 
 __all__ = ["SCHEMA", "load_summary", "parse_summary", "render_json"]

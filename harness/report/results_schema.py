@@ -121,7 +121,9 @@ def _scalar(hint: Any, value: object, where: str) -> None:
         str: isinstance(value, str),
     }.get(hint)
     if ok is None:
-        raise TypeError(f"{where}: no schema check for type {hint!r}; extend report/schema.py")
+        raise TypeError(
+            f"{where}: no schema check for type {hint!r}; extend report/results_schema.py"
+        )
     if not ok:
         raise SchemaMismatch(where, f"expected {_NAMES[hint]}, got {_shown(value)}")
 
