@@ -30,7 +30,18 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
-__all__ = ["AsyncProvider", "Lifecycle", "Policy", "Provider"]
+import openai
+
+__all__ = [
+    "AsyncProvider",
+    "Lifecycle",
+    "Policy",
+    "Provider",
+    "aterminate",
+    "make_async",
+    "make_sync",
+    "terminate",
+]
 
 Policy = Literal["keep", "rebuild", "swap"]
 
@@ -186,4 +197,41 @@ def _close_all(clients: list[Any]) -> None:
 
 async def _aclose_all(clients: list[Any]) -> None:
     for client in clients:
+        await client.close()
+
+
+# The variants' factory and hook bodies: a variant module defines ``create_openai_client``
+# and ``terminate_openai_client`` itself (the hook is looked up beside the factory) and
+# delegates here with its policy.
+
+
+def make_sync(client_kwargs: dict[str, Any], *, shared: bool, policy: Policy) -> Any:
+    """The provider (shared) or a plain ``OpenAI`` (per request), from a copy of the kwargs."""
+    kwargs = dict(client_kwargs)
+    if not shared:
+        return openai.OpenAI(**kwargs)
+    return Provider(lambda: openai.OpenAI(**kwargs), policy)
+
+
+def make_async(client_kwargs: dict[str, Any], *, shared: bool, policy: Policy) -> Any:
+    """The provider (shared) or a plain ``AsyncOpenAI`` (per request), from a copy."""
+    kwargs = dict(client_kwargs)
+    if not shared:
+        return openai.AsyncOpenAI(**kwargs)
+    return AsyncProvider(lambda: openai.AsyncOpenAI(**kwargs), policy)
+
+
+def terminate(client: Any) -> None:
+    """Terminate a provider (its policy decides what closes); close a plain client."""
+    if isinstance(client, Provider):
+        client.terminate()
+    else:
+        client.close()
+
+
+async def aterminate(client: Any) -> None:
+    """:func:`terminate` for the async shells."""
+    if isinstance(client, AsyncProvider):
+        await client.terminate()
+    else:
         await client.close()

@@ -14,24 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
-
-from harness.variants._provider import Provider
+from harness.variants._provider import make_sync, terminate
 
 __all__ = ["create_openai_client", "terminate_openai_client"]
 
 
 def create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> Any:
     """The provider (shared) or a plain ``OpenAI`` (per request), from a copy of the kwargs."""
-    kwargs = dict(client_kwargs)
-    if not shared:
-        return openai.OpenAI(**kwargs)
-    return Provider(lambda: openai.OpenAI(**kwargs), "keep")
+    return make_sync(client_kwargs, shared=shared, policy="keep")
 
 
 def terminate_openai_client(client: Any, *, shared: bool) -> None:
     """Terminate a provider (its policy decides what closes); close a plain client."""
-    if isinstance(client, Provider):
-        client.terminate()
-    else:
-        client.close()
+    terminate(client)

@@ -15,24 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
-
-from harness.variants._provider import AsyncProvider
+from harness.variants._provider import aterminate, make_async
 
 __all__ = ["create_openai_client", "terminate_openai_client"]
 
 
 def create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> Any:
-    """The provider (shared) or a plain ``AsyncOpenAI`` (per request), from a copy of the kwargs."""
-    kwargs = dict(client_kwargs)
-    if not shared:
-        return openai.AsyncOpenAI(**kwargs)
-    return AsyncProvider(lambda: openai.AsyncOpenAI(**kwargs), "rebuild")
+    """The provider (shared) or a plain ``AsyncOpenAI`` (per request), from a copy."""
+    return make_async(client_kwargs, shared=shared, policy="rebuild")
 
 
 async def terminate_openai_client(client: Any, *, shared: bool) -> None:
     """Terminate a provider (its policy decides what closes); close a plain client."""
-    if isinstance(client, AsyncProvider):
-        await client.terminate()
-    else:
-        await client.close()
+    await aterminate(client)
