@@ -120,7 +120,10 @@ def _bisect(
          "--bad", shas[-1], "--scenario", str(scenario), "--factory", FACTORY,
          "--install", install, "--report-dir", str(reports)],
         capture_output=True, text=True, timeout=400, check=False,
-        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        # UV_PYTHON aimed at the harness's env (as nox sets it): uv must still install into
+        # the private venv, which freeze() before and after checks
+        env={**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+             "UV_PYTHON": str(python)},
     )  # fmt: skip
     run_dir = only_report(reports)
     return done, json.loads((run_dir / "bisect.json").read_text(encoding="utf-8")), run_dir
@@ -232,6 +235,8 @@ def test_dependency_files_are_recognised_by_name() -> None:
 def test_venv_env_aims_the_checker_environment_at_the_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     env = {"PATH": f"/usr/bin{os.pathsep}{venv}/bin", "PYTHONHOME": "/x", "KEEP": "1"}
+    # nox sets UV_PYTHON to its own venv: uv would install there instead of VIRTUAL_ENV
+    env |= {"UV_PYTHON": "/nox/venv", "UV_PROJECT_ENVIRONMENT": "/nox/venv", "CONDA_PREFIX": "/c"}
     assert venv_env(env, venv) == {
         "PATH": f"{venv}/bin{os.pathsep}/usr/bin",
         "HARNESS_PYTHON": f"{venv}/bin/python",

@@ -30,6 +30,7 @@ import sys
 import sysconfig
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Final
 
 from harness.bisect.step import run_logged
 from harness.errors import HarnessError
@@ -68,11 +69,19 @@ def dependency_key(files: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((path, blob) for path, blob in files.items() if is_dependency_file(path)))
 
 
+# Variables that aim an installer or interpreter at another environment than VIRTUAL_ENV
+# (nox sets UV_PYTHON to its own venv: `uv pip install` would then write there).
+_ELSEWHERE: Final = frozenset(
+    {"PYTHONHOME", "UV_PYTHON", "UV_SYSTEM_PYTHON", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX"}
+)
+
+
 def build(venv: Path, *, log: Path, seed_pip: bool) -> Path:
     """Create the private venv at ``venv`` (see the module docstring); return its python.
     ``log`` receives the tools' output; a failure raises HarnessError naming it."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("VIRTUAL_ENV", None)  # uv would otherwise aim at the harness's own venv
+    # without VIRTUAL_ENV: uv would otherwise aim at the harness's own venv
+    env = {k: v for k, v in os.environ.items() if k not in _ELSEWHERE | {"VIRTUAL_ENV"}}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     uv = shutil.which("uv")
     argv = (
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)]
@@ -94,10 +103,11 @@ def build(venv: Path, *, log: Path, seed_pip: bool) -> Path:
 
 def venv_env(env: Mapping[str, str], venv: Path) -> dict[str, str]:
     """``env`` (the checker's environment) aimed at the private venv: ``HARNESS_PYTHON`` its
-    python, ``VIRTUAL_ENV`` its root, its ``bin`` first on ``PATH``; the rest unchanged."""
+    python, ``VIRTUAL_ENV`` its root, its ``bin`` first on ``PATH``, no variable that aims
+    elsewhere (``UV_PYTHON``, ``CONDA_PREFIX``, ``PYTHONHOME``...); the rest unchanged."""
     bindir = str(venv / "bin")
     path = [bindir, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bindir)]
-    out = {k: v for k, v in env.items() if k != "PYTHONHOME"}
+    out = {k: v for k, v in env.items() if k not in _ELSEWHERE}
     out.update(
         HARNESS_PYTHON=str(venv / "bin" / "python"),
         VIRTUAL_ENV=str(venv),
