@@ -23,6 +23,10 @@ import pytest
 
 from harness.bisect import git as g
 
+# What reaches a file or the output depends on how each SDK line words its errors and sends
+# its headers: every line runs these (docs/testing.md).
+pytestmark = pytest.mark.sdk
+
 # The SDK reads OPENAI_API_KEY when no api_key is given: the planted key goes out on every
 # request as "Authorization: Bearer <key>", to the mock server on 127.0.0.1.
 ENV_KEY = """\
