@@ -180,11 +180,8 @@ class AsyncGateway:
                 self._schedule(step.turn)
             started = self._clock()
             failure: Exception | None = None
-            raised = False  # whether the factory failed to build this call's request client
             try:
                 await self._round_trip(step.conversation, tools=step.tools, held=held)
-            except FactoryRaised as exc:
-                failure, raised = exc.failure, True
             except Exception as exc:  # count every failure, whatever its type
                 failure = exc
             on_call(
@@ -195,7 +192,6 @@ class AsyncGateway:
                     started=started,
                     ended=self._clock(),
                     failure=failure,
-                    factory_raised=raised,
                 )
             )
             if step.ends_turn:

@@ -198,11 +198,13 @@ def call_record(
     started: float,
     ended: float,
     failure: Exception | None,
-    factory_raised: bool = False,
 ) -> CallRecord:
     """The record of ``step``'s round trip, which ran from ``started`` to ``ended`` (clock
-    seconds; ``t0``: the session's start); ``factory_raised``: ``failure`` came from the
-    factory building the request client, so the call never tried the server."""
+    seconds; ``t0``: the session's start). A :class:`FactoryRaised` failure is recorded as
+    the factory's own exception with ``factory_raised`` set: the call never tried the server."""
+    factory_raised = isinstance(failure, FactoryRaised)
+    if isinstance(failure, FactoryRaised):
+        failure = failure.failure
     return CallRecord(
         session=session,
         turn=step.turn,

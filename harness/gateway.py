@@ -288,11 +288,8 @@ class Gateway:
     def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
         started = self._clock()
         failure: Exception | None = None
-        raised = False  # whether the factory failed to build this call's request client
         try:
             self._round_trip(step.conversation, tools=step.tools, held=held)
-        except FactoryRaised as exc:
-            failure, raised = exc.failure, True
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
@@ -302,7 +299,6 @@ class Gateway:
             started=started,
             ended=self._clock(),
             failure=failure,
-            factory_raised=raised,
         )
 
     def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
