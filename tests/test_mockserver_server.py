@@ -65,12 +65,15 @@ CHAT_BODY = json.dumps({"model": "m", "messages": MESSAGES}).encode()
 @pytest.fixture(autouse=True)
 def _nothing_left_behind(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     process = psutil.Process()
+    # Collect first: an earlier test's garbage closing its fds during this one is no leak
+    # of this one (it made the count drop by one under xdist in CI).
+    gc.collect()
     fds = process.num_fds()
     yield
     gc.collect()  # an unclosed socket would warn here, and warnings are errors
     left = [t.name for t in threading.enumerate() if t.name.startswith("mockserver-")]
     assert left == []
-    assert process.num_fds() == fds
+    assert process.num_fds() <= fds
     # asyncio and the server log what goes wrong in their threads; nothing may.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 

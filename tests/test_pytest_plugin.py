@@ -6,6 +6,7 @@ documented example is exactly what runs here, against a buggy and a fixed factor
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from pathlib import Path
@@ -129,6 +130,7 @@ def test_markers_select_scenarios_and_configure_the_server(pytester: pytest.Pyte
 
 
 def _own_fds() -> int:
+    gc.collect()  # an earlier test's garbage must not close its fds mid-count
     return psutil.Process().num_fds()
 
 
