@@ -902,28 +902,40 @@ def _checker_venv(path: Path) -> Path:
 # --- terminal output ----------------------------------------------------------------------
 
 
-def _bisect_argv(repo: Path, shas: list[str], scenario: Path, reports: Path) -> list[str]:
-    return [sys.executable, "-m", "harness", "bisect", "--repo", str(repo), "--good", shas[0],
-            "--bad", shas[BAD], "--scenario", str(scenario), "--factory", FACTORY,
-            "--report-dir", str(reports)]  # fmt: skip
+def _state_repo(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """The module's history (K, S, BAD) judged by the STATE oracle: the terminal's progress
+    and wording do not depend on what judges a commit, and the real oracle has its own test."""
+    repo = _new_repo(tmp_path / "repo")
+    states = ["healthy" if i < K else "regression" for i in range(BAD + 1)]
+    states[S] = "untestable"
+    shas = [_commit(repo, f"c{i}", STATE=state) for i, state in enumerate(states)]
+    oracle = tmp_path / "state_oracle.py"
+    # each run lasts a moment, as a real one does, so the live region redraws during it
+    oracle.write_text("import time; time.sleep(0.5)\n" + STATE_ORACLE, encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
+    argv = [sys.executable, "-m", "harness", "bisect", "--repo", str(repo), "--good", shas[0],
+            "--bad", shas[BAD], "--scenario", str(tmp_path / "s.yaml"), "--factory", "unused:f",
+            "--oracle", f"{sys.executable} {oracle}"]  # fmt: skip
+    return shas, argv
 
 
 def test_on_a_tty_bisect_shows_live_progress_and_quiet_prints_the_conclusion(
-    repo: Path, shas: list[str], scenario: Path, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
+    shas, argv = _state_repo(tmp_path)
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
-    code, out = run_in_pty(_bisect_argv(repo, shas, scenario, tmp_path / "tty"), env)
+    code, out = run_in_pty([*argv, "--report-dir", str(tmp_path / "tty")], env)
     assert code == 0, out
     text = ANSI.sub("", out)
     assert "\x1b[?25l" in out  # the live region is drawn
     assert "running: good bound " in text and "running: step " in text
     assert "0/" in text and " oracle runs" in text and "1 untestable" in text
     # the plain lines and the conclusion still reach the terminal
-    assert f"step       {shas[S][:7]}" in text
-    conclusion = f"first bad commit: {shas[K]} 'c{K}: change {K}' by Dev {K % 3}"
+    assert f"step       {shas[S][:7]}" in text and "untestable -> skip" in text
+    conclusion = f"first bad commit: {shas[K]} 'c{K}' by Dev"
     assert conclusion in text
     quiet = subprocess.run(
-        [*_bisect_argv(repo, shas, scenario, tmp_path / "q"), "--quiet"],
+        [*argv, "--report-dir", str(tmp_path / "q"), "--quiet"],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert quiet.returncode == 0, quiet.stderr

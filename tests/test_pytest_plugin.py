@@ -87,13 +87,27 @@ def test_the_example_fails_on_the_buggy_factory(pytester: pytest.Pytester) -> No
 
 def test_the_example_passes_on_the_fixed_factory_under_xdist(pytester: pytest.Pytester) -> None:
     _project(pytester, FIXED)
-    outcomes, out = _outcomes(pytester, "-p", "xdist", "-n", "2")
-    bundled = len(list((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml")))
-    # harness_scenario leaves out the provider scenarios: they judge a terminate hook, which a
-    # client factory does not define (docs/pytest.md).
-    assert outcomes == {"passed": bundled - len(PROVIDER_SCENARIOS) + 3}, out
-    for name in PROVIDER_SCENARIOS:
-        assert f"test_factory_on_every_bundled_scenario[{name}]" not in out
+    # Collection covers every bundled scenario but the provider ones: they judge a terminate
+    # hook, which a client factory does not define (docs/pytest.md).
+    collected = pytester.runpytest_subprocess("--collect-only", "-q", timeout=TIMEOUT_S)
+    bundled = {
+        p.stem for p in (Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml")
+    }
+    names = set(
+        re.findall(r"test_factory_on_every_bundled_scenario\[([\w-]+)\]", collected.stdout.str())
+    )
+    assert names == bundled - set(PROVIDER_SCENARIOS), collected.stdout.str()
+    # Under xdist, a few of them (each scenario's run is what the regress tests judge).
+    outcomes, out = _outcomes(
+        pytester,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "-k",
+        "use-after-close or rate-limited or own or share or speed",
+    )
+    assert outcomes == {"passed": 5}, out
     assert "created: 2/2 workers" in out
 
 
