@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from harness.result import RunResult, turn_label
+from harness.result import RunResult, is_turn_label, turn_label
 from harness.verdict import RegressEntry, RegressSummary, Verdict
 
 __all__ = [
@@ -290,7 +290,7 @@ def turn_table(run: RunResult, width: float = WIDE) -> str:
             first_error.get(s.turn, ""),
         ]
         for s in run.samples
-        if s.label.startswith("turn ")
+        if is_turn_label(s.label)
     ]
     header = ("turn", "calls", "errors", "close_wait", "established", "fds", "first error")
     table = format_table(header, rows)
