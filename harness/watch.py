@@ -1,0 +1,268 @@
+"""``harness watch``'s core: samples as values, the threshold decisions, and the sampling loop.
+
+Theory of operation. A :class:`Sample` is what one look at the process found: its open fds
+and, per remote endpoint (``host:port``), how many TCP sockets are ESTABLISHED, in CLOSE_WAIT
+or in any other state. A :class:`Series` takes the samples in order and decides, without any
+I/O, which :class:`Thresholds` each one crosses:
+
+- ``max_close_wait``: the CLOSE_WAIT sockets of the sample (every endpoint watched, summed)
+  exceed it;
+- ``max_growth``: CLOSE_WAIT grew by more than it within the sliding window ``over_s``: the
+  sample's count less the lowest count of the samples taken in the ``over_s`` seconds before
+  it (itself included). Without ``over_s`` the window is the whole watch so far. A watch
+  shorter than the window judges the growth it has seen.
+
+:func:`watch` is the loop around it: a sample every ``interval_s`` on a monotonic schedule
+(late samples are not made up for), until ``duration_s`` has passed, the process ends
+(:class:`ProcessGone`), or SIGINT/SIGTERM (:class:`~harness.interrupts.Interrupted`, caught:
+that is a normal end). The sampler, the clock and the wait are passed in, so tests drive it
+without a process or a real clock. The result, a :class:`WatchSummary`, says how it ended and
+gives the exit code (:data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from harness.errors import HarnessError
+from harness.interrupts import Interrupted
+
+__all__ = [
+    "EXIT_CODES",
+    "Counts",
+    "EndReason",
+    "ProcessGone",
+    "Sample",
+    "Series",
+    "Thresholds",
+    "WatchSummary",
+    "growth_peak",
+    "parse_duration",
+    "peaks",
+    "span",
+    "totals",
+    "watch",
+]
+
+EndReason = Literal["duration", "interrupted", "exited"]
+
+EXIT_CODES: Final = {
+    "ok": 0,  # watched to the end (--duration, Ctrl-C, SIGTERM), no threshold crossed
+    "crossed": 1,  # a threshold was crossed at some sample, however the watch ended
+    "usage": 2,  # bad usage, or cannot watch: no such process, access denied
+    "exited": 3,  # the process ended before the watch did, no threshold crossed
+}
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``30s``, ``10m``, ``1h``, ``500ms`` or a bare number of seconds;
+    ValueError (one line saying what is allowed) for anything else or for 0."""
+    match = _DURATION.fullmatch(text.strip())
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else 0.0
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 10m, 1h or 500ms (> 0)")
+    return seconds
+
+
+class ProcessGone(HarnessError):
+    """The watched process ended (or is a zombie awaiting its parent)."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """TCP sockets toward one endpoint by state."""
+
+    established: int = 0
+    close_wait: int = 0
+    other: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"established": self.established, "close_wait": self.close_wait, "other": self.other}
+
+    def __add__(self, more: Counts) -> Counts:
+        return Counts(
+            self.established + more.established,
+            self.close_wait + more.close_wait,
+            self.other + more.other,
+        )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at the process: ``t`` seconds after the first sample, at ``time`` (ISO UTC)."""
+
+    t: float
+    time: str
+    fds: int
+    endpoints: Mapping[str, Counts]  # only endpoints with at least one socket, sorted
+
+    @property
+    def total(self) -> Counts:
+        return sum(self.endpoints.values(), Counts())
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the exit code judges; None: not judged."""
+
+    max_close_wait: int | None = None
+    max_growth: int | None = None
+    over_s: float | None = None  # the growth window; None: since the first sample
+
+    def describe(self) -> list[str]:
+        """One phrase per threshold set, as the docs and reports name them."""
+        out = []
+        if self.max_close_wait is not None:
+            out.append(f"CLOSE_WAIT at most {self.max_close_wait}")
+        if self.max_growth is not None:
+            window = f"within {span(self.over_s)}" if self.over_s else "since the start"
+            out.append(f"CLOSE_WAIT growth at most {self.max_growth} {window}")
+        return out
+
+
+def span(seconds: float) -> str:
+    """``seconds`` as the user would write it: ``10m``, ``1h``, ``1.5s``."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass
+class Series:
+    """The samples so far and the threshold decisions on each (see the module docstring)."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    samples: list[Sample] = field(default_factory=list)
+    growths: list[int] = field(default_factory=list)  # CLOSE_WAIT growth at each sample
+    crossed: list[tuple[str, ...]] = field(default_factory=list)  # thresholds crossed at each
+    _window: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, sample: Sample) -> tuple[str, ...]:
+        """Record ``sample``; return the names of the thresholds it crosses."""
+        close_wait = sample.total.close_wait
+        over = self.thresholds.over_s
+        self._window.append((sample.t, close_wait))
+        while over is not None and self._window[0][0] < sample.t - over:
+            self._window.popleft()
+        if over is None:  # the whole watch: only the lowest count matters
+            self._window = deque([min(self._window, key=lambda tc: tc[1])])
+        growth = close_wait - min(count for _, count in self._window)
+        limits = self.thresholds
+        crossed = tuple(
+            name
+            for name, value, limit in (
+                ("max_close_wait", close_wait, limits.max_close_wait),
+                ("max_growth", growth, limits.max_growth),
+            )
+            if limit is not None and value > limit
+        )
+        self.samples.append(sample)
+        self.growths.append(growth)
+        self.crossed.append(crossed)
+        return crossed
+
+    def endpoints(self) -> list[str]:
+        """Every endpoint seen in any sample, sorted."""
+        return sorted({ep for s in self.samples for ep in s.endpoints})
+
+    def column(self, endpoint: str, state: str) -> list[int]:
+        """One state's count toward ``endpoint`` at every sample (0 where none)."""
+        return [getattr(s.endpoints.get(endpoint, Counts()), state) for s in self.samples]
+
+    def first_crossing(self, name: str) -> int | None:
+        """The index of the first sample that crossed threshold ``name``, or None."""
+        return next((i for i, names in enumerate(self.crossed) if name in names), None)
+
+
+@dataclass(frozen=True)
+class WatchSummary:
+    """How a watch went: the series, how it ended, and so the exit code."""
+
+    pid: int
+    started: str  # ISO UTC of the first sample
+    interval_s: float
+    series: Series
+    ended: EndReason
+    detail: str = ""  # e.g. "SIGINT"
+
+    @property
+    def crossed(self) -> list[str]:
+        return sorted({name for names in self.series.crossed for name in names})
+
+    @property
+    def exit_code(self) -> int:
+        if self.crossed:
+            return EXIT_CODES["crossed"]
+        return EXIT_CODES["exited" if self.ended == "exited" else "ok"]
+
+    def sample_dict(self, index: int) -> dict[str, Any]:
+        """The JSON Lines object of sample ``index`` (fields: docs/watch.md)."""
+        sample = self.series.samples[index]
+        total = sample.total
+        return {
+            "pid": self.pid,
+            "t": round(sample.t, 3),
+            "time": sample.time,
+            "fds": sample.fds,
+            **total.to_dict(),
+            "close_wait_growth": self.series.growths[index],
+            "crossed": list(self.series.crossed[index]),
+            "endpoints": {ep: c.to_dict() for ep, c in sample.endpoints.items()},
+        }
+
+
+def watch(
+    sampler: Callable[[float], Sample],
+    *,
+    interval_s: float,
+    duration_s: float | None,
+    series: Series,
+    on_sample: Callable[[Series], None],
+    clock: Callable[[], float],
+    wait: Callable[[float], object],
+) -> tuple[EndReason, str]:
+    """Sample until the end; return (how it ended, detail). ``sampler(t)`` takes a sample
+    ``t`` seconds into the watch (raising :class:`ProcessGone` when the process has ended);
+    ``on_sample`` sees the series after each; ``wait(seconds)`` sleeps, interruptibly."""
+    t0 = clock()
+    ticks = 0
+    try:
+        while True:
+            series.add(sampler(clock() - t0))
+            on_sample(series)
+            elapsed = clock() - t0
+            if duration_s is not None and elapsed >= duration_s:
+                return "duration", ""
+            ticks = max(ticks + 1, math.floor(elapsed / interval_s) + 1)  # skip missed ticks
+            due = ticks * interval_s if duration_s is None else min(ticks * interval_s, duration_s)
+            wait(max(0.0, due - (clock() - t0)))
+    except ProcessGone as exc:
+        return "exited", str(exc)
+    except Interrupted as exc:
+        return "interrupted", signal.Signals(exc.signum).name
+
+
+def growth_peak(series: Series) -> int:
+    """The largest CLOSE_WAIT growth any sample saw (0 with no samples)."""
+    return max(series.growths, default=0)
+
+
+def peaks(series: Series, endpoint: str) -> Counts:
+    """The highest count of each state toward ``endpoint`` over the watch."""
+    states = ("established", "close_wait", "other")
+    return Counts(*(max(series.column(endpoint, s), default=0) for s in states))
+
+
+def totals(samples: Sequence[Sample]) -> list[int]:
+    """CLOSE_WAIT over every endpoint at each sample."""
+    return [s.total.close_wait for s in samples]
