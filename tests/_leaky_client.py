@@ -1,35 +1,37 @@
 """A child process for `harness watch` tests: one keep-alive HTTP connection to a mock server
-every EVERY seconds. ``leak`` keeps each connection object (its socket sits in CLOSE_WAIT once
-the server reaps it), ``close`` closes it after its answer. Stops after COUNT connections
-(0: never), then exits.
+every EVERY seconds, until its stdin closes (then it exits).
 
-    python tests/_leaky_client.py PORT leak|close EVERY COUNT
+``leak`` keeps every connection object, so each socket sits in CLOSE_WAIT once the server
+reaps it with a FIN; ``close`` closes each one after its answer (the healthy client).
+
+    python tests/_leaky_client.py PORT leak|close EVERY
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import select
 import sys
-import time
 
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "ping"}]})
 
 
-def main(port: int, mode: str, every_s: float, count: int) -> None:
+def main(port: int, mode: str, every_s: float) -> None:
     held = []
-    made = 0
-    while count == 0 or made < count:
+    while True:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/v1/chat/completions", BODY, {"Content-Type": "application/json"})
         conn.getresponse().read()
-        made += 1
         if mode == "leak":
             held.append(conn)  # never closed: CLOSE_WAIT after the server's FIN
         else:
             conn.close()
-        time.sleep(every_s)
+        readable, _, _ = select.select([sys.stdin], [], [], every_s)
+        if readable and not os.read(sys.stdin.fileno(), 1):
+            return  # stdin closed: the test wants this process gone
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]))
