@@ -26,7 +26,7 @@ import math
 import re
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -37,6 +37,7 @@ __all__ = [
     "EXIT_CODES",
     "Counts",
     "EndReason",
+    "Point",
     "ProcessGone",
     "Sample",
     "Series",
@@ -46,7 +47,6 @@ __all__ = [
     "parse_duration",
     "peaks",
     "span",
-    "totals",
     "watch",
 ]
 
@@ -137,26 +137,46 @@ def span(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+@dataclass(frozen=True)
+class Point:
+    """One sample with what the thresholds made of it."""
+
+    sample: Sample
+    growth: int  # CLOSE_WAIT growth within the window
+    crossed: tuple[str, ...]  # the names of the thresholds crossed
+
+
 @dataclass
 class Series:
     """The samples so far and the threshold decisions on each (see the module docstring)."""
 
     thresholds: Thresholds = field(default_factory=Thresholds)
-    samples: list[Sample] = field(default_factory=list)
-    growths: list[int] = field(default_factory=list)  # CLOSE_WAIT growth at each sample
-    crossed: list[tuple[str, ...]] = field(default_factory=list)  # thresholds crossed at each
-    _window: deque[tuple[float, int]] = field(default_factory=deque)
+    points: list[Point] = field(default_factory=list)  # one append per sample: a signal
+    # arriving in the middle of :meth:`add` never leaves the lists out of step
+    window: deque[tuple[float, int]] = field(default_factory=deque)  # (t, CLOSE_WAIT)
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [p.sample for p in self.points]
+
+    @property
+    def growths(self) -> list[int]:
+        return [p.growth for p in self.points]
+
+    @property
+    def crossed(self) -> list[tuple[str, ...]]:
+        return [p.crossed for p in self.points]
 
     def add(self, sample: Sample) -> tuple[str, ...]:
         """Record ``sample``; return the names of the thresholds it crosses."""
         close_wait = sample.total.close_wait
         over = self.thresholds.over_s
-        self._window.append((sample.t, close_wait))
-        while over is not None and self._window[0][0] < sample.t - over:
-            self._window.popleft()
+        self.window.append((sample.t, close_wait))
+        while over is not None and self.window[0][0] < sample.t - over:
+            self.window.popleft()
         if over is None:  # the whole watch: only the lowest count matters
-            self._window = deque([min(self._window, key=lambda tc: tc[1])])
-        growth = close_wait - min(count for _, count in self._window)
+            self.window = deque([min(self.window, key=lambda tc: tc[1])])
+        growth = close_wait - min(count for _, count in self.window)
         limits = self.thresholds
         crossed = tuple(
             name
@@ -166,22 +186,34 @@ class Series:
             )
             if limit is not None and value > limit
         )
-        self.samples.append(sample)
-        self.growths.append(growth)
-        self.crossed.append(crossed)
+        self.points.append(Point(sample, growth, crossed))
         return crossed
 
     def endpoints(self) -> list[str]:
         """Every endpoint seen in any sample, sorted."""
-        return sorted({ep for s in self.samples for ep in s.endpoints})
+        return sorted({ep for p in self.points for ep in p.sample.endpoints})
 
     def column(self, endpoint: str, state: str) -> list[int]:
         """One state's count toward ``endpoint`` at every sample (0 where none)."""
-        return [getattr(s.endpoints.get(endpoint, Counts()), state) for s in self.samples]
+        return [getattr(p.sample.endpoints.get(endpoint, Counts()), state) for p in self.points]
 
     def first_crossing(self, name: str) -> int | None:
         """The index of the first sample that crossed threshold ``name``, or None."""
-        return next((i for i, names in enumerate(self.crossed) if name in names), None)
+        return next((i for i, p in enumerate(self.points) if name in p.crossed), None)
+
+    def record(self, pid: int, index: int) -> dict[str, Any]:
+        """The JSON Lines object of sample ``index`` (fields: docs/watch.md)."""
+        point = self.points[index]
+        return {
+            "pid": pid,
+            "t": round(point.sample.t, 3),
+            "time": point.sample.time,
+            "fds": point.sample.fds,
+            **point.sample.total.to_dict(),
+            "close_wait_growth": point.growth,
+            "crossed": list(point.crossed),
+            "endpoints": {ep: c.to_dict() for ep, c in point.sample.endpoints.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -204,21 +236,6 @@ class WatchSummary:
         if self.crossed:
             return EXIT_CODES["crossed"]
         return EXIT_CODES["exited" if self.ended == "exited" else "ok"]
-
-    def sample_dict(self, index: int) -> dict[str, Any]:
-        """The JSON Lines object of sample ``index`` (fields: docs/watch.md)."""
-        sample = self.series.samples[index]
-        total = sample.total
-        return {
-            "pid": self.pid,
-            "t": round(sample.t, 3),
-            "time": sample.time,
-            "fds": sample.fds,
-            **total.to_dict(),
-            "close_wait_growth": self.series.growths[index],
-            "crossed": list(self.series.crossed[index]),
-            "endpoints": {ep: c.to_dict() for ep, c in sample.endpoints.items()},
-        }
 
 
 def watch(
@@ -261,8 +278,3 @@ def peaks(series: Series, endpoint: str) -> Counts:
     """The highest count of each state toward ``endpoint`` over the watch."""
     states = ("established", "close_wait", "other")
     return Counts(*(max(series.column(endpoint, s), default=0) for s in states))
-
-
-def totals(samples: Sequence[Sample]) -> list[int]:
-    """CLOSE_WAIT over every endpoint at each sample."""
-    return [s.total.close_wait for s in samples]

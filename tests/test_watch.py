@@ -146,7 +146,8 @@ def test_exit_codes(values: list[int], ended: str, limits: dict[str, int], code:
 
 
 def test_the_documented_json_fields_are_the_real_ones() -> None:
-    line = json.loads(json_line(_summary([0, 2], max_close_wait=1), 1))
+    summary = _summary([0, 2], max_close_wait=1)
+    line = json.loads(json_line(summary.pid, summary.series, 1))
     assert line == {
         "pid": 4242, "t": 1.0, "time": "T1.0", "fds": 12, "established": 1, "close_wait": 2,
         "other": 0, "close_wait_growth": 2, "crossed": ["max_close_wait"],

@@ -136,15 +136,14 @@ class _JsonLines:
     def __init__(self, pid: int, interval_s: float) -> None:
         self.pid, self.interval_s = pid, interval_s
 
-    def __enter__(self) -> _JsonLines:
-        return self
+    def __enter__(self) -> None:
+        return None
 
     def __exit__(self, *exc: object) -> None:
         return None
 
     def update(self, series: Series) -> None:
-        summary = WatchSummary(self.pid, "", self.interval_s, series, "duration")
-        print(json_line(summary, len(series.samples) - 1), flush=True)
+        print(json_line(self.pid, series, len(series.points) - 1), flush=True)
 
 
 class _LiveTable(_JsonLines):
@@ -155,9 +154,8 @@ class _LiveTable(_JsonLines):
         self.console = Console(file=sys.stdout, force_terminal=True, highlight=False)
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
 
-    def __enter__(self) -> _LiveTable:
+    def __enter__(self) -> None:
         self.live.start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.live.stop()

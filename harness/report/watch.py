@@ -42,9 +42,9 @@ _ENDED = {
 }
 
 
-def json_line(summary: WatchSummary, index: int) -> str:
+def json_line(pid: int, series: Series, index: int) -> str:
     """Sample ``index`` as one line of JSON (fields: docs/watch.md)."""
-    return json.dumps(summary.sample_dict(index), separators=(",", ":"))
+    return json.dumps(series.record(pid, index), separators=(",", ":"))
 
 
 def endpoint_rows(series: Series) -> list[tuple[object, ...]]:
@@ -233,7 +233,8 @@ def write_watch_reports(summary: WatchSummary, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create --out folder {str(out)!r}: {exc.strerror}") from exc
-    jsonl = "".join(json_line(summary, i) + "\n" for i in range(len(summary.series.samples)))
+    series = summary.series
+    jsonl = "".join(json_line(summary.pid, series, i) + "\n" for i in range(len(series.points)))
     for name, text in zip(
         WATCH_FILES,
         (render_watch_markdown(summary), render_watch_html(summary), jsonl),
