@@ -43,9 +43,7 @@ __all__ = [
     "Series",
     "Thresholds",
     "WatchSummary",
-    "growth_peak",
     "parse_duration",
-    "peaks",
     "span",
     "watch",
 ]
@@ -87,6 +85,14 @@ class Counts:
 
     def to_dict(self) -> dict[str, int]:
         return {"established": self.established, "close_wait": self.close_wait, "other": self.other}
+
+    def top(self, more: Counts) -> Counts:
+        """The higher of each count."""
+        return Counts(
+            max(self.established, more.established),
+            max(self.close_wait, more.close_wait),
+            max(self.other, more.other),
+        )
 
     def __add__(self, more: Counts) -> Counts:
         return Counts(
@@ -154,6 +160,11 @@ class Series:
     points: list[Point] = field(default_factory=list)  # one append per sample: a signal
     # arriving in the middle of :meth:`add` never leaves the lists out of step
     window: deque[tuple[float, int]] = field(default_factory=deque)  # (t, CLOSE_WAIT)
+    # Running peaks, so a live view of a day-long watch costs the same as a minute's.
+    peaks: dict[str, Counts] = field(default_factory=dict)  # per endpoint ever seen
+    total_peak: Counts = Counts()
+    fds_peak: int = 0
+    growth_peak: int = 0
 
     @property
     def samples(self) -> list[Sample]:
@@ -187,11 +198,16 @@ class Series:
             if limit is not None and value > limit
         )
         self.points.append(Point(sample, growth, crossed))
+        for ep, counts in sample.endpoints.items():
+            self.peaks[ep] = self.peaks.get(ep, Counts()).top(counts)
+        self.total_peak = self.total_peak.top(sample.total)
+        self.fds_peak = max(self.fds_peak, sample.fds)
+        self.growth_peak = max(self.growth_peak, growth)
         return crossed
 
     def endpoints(self) -> list[str]:
         """Every endpoint seen in any sample, sorted."""
-        return sorted({ep for p in self.points for ep in p.sample.endpoints})
+        return sorted(self.peaks)
 
     def column(self, endpoint: str, state: str) -> list[int]:
         """One state's count toward ``endpoint`` at every sample (0 where none)."""
@@ -267,14 +283,3 @@ def watch(
         return "exited", str(exc)
     except Interrupted as exc:
         return "interrupted", signal.Signals(exc.signum).name
-
-
-def growth_peak(series: Series) -> int:
-    """The largest CLOSE_WAIT growth any sample saw (0 with no samples)."""
-    return max(series.growths, default=0)
-
-
-def peaks(series: Series, endpoint: str) -> Counts:
-    """The highest count of each state toward ``endpoint`` over the watch."""
-    states = ("established", "close_wait", "other")
-    return Counts(*(max(series.column(endpoint, s), default=0) for s in states))

@@ -13,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.interrupts import Interrupted
 from harness.report.watch import (
+    conclusion,
     json_line,
     live_view,
     render_watch_html,
@@ -205,3 +206,21 @@ def test_bad_usage_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("harness watch: error: ") and message in err
+
+
+def test_a_watch_that_ended_before_its_first_sample_says_so() -> None:
+    (ended, _), series = _run([ProcessGone("pid 7 exited")], duration_s=None)
+    assert ended == ("exited", "pid 7 exited") and series.points == []
+    summary = WatchSummary(7, "", 1.0, series, "exited", "pid 7 exited")
+    assert conclusion(summary) == [
+        "watch: pid 7: no sample taken; ended: pid 7 exited while watched",
+        "exit 3: the process ended",
+    ]
+
+
+def test_peaks_are_kept_as_samples_come() -> None:
+    series = Series()
+    for t, (cw, est, fds) in enumerate([(1, 3, 20), (4, 0, 12), (2, 1, 30)]):
+        series.add(sample(float(t), cw, established=est, fds=fds))
+    assert (series.peaks[EP], series.total_peak) == (Counts(3, 4, 0), Counts(3, 4, 0))
+    assert (series.fds_peak, series.growth_peak, series.endpoints()) == (30, 3, [EP])

@@ -120,13 +120,16 @@ def main(ns: argparse.Namespace) -> int:
             clock=time.monotonic,
             wait=lambda s: in_slices(_NEVER.wait, s),
         )
-    summary = WatchSummary(ns.pid, series.samples[0].time, ns.interval, series, ended, detail)
+    started = series.points[0].sample.time if series.points else ""
+    summary = WatchSummary(ns.pid, started, ns.interval, series, ended, detail)
     closing = sys.stdout if live else sys.stderr  # stdout stays JSON Lines only
     with ignoring():  # the ending and the report are written in full, whatever comes now
         for line in conclusion(summary):
             print(line, file=closing, flush=True)
-        if ns.out is not None:
+        if ns.out is not None and series.points:
             print(f"reports: {write_watch_reports(summary, ns.out)}", file=closing, flush=True)
+        elif ns.out is not None:
+            print("reports: none (no sample was taken)", file=closing, flush=True)
     return summary.exit_code
 
 

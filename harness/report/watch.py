@@ -17,7 +17,7 @@ from harness.report.html import CSS
 from harness.report.layout import atomic_write_text
 from harness.report.svg import line_chart, pens
 from harness.report.text import fit_table, plural, wrap
-from harness.watch import Series, Thresholds, WatchSummary, growth_peak, peaks, span
+from harness.watch import Counts, Series, Thresholds, WatchSummary, span
 
 __all__ = [
     "WATCH_FILES",
@@ -50,17 +50,20 @@ def json_line(pid: int, series: Series, index: int) -> str:
 def endpoint_rows(series: Series) -> list[tuple[object, ...]]:
     """Per endpoint seen: counts at the last sample, then the CLOSE_WAIT and ESTABLISHED
     peaks; a ``total`` row when there is more than one endpoint."""
-    last = series.samples[-1].endpoints if series.samples else {}
+    if not series.points:
+        return []
+    last = series.points[-1].sample
     rows: list[tuple[object, ...]] = []
     for ep in series.endpoints():
-        now, top = last.get(ep), peaks(series, ep)
-        now_counts = (now.established, now.close_wait, now.other) if now else (0, 0, 0)
-        rows.append((ep, *now_counts, top.close_wait, top.established))
+        now, top = last.endpoints.get(ep, Counts()), series.peaks[ep]
+        rows.append(
+            (ep, now.established, now.close_wait, now.other, top.close_wait, top.established)
+        )
     if len(rows) > 1:
-        total = series.samples[-1].total
-        cw_top = max((s.total.close_wait for s in series.samples), default=0)
-        est_top = max((s.total.established for s in series.samples), default=0)
-        rows.append(("total", total.established, total.close_wait, total.other, cw_top, est_top))
+        now, top = last.total, series.total_peak
+        rows.append(
+            ("total", now.established, now.close_wait, now.other, top.close_wait, top.established)
+        )
     return rows
 
 
@@ -72,11 +75,10 @@ def endpoint_table(series: Series, width: float) -> str:
 
 
 def _status(pid: int, series: Series, interval_s: float) -> str:
-    s = series.samples[-1]
-    fds = [x.fds for x in series.samples]
+    s, first = series.points[-1].sample, series.points[0].sample
     return (
-        f"pid {pid} · {s.t:.1f} s · {plural(len(series.samples), 'sample')} every "
-        f"{interval_s:g} s · fds {s.fds} (first {fds[0]}, peak {max(fds)})"
+        f"pid {pid} · {s.t:.1f} s · {plural(len(series.points), 'sample')} every "
+        f"{interval_s:g} s · fds {s.fds} (first {first.fds}, peak {series.fds_peak})"
     )
 
 
@@ -88,9 +90,9 @@ def _threshold_lines(series: Series, thresholds: Thresholds) -> list[str]:
         if first is None:
             lines.append(f"{text}: ok")
         else:
-            at = series.samples[first]
-            value = at.total.close_wait if name == "max_close_wait" else series.growths[first]
-            lines.append(f"{text}: CROSSED at {at.t:.1f} s ({value})")
+            at = series.points[first]
+            value = at.sample.total.close_wait if name == "max_close_wait" else at.growth
+            lines.append(f"{text}: CROSSED at {at.sample.t:.1f} s ({value})")
     return lines
 
 
@@ -106,7 +108,7 @@ def live_view(pid: int, series: Series, interval_s: float, width: float) -> str:
     window = series.thresholds.over_s
     where = f"within {span(window)}" if window else "since the start"
     prose = [
-        f"CLOSE_WAIT growth {where}: {series.growths[-1]:+d}",
+        f"CLOSE_WAIT growth {where}: {series.points[-1].growth:+d}",
         *(f"threshold {line}" for line in _threshold_lines(series, series.thresholds)),
     ]
     return "\n".join(
@@ -121,19 +123,23 @@ def live_view(pid: int, series: Series, interval_s: float, width: float) -> str:
 def conclusion(summary: WatchSummary) -> list[str]:
     """The closing lines: how it ended, the peaks, each threshold, the exit code's meaning."""
     series = summary.series
-    last = series.samples[-1]
     ended = _ENDED[summary.ended].format(detail=summary.detail)
+    if not series.points:  # ended before its first sample
+        return [f"watch: pid {summary.pid}: no sample taken; ended: {ended}", _exit_line(summary)]
+    last = series.points[-1].sample
     lines = [
-        f"watch: pid {summary.pid}: {plural(len(series.samples), 'sample')} over {last.t:.1f} s;"
+        f"watch: pid {summary.pid}: {plural(len(series.points), 'sample')} over {last.t:.1f} s;"
         f" ended: {ended}",
-        f"CLOSE_WAIT peak {max(s.total.close_wait for s in series.samples)}, "
-        f"growth peak {growth_peak(series):+d}, fds {series.samples[0].fds} -> {last.fds}",
+        f"CLOSE_WAIT peak {series.total_peak.close_wait}, growth peak {series.growth_peak:+d},"
+        f" fds {series.points[0].sample.fds} -> {last.fds}",
     ]
     lines += [f"threshold {line}" for line in _threshold_lines(series, series.thresholds)]
-    code = summary.exit_code
+    return [*lines, _exit_line(summary)]
+
+
+def _exit_line(summary: WatchSummary) -> str:
     meaning = {0: "within thresholds", 1: "a threshold was crossed", 3: "the process ended"}
-    lines.append(f"exit {code}: {meaning[code]}")
-    return lines
+    return f"exit {summary.exit_code}: {meaning[summary.exit_code]}"
 
 
 def _chart_series(values: Sequence[int]) -> tuple[list[int], int]:
