@@ -124,14 +124,15 @@ class Thresholds:
     max_growth: int | None = None
     over_s: float | None = None  # the growth window; None: since the first sample
 
-    def describe(self) -> list[str]:
-        """One phrase per threshold set, as the docs and reports name them."""
+    def judged(self) -> list[tuple[str, str]]:
+        """(name, phrase) of each threshold set: the names JSON Lines use, the phrases the
+        closing lines and reports print."""
         out = []
         if self.max_close_wait is not None:
-            out.append(f"CLOSE_WAIT at most {self.max_close_wait}")
+            out.append(("max_close_wait", f"CLOSE_WAIT at most {self.max_close_wait}"))
         if self.max_growth is not None:
             window = f"within {span(self.over_s)}" if self.over_s else "since the start"
-            out.append(f"CLOSE_WAIT growth at most {self.max_growth} {window}")
+            out.append(("max_growth", f"CLOSE_WAIT growth at most {self.max_growth} {window}"))
         return out
 
 
@@ -165,6 +166,7 @@ class Series:
     total_peak: Counts = Counts()
     fds_peak: int = 0
     growth_peak: int = 0
+    first_crossed: dict[str, int] = field(default_factory=dict)  # threshold -> point index
 
     @property
     def samples(self) -> list[Sample]:
@@ -203,6 +205,8 @@ class Series:
         self.total_peak = self.total_peak.top(sample.total)
         self.fds_peak = max(self.fds_peak, sample.fds)
         self.growth_peak = max(self.growth_peak, growth)
+        for name in crossed:
+            self.first_crossed.setdefault(name, len(self.points) - 1)
         return crossed
 
     def endpoints(self) -> list[str]:
@@ -212,10 +216,6 @@ class Series:
     def column(self, endpoint: str, state: str) -> list[int]:
         """One state's count toward ``endpoint`` at every sample (0 where none)."""
         return [getattr(p.sample.endpoints.get(endpoint, Counts()), state) for p in self.points]
-
-    def first_crossing(self, name: str) -> int | None:
-        """The index of the first sample that crossed threshold ``name``, or None."""
-        return next((i for i, p in enumerate(self.points) if name in p.crossed), None)
 
     def record(self, pid: int, index: int) -> dict[str, Any]:
         """The JSON Lines object of sample ``index`` (fields: docs/watch.md)."""
@@ -245,7 +245,7 @@ class WatchSummary:
 
     @property
     def crossed(self) -> list[str]:
-        return sorted({name for names in self.series.crossed for name in names})
+        return sorted(self.series.first_crossed)
 
     @property
     def exit_code(self) -> int:

@@ -77,8 +77,7 @@ def test_growth_is_judged_within_the_sliding_window() -> None:
     # growth: the count less the lowest of the samples in the 2 s before (itself included)
     assert series.growths == [0, 1, 2, 2, 0, 0, 3, 3, 0]
     assert crossed == [(), (), (), (), (), (), ("max_growth",), ("max_growth",), ()]
-    assert series.first_crossing("max_growth") == 6
-    assert series.first_crossing("max_close_wait") is None
+    assert series.first_crossed == {"max_growth": 6}
 
 
 def test_without_a_window_growth_is_since_the_lowest_count_so_far() -> None:

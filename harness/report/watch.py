@@ -84,9 +84,8 @@ def _status(pid: int, series: Series, interval_s: float) -> str:
 
 def _threshold_lines(series: Series, thresholds: Thresholds) -> list[str]:
     lines = []
-    names = [n for n, v in _limits(thresholds) if v is not None]
-    for name, text in zip(names, thresholds.describe(), strict=True):
-        first = series.first_crossing(name)
+    for name, text in thresholds.judged():
+        first = series.first_crossed.get(name)
         if first is None:
             lines.append(f"{text}: ok")
         else:
@@ -94,13 +93,6 @@ def _threshold_lines(series: Series, thresholds: Thresholds) -> list[str]:
             value = at.sample.total.close_wait if name == "max_close_wait" else at.growth
             lines.append(f"{text}: CROSSED at {at.sample.t:.1f} s ({value})")
     return lines
-
-
-def _limits(thresholds: Thresholds) -> tuple[tuple[str, int | None], ...]:
-    return (
-        ("max_close_wait", thresholds.max_close_wait),
-        ("max_growth", thresholds.max_growth),
-    )
 
 
 def live_view(pid: int, series: Series, interval_s: float, width: float) -> str:
