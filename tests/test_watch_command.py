@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 from _tty import ANSI, run_in_pty
-from _wait import DEADLINE_S
+from _wait import DEADLINE_S, until
 
 from harness.mockserver import MockServer
 from harness.scenario import Keepalive, ServerSpec
@@ -49,6 +49,10 @@ def child(server: MockServer, mode: str, every_s: float = 0.1) -> Iterator[subpr
         env=ENV,
     )
     try:
+        if mode == "leak":  # at least one socket leaked before any watch starts
+            until(lambda: _close_wait(proc.pid) >= 1, what="the child's first CLOSE_WAIT")
+        else:
+            until(lambda: server.stats().connections >= 1, what="the child's first connection")
         yield proc
     finally:
         if proc.poll() is None:
@@ -56,6 +60,11 @@ def child(server: MockServer, mode: str, every_s: float = 0.1) -> Iterator[subpr
         proc.wait()
         assert proc.stdin is not None
         proc.stdin.close()
+
+
+def _close_wait(pid: int) -> int:
+    connections = psutil.Process(pid).net_connections(kind="tcp")
+    return sum(1 for c in connections if c.status == psutil.CONN_CLOSE_WAIT)
 
 
 def watch_argv(*args: str) -> list[str]:
@@ -232,3 +241,22 @@ def test_another_users_process_is_access_denied_exit_2() -> None:
         f"harness watch: error: cannot see the sockets of pid {pid}: access denied (it belongs"
         " to another user); run watch as that user\n"
     )
+
+
+def test_endpoint_filters_what_is_counted(server: MockServer) -> None:
+    def run(endpoint: str, pid: int) -> tuple[int, list[dict[str, Any]]]:
+        done = subprocess.run(
+            watch_argv("--pid", str(pid), "--interval", "200ms", "--duration", "1s",
+                       "--endpoint", endpoint, "--max-close-wait", "0"),
+            capture_output=True, text=True, env=ENV, timeout=DEADLINE_S, check=False,
+        )  # fmt: skip
+        return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
+
+    with child(server, "leak") as leaky:
+        code, elsewhere = run("127.0.0.1:1", leaky.pid)  # no socket goes there
+        assert code == EXIT_CODES["ok"]
+        assert all(s["close_wait"] == 0 and s["endpoints"] == {} for s in elsewhere)
+        code, there = run(f"*:{server.port}", leaky.pid)
+    assert code == EXIT_CODES["crossed"]
+    assert list(there[-1]["endpoints"]) == [f"127.0.0.1:{server.port}"]
+    assert there[-1]["close_wait"] >= 1
