@@ -12,6 +12,7 @@ from harness.commands import (
     scenarios,
     serve,
     validate,
+    watch,
 )
 from harness.commands.base import Command
 
@@ -19,5 +20,5 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
-    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare)
+    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare, watch)
 )

@@ -28,9 +28,10 @@ from harness.report.svg import DASHES, Pen, bar_chart, line_chart, pens
 from harness.result import event_marks
 from harness.verdict import RegressEntry, RegressSummary
 
-__all__ = ["render_html"]
+__all__ = ["CSS", "render_html"]
 
-_CSS = """
+# The page styles; watch.html (harness.report.watch) shares them.
+CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
  max-width:1220px;padding:0 16px;color:#1b1b1b;background:#fff;line-height:1.4}
 h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.25em;margin:0 0 .2em}
@@ -305,6 +306,6 @@ def render_html(summary: RegressSummary) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>regress {_e(summary.run_id)}</title><style>{_CSS}</style></head><body>"
+        f"<title>regress {_e(summary.run_id)}</title><style>{CSS}</style></head><body>"
         f"{_header(summary)}{sections}{_environment(summary)}</body></html>\n"
     )
