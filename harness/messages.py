@@ -119,7 +119,9 @@ class Job:
     ``scenario`` is the validated scenario's ``to_dict()`` (the worker rebuilds it with
     ``Scenario.from_dict``, so both run the same value); ``settle_fd`` the inherited end of
     the settle channel (:mod:`harness.settle`; None: samples are not synchronised with the
-    server); ``fallback_base_url`` the second mock server of a ``fallback`` event ("": none).
+    server); ``fallback_base_url`` the second mock server of a ``fallback`` event ("": none);
+    ``attribute`` turns leak attribution on (:mod:`harness.attribution`: samples then carry
+    ``held_by``).
     """
 
     scenario: dict[str, Any]
@@ -130,6 +132,7 @@ class Job:
     out: str
     settle_fd: int | None = None
     fallback_base_url: str = ""
+    attribute: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

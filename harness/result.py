@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
+from harness.holders import Holder
+
 __all__ = [
     "AFTER_CLOSE",
     "AFTER_GC",
@@ -119,19 +121,32 @@ class SocketSample:
     fds: int
     turn: int = 0  # the turn just finished, 0 outside the turn series
     events: tuple[str, ...] = ()  # the lifecycle events of this turn (session.events)
+    # With attribution on: who holds the CLOSE_WAIT and ESTABLISHED sockets (harness.holders)
+    held_by: tuple[Holder, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; ``events`` only when there were some (older outputs stay identical)."""
+        """Plain data; ``events`` and ``held_by`` only when there are some (older outputs
+        stay identical)."""
         data = asdict(self)
         if self.events:
             data["events"] = list(self.events)
         else:
             del data["events"]
+        if self.held_by:
+            data["held_by"] = [h.to_dict() for h in self.held_by]
+        else:
+            del data["held_by"]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SocketSample:
-        return cls(**{**data, "events": tuple(data.get("events", ()))})
+        return cls(
+            **{
+                **data,
+                "events": tuple(data.get("events", ())),
+                "held_by": tuple(Holder.from_dict(h) for h in data.get("held_by", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from harness.agateway import AsyncGateway, client_kind
+from harness.attribution import Attribution, Socket
 from harness.environment import fingerprint, target_commit
 from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
@@ -115,6 +116,10 @@ def run_job(job: Job, sink: _Sink) -> int:
     if commit is not None:
         environment["target_commit"] = commit
     sink.write(Environment(environment))
+    # Installed before the factory's import: a module-level client is made there.
+    attribution = Attribution(Path(job.root)) if job.attribute else None
+    if attribution is not None:
+        attribution.install()
     try:
         factory = resolve_factory(job.factory, Path(job.root))
     except FactoryError as exc:
@@ -128,13 +133,20 @@ def run_job(job: Job, sink: _Sink) -> int:
         if settler is not None:
             settler.settle()
         events = scenario.session.events_at(turn)  # marks the turn where an event ran
-        sink.write(Sample(replace(probe.sample(label, turn), events=events)))
+        taken = replace(probe.sample(label, turn), events=events)
+        if attribution is not None:
+            if turn:
+                attribution.turn_done(turn)
+            held = attribution.holders([Socket(fd, status) for fd, status in probe.held()])
+            taken = replace(taken, held_by=held)
+        sink.write(Sample(taken))
 
     if scenario.session.gc == "off":
         gc.disable()
     try:
         with SdkRetryCounter() as retries:
-            gateway = Gateway(scenario, factory, job.base_url, fallback_url=job.fallback_base_url)
+            watched = factory if attribution is None else attribution.watch(factory)
+            gateway = Gateway(scenario, watched, job.base_url, fallback_url=job.fallback_base_url)
             return _session(gateway, job.factory, sink, sample, retries)
     finally:
         if settler is not None:
