@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Holder", "Role", "describe", "turns_text"]
+__all__ = ["ROW_HEADER", "Holder", "Role", "describe", "row", "turns_text"]
 
 # Which OpenAI clients wrap the HTTP client: only the shared client(s) the gateway built with
 # ``shared=True``, only per-request clients, both (the regression's signature), or neither
@@ -116,3 +116,22 @@ def describe(holder: Holder) -> str:
         where += f" called from {holder.via}"
     pool = f"; its {holder.pool} created at {holder.pool_site}" if holder.pool_site else ""
     return f"{sockets} held by {objects} {where} ({_circumstances(holder)}), {_uses(holder)}{pool}"
+
+
+# The short "held by" table of the Markdown and HTML reports.
+ROW_HEADER = ("sockets", "held by", "created at", "built", "used by")
+
+
+def row(holder: Holder) -> tuple[str, str, str, str, str]:
+    """One row of the "held by" table, in :data:`ROW_HEADER` order."""
+    states = f"{holder.close_wait} CLOSE_WAIT, {holder.established} ESTABLISHED"
+    sockets = f"{holder.sockets} ({states})"
+    if not holder.kind:
+        return sockets, "no pool seen", "", "", ""
+    objects = f"{holder.objects} x {holder.kind}"
+    where = f"{holder.site} in {holder.function}" if holder.site else "(no frame of yours)"
+    if holder.via:
+        where += f", called from {holder.via}"
+    if holder.pool_site:
+        where += f"; pool at {holder.pool_site}"
+    return sockets, objects, where, _circumstances(holder), _uses(holder)

@@ -31,6 +31,7 @@ __all__ = [
     "ServerStats",
     "SocketSample",
     "event_marks",
+    "held_sample",
     "is_turn_label",
     "label_for_turn",
     "percentile",
@@ -272,6 +273,15 @@ def event_marks(result: RunResult) -> str:
         for s in result.samples
         if s.events and is_turn_label(s.label)
     )
+
+
+def held_sample(result: RunResult) -> SocketSample | None:
+    """The sample whose holders reports show (attribution on): ``live after gc`` when it
+    found held sockets, else the turn sample with the most; None when no sample has any."""
+    held = [s for s in result.samples if s.held_by]
+    live = next((s for s in held if s.label == LIVE_AFTER_GC), None)
+    turns = [s for s in held if is_turn_label(s.label)]
+    return live or max(turns, key=lambda s: sum(h.sockets for h in s.held_by), default=None)
 
 
 def turn_label(sample: SocketSample) -> str:

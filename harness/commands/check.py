@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 
 from harness.commands._common import (
+    add_attribute_argument,
     add_max_duration_argument,
     add_root_argument,
     add_wide_argument,
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
     add_max_duration_argument(parser)
+    add_attribute_argument(parser)
     add_wide_argument(parser)
 
 
@@ -94,7 +96,7 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
             repeat=ns.repeat,
             jobs=1,
             root=root,
-            runner=functools.partial(run_one, zygote=zygote),
+            runner=functools.partial(run_one, zygote=zygote, attribute=ns.attribute),
         )
     if outcome.interrupted:
         raise KeyboardInterrupt
