@@ -7,9 +7,10 @@ imports the factory (a module-level client is made at import) and:
    and ``AsyncClient``) and connection pools (``httpcore``/``httpcore2`` ``ConnectionPool``
    and ``AsyncConnectionPool``, proxies included) when its ``__init__`` returns: its creation
    stack, and whether a factory call was running (``shared``, and the gateway's turn);
-2. records every ``openai.OpenAI``/``AsyncOpenAI`` built during a factory call as a use of the
-   HTTP client it wraps, by a shared or a request client (:meth:`Attribution.watch` wraps the
-   factory, so the factory's code is not changed);
+2. records every ``openai.OpenAI``/``AsyncOpenAI`` as a use of the HTTP client it wraps: by a
+   shared or a request client when built during a factory call (:meth:`Attribution.watch`
+   wraps the factory, so the factory's code is not changed), else by an "other" client (one a
+   provider object rebuilds in a call, say);
 3. at each sample, maps the sockets toward the mock server (their fds, from the probe) to the
    pools' connections (``connection._connection._network_stream.get_extra_info("socket")``),
    each pool to the client whose transports hold it, and groups the owners by creation site
@@ -68,7 +69,8 @@ class _Creation:
     frames: tuple[Frame, ...]
     building: tuple[bool, int] | None
     is_pool: bool
-    uses: list[int] = field(default_factory=lambda: [0, 0])  # [shared, request] OpenAI clients
+    # OpenAI clients wrapping it: [shared, request, built outside any factory call]
+    uses: list[int] = field(default_factory=lambda: [0, 0, 0])
 
 
 class Attribution:
@@ -140,8 +142,8 @@ class Attribution:
         http = getattr(sdk_client, "_client", None)
         with self._lock:
             creation = self._created.get(http) if http is not None else None
-            if building is not None and creation is not None:
-                creation.uses[0 if building[0] else 1] += 1
+            if creation is not None:
+                creation.uses[2 if building is None else 0 if building[0] else 1] += 1
 
     def holders(self, sockets: Sequence[Socket]) -> tuple[Holder, ...]:
         """Who holds ``sockets``, grouped by creation site; largest group first."""
@@ -189,6 +191,7 @@ class Attribution:
             turns=tuple(sorted(turns)),
             shared_clients=sum(o[0].uses[0] for o in owners.values()),
             request_clients=sum(o[0].uses[1] for o in owners.values()),
+            other_clients=sum(o[0].uses[2] for o in owners.values()),
             pool="" if pool is None else pool.kind,
             pool_site=pool_site,
             via=stack[1] if len(stack) > 1 and self._places.user_frames(first.frames) > 1 else "",

@@ -18,7 +18,8 @@ __all__ = ["ROW_HEADER", "Holder", "Role", "describe", "row", "turns_text"]
 
 # Which OpenAI clients wrap the HTTP client: only the shared client(s) the gateway built with
 # ``shared=True``, only per-request clients, both (the regression's signature), or neither
-# (no OpenAI client the factory returned wraps it).
+# (no OpenAI client built by a factory call wraps it; ``other_clients`` may still count
+# clients built elsewhere, e.g. a provider rebuilding its client during a call).
 Role = Literal["shared", "request", "both", "neither"]
 
 
@@ -42,6 +43,7 @@ class Holder:
     turns: tuple[int, ...] = ()  # the turns they were built in (1: at the gateway's opening)
     shared_clients: int = 0  # OpenAI clients built with shared=True that wrap them
     request_clients: int = 0  # OpenAI clients built with shared=False that wrap them
+    other_clients: int = 0  # OpenAI clients built outside any factory call that wrap them
     pool: str = ""  # the connection pool's kind, "httpcore.ConnectionPool"
     # where the pool was built, when in another function than ``site`` (an own transport)
     pool_site: str = ""
@@ -94,13 +96,17 @@ def _circumstances(holder: Holder) -> str:
 def _uses(holder: Holder) -> str:
     shared = _plural(holder.shared_clients, "shared client")
     request = _plural(holder.request_clients, "request client")
-    if holder.role == "both":
-        return f"used by {shared} and reused by {request}"
-    if holder.role == "shared":
-        return f"used by {shared}"
-    if holder.role == "request":
-        return f"used by {request}"
-    return "wrapped by no OpenAI client"
+    other = _plural(holder.other_clients, "OpenAI client")
+    text = {
+        "both": f"used by {shared} and reused by {request}",
+        "shared": f"used by {shared}",
+        "request": f"used by {request}",
+        "neither": "",
+    }[holder.role]
+    if holder.other_clients:
+        built = f"{other} built outside the factory"
+        text = f"{text}, and by {built}" if text else f"used by {built}"
+    return text or "wrapped by no OpenAI client"
 
 
 def describe(holder: Holder) -> str:
