@@ -26,7 +26,8 @@ user's code); paths are shown relative to ``root``, the harness's folder or site
 from __future__ import annotations
 
 import functools
-import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import sysconfig
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Final
 
 from harness.holders import Holder
@@ -45,11 +47,15 @@ __all__ = ["Attribution", "Socket"]
 Frame = tuple[str, int, str]  # file, line, function
 STACK_DEPTH: Final = 48  # frames recorded per creation (innermost first)
 STACK_SHOWN: Final = 12  # frames kept in a Holder
-CLIENTS: Final = (("httpx", "Client"), ("httpx", "AsyncClient"))
-CLIENTS2: Final = (("httpx2", "Client"), ("httpx2", "AsyncClient"))
-POOLS: Final = (("httpcore", "ConnectionPool"), ("httpcore", "AsyncConnectionPool"))
-POOLS2: Final = (("httpcore2", "ConnectionPool"), ("httpcore2", "AsyncConnectionPool"))
-SDK: Final = (("openai", "OpenAI"), ("openai", "AsyncOpenAI"))
+CLIENT, POOL, SDK = "client", "pool", "sdk"
+# module -> its classes recorded, each with what it is
+TARGETS: Final = {
+    "httpx": (("Client", CLIENT), ("AsyncClient", CLIENT)),
+    "httpx2": (("Client", CLIENT), ("AsyncClient", CLIENT)),
+    "httpcore": (("ConnectionPool", POOL), ("AsyncConnectionPool", POOL)),
+    "httpcore2": (("ConnectionPool", POOL), ("AsyncConnectionPool", POOL)),
+    "openai": (("OpenAI", SDK), ("AsyncOpenAI", SDK)),
+}
 
 # (shared, turn) while a factory call runs in this thread or task.
 _BUILDING: ContextVar[tuple[bool, int] | None] = ContextVar("harness_building", default=None)
@@ -82,20 +88,38 @@ class Attribution:
         self._lock = threading.Lock()
         self._created: weakref.WeakKeyDictionary[Any, _Creation] = weakref.WeakKeyDictionary()
         self._patched: list[tuple[type, Any]] = []
+        self._finder: _OnImport | None = None
 
     def install(self) -> None:
-        """Patch the installed stacks' classes (a missing package is skipped)."""
-        for names, is_pool in ((CLIENTS + CLIENTS2, False), (POOLS + POOLS2, True)):
-            for cls in _classes(names):
-                self._patch(cls, functools.partial(self._created_one, _kind(cls), is_pool))
-        for cls in _classes(SDK):
-            self._patch(cls, self._wrapped)
+        """Patch the classes of :data:`TARGETS` in the modules already imported, and of the
+        others as they are imported (importing a stack the code never uses would cost more
+        than all the recording)."""
+        pending = set()
+        for module in TARGETS:
+            if module in sys.modules:
+                self._patch_module(sys.modules[module])
+            else:
+                pending.add(module)
+        self._finder = _OnImport(pending, self._patch_module)
+        sys.meta_path.insert(0, self._finder)
 
     def uninstall(self) -> None:
-        """Restore every patched ``__init__``."""
+        """Restore every patched ``__init__``; stop watching imports."""
+        if self._finder in sys.meta_path:
+            sys.meta_path.remove(self._finder)
         for cls, original in reversed(self._patched):
             cls.__init__ = original
         self._patched.clear()
+
+    def _patch_module(self, module: ModuleType) -> None:
+        for name, what in TARGETS[module.__name__]:
+            cls = getattr(module, name, None)
+            if not isinstance(cls, type) or "__init__" not in cls.__dict__:
+                continue
+            if what == SDK:
+                self._patch(cls, self._wrapped)
+            else:
+                self._patch(cls, functools.partial(self._created_one, _kind(cls), what == POOL))
 
     def __enter__(self) -> Attribution:
         self.install()
@@ -236,14 +260,32 @@ def _fds(pool: Any) -> Iterable[int]:
             yield sock.fileno()
 
 
-def _classes(names: Iterable[tuple[str, str]]) -> list[type]:
-    found = []
-    for module, name in names:
-        if importlib.util.find_spec(module) is not None:
-            cls = getattr(importlib.import_module(module), name, None)
-            if isinstance(cls, type) and "__init__" in cls.__dict__:
-                found.append(cls)
-    return found
+class _OnImport(importlib.abc.MetaPathFinder):
+    """Calls ``imported(module)`` once each of ``names`` has been imported (top-level
+    packages only), by wrapping its loader's ``exec_module``."""
+
+    def __init__(self, names: set[str], imported: Callable[[ModuleType], None]) -> None:
+        self._names = names
+        self._imported = imported
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self._names:
+            return None
+        self._names.discard(fullname)  # also keeps the find_spec below from coming back here
+        spec = importlib.util.find_spec(fullname)
+        loader = None if spec is None else spec.loader
+        if loader is None:
+            return None
+        execute = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            execute(module)
+            self._imported(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _kind(cls: type) -> str:
