@@ -3,6 +3,7 @@ call sites; each test checks the file:line the attribution names."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -11,16 +12,19 @@ from typing import Any
 import pytest
 
 from harness.attribution import Attribution, Socket
+from harness.cli import main
 from harness.holders import Holder, describe
 from harness.mockserver import MockServer
 from harness.probe import Probe
-from harness.result import LIVE_AFTER_GC, RunResult
+from harness.report.jsonfile import load_summary
+from harness.result import LIVE_AFTER_GC, RunResult, held_sample
 from harness.runner import run_one
 from harness.scenario import Scenario, parse_scenario
 from harness.testing import assert_healthy, check_factory
 from harness.variants._http import sdk_stack
 
 pytestmark = pytest.mark.sdk
+pytest_plugins = ["pytester"]
 
 # Never closes request clients; the server reaps idle connections with a FIN: a pool shared
 # by every client holds a reaped socket in CLOSE_WAIT with the gateway still up.
@@ -248,3 +252,60 @@ def test_in_process_pools_unwrapped_clients_and_unowned_sockets(tmp_path: Path) 
 
 def _body() -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _scenario_file(tmp_path: Path) -> Path:
+    path = tmp_path / "attribution.yaml"
+    path.write_text(SCENARIO + "variants: {keepalive-mutating: fail}\n")
+    return path
+
+
+def test_run_check_and_regress_take_attribute(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = str(_scenario_file(tmp_path))
+    reports = str(tmp_path / "reports")
+    args = ["--variant", "keepalive-mutating", "--attribute", "--report-dir", reports]
+    assert main(["run", scenario, *args]) == 0  # caught, as the scenario expects
+    out = capsys.readouterr().out
+    assert "held by (live after gc):\n  1 socket held by one " in out
+    assert "(shared=True, turn 1), used by 1 shared client and reused by 3 request clients" in out
+    assert "Held by:" in (tmp_path / "reports" / "latest" / "summary.md").read_text()
+    assert "<h3>Held by</h3>" in (tmp_path / "reports" / "latest" / "report.html").read_text()
+    check = ["check", "--scenario", scenario, "--factory", "keepalive-mutating", "--attribute"]
+    assert main([*check, "--json", str(tmp_path / "c.json")]) == 1
+    (run,) = load_summary(tmp_path / "c.json").entries[0].runs
+    assert held_sample(run) is not None
+    capsys.readouterr()
+    assert main(["regress", scenario, *args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    live = [s for s in data["entries"][0]["runs"][0]["samples"] if s["label"] == LIVE_AFTER_GC]
+    assert live[0]["held_by"][0]["via"].startswith("harness/variants/keepalive_mutating.py:")
+
+
+@pytest.mark.slow
+def test_harness_check_fixture_takes_attribute(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        clients="""
+        import openai
+
+
+        def create_openai_client(client_kwargs, *, shared):
+            if "http_client" not in client_kwargs:
+                client_kwargs["http_client"] = openai.DefaultHttpxClient()
+            return openai.OpenAI(**client_kwargs)
+        """,
+        test_gateway="""
+        from harness.testing import assert_healthy
+
+
+        def test_stale_pool(harness_check):
+            assert_healthy(harness_check("clients:create_openai_client", "stale-pool-idle-fin",
+                                         attribute=True))
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*held by (live after gc):*", "*created at clients.py:6 in create_openai_client*"]
+    )
