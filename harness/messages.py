@@ -19,7 +19,9 @@ kind; each kind is one frozen dataclass below (:func:`encode_line` / :func:`pars
 
 - :class:`Environment` first (python, openai, ... versions);
 - :class:`Sample` at each :data:`START`, :func:`label_for_turn` N, :data:`LIVE_AFTER_GC`,
-  :data:`AFTER_CLOSE` and :data:`AFTER_GC` (in that order; see :mod:`harness.worker`);
+  :data:`AFTER_CLOSE` and :data:`AFTER_GC` (in that order; see :mod:`harness.worker`), with
+  ``held_by`` when the job has ``attribute`` and the sample found sockets
+  (:mod:`harness.attribution`);
 - :class:`Client` once the shared client is built ("sync" or "async");
 - :class:`Call` for every call;
 - :class:`Untestable` (the factory cannot be used; exit :data:`EXIT_UNTESTABLE`),

@@ -33,6 +33,10 @@ the harness dies. Before the factory is imported, :func:`harness.netguard.instal
 every connection and name lookup off loopback, and NO_PROXY/no_proxy gain the loopback
 hosts, so a proxy variable never carries the SDK's traffic to the mock server.
 
+With ``Job.attribute`` (``--attribute``), :class:`harness.attribution.Attribution` is
+installed before the factory is imported, the factory is wrapped to mark what it builds, and
+each sample carries ``held_by``: who holds its sockets. Without it, none of that runs.
+
 ``EXIT_USAGE``: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
 explicit collections.

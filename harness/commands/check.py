@@ -36,7 +36,7 @@ from harness.commands._common import (
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
-from harness.report.text import check_conclusion, check_run_line, terminal_width
+from harness.report.text import check_conclusion, check_run_line, held_by_lines, terminal_width
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
@@ -108,6 +108,9 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     width = terminal_width(sys.stdout, wide=ns.wide)
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
         print(check_run_line(run, verdict, width))
+        held = held_by_lines(run, width)  # --attribute: who holds the leaked sockets
+        if held:
+            print(held)
     print(check_conclusion(word, ns.policy, len(entry.runs)))
     return code
 
