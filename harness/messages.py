@@ -19,7 +19,9 @@ kind; each kind is one frozen dataclass below (:func:`encode_line` / :func:`pars
 
 - :class:`Environment` first (python, openai, ... versions);
 - :class:`Sample` at each :data:`START`, :func:`label_for_turn` N, :data:`LIVE_AFTER_GC`,
-  :data:`AFTER_CLOSE` and :data:`AFTER_GC` (in that order; see :mod:`harness.worker`);
+  :data:`AFTER_CLOSE` and :data:`AFTER_GC` (in that order; see :mod:`harness.worker`), with
+  ``held_by`` when the job has ``attribute`` and the sample found sockets
+  (:mod:`harness.attribution`);
 - :class:`Client` once the shared client is built ("sync" or "async");
 - :class:`Call` for every call;
 - :class:`Untestable` (the factory cannot be used; exit :data:`EXIT_UNTESTABLE`),
@@ -119,7 +121,9 @@ class Job:
     ``scenario`` is the validated scenario's ``to_dict()`` (the worker rebuilds it with
     ``Scenario.from_dict``, so both run the same value); ``settle_fd`` the inherited end of
     the settle channel (:mod:`harness.settle`; None: samples are not synchronised with the
-    server); ``fallback_base_url`` the second mock server of a ``fallback`` event ("": none).
+    server); ``fallback_base_url`` the second mock server of a ``fallback`` event ("": none);
+    ``attribute`` turns leak attribution on (:mod:`harness.attribution`: samples then carry
+    ``held_by``).
     """
 
     scenario: dict[str, Any]
@@ -130,6 +134,7 @@ class Job:
     out: str
     settle_fd: int | None = None
     fallback_base_url: str = ""
+    attribute: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -49,6 +49,12 @@ class Probe:
             conn.laddr.port for conn in self._toward() if conn.status == psutil.CONN_ESTABLISHED
         )
 
+    def held(self) -> list[tuple[int, str]]:
+        """(fd, status) of the CLOSE_WAIT and ESTABLISHED sockets toward the server, for leak
+        attribution (:mod:`harness.attribution`); the fds are this process's own."""
+        wanted = (psutil.CONN_CLOSE_WAIT, psutil.CONN_ESTABLISHED)
+        return [(conn.fd, conn.status) for conn in self._toward() if conn.status in wanted]
+
     def counts(self) -> SocketCounts:
         close_wait = established = 0
         for conn in self._toward():

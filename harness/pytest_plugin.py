@@ -122,13 +122,15 @@ def mock_server(request: pytest.FixtureRequest, mock_server_factory: ServerPool)
 
 @pytest.fixture
 def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
-    """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None)``.
+    """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None,
+    attribute=False)``.
 
     ``factory`` is a spec string (resolved under ``root``, default the pytest rootdir) or a
     module-level function; ``scenario`` a :class:`Scenario`, a file (a relative path is
     relative to the rootdir) or a bundled scenario's name, looked up as the CLI does
     (:func:`harness.bundled.resolve`: a path that exists wins). The run happens in a worker
-    process.
+    process; ``attribute=True`` says in ``assert_healthy``'s message which HTTP client holds
+    each leaked socket and where it was created (docs/attribution.md).
     """
     from harness.testing import check_factory
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
+from harness.holders import Holder
+
 __all__ = [
     "AFTER_CLOSE",
     "AFTER_GC",
@@ -29,6 +31,7 @@ __all__ = [
     "ServerStats",
     "SocketSample",
     "event_marks",
+    "held_sample",
     "is_turn_label",
     "label_for_turn",
     "percentile",
@@ -119,19 +122,32 @@ class SocketSample:
     fds: int
     turn: int = 0  # the turn just finished, 0 outside the turn series
     events: tuple[str, ...] = ()  # the lifecycle events of this turn (session.events)
+    # With attribution on: who holds the CLOSE_WAIT and ESTABLISHED sockets (harness.holders)
+    held_by: tuple[Holder, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; ``events`` only when there were some (older outputs stay identical)."""
+        """Plain data; ``events`` and ``held_by`` only when there are some (older outputs
+        stay identical)."""
         data = asdict(self)
         if self.events:
             data["events"] = list(self.events)
         else:
             del data["events"]
+        if self.held_by:
+            data["held_by"] = [h.to_dict() for h in self.held_by]
+        else:
+            del data["held_by"]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SocketSample:
-        return cls(**{**data, "events": tuple(data.get("events", ()))})
+        return cls(
+            **{
+                **data,
+                "events": tuple(data.get("events", ())),
+                "held_by": tuple(Holder.from_dict(h) for h in data.get("held_by", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -257,6 +273,15 @@ def event_marks(result: RunResult) -> str:
         for s in result.samples
         if s.events and is_turn_label(s.label)
     )
+
+
+def held_sample(result: RunResult) -> SocketSample | None:
+    """The sample whose holders reports show (attribution on): ``live after gc`` when it
+    found held sockets, else the turn sample with the most; None when no sample has any."""
+    held = [s for s in result.samples if s.held_by]
+    live = next((s for s in held if s.label == LIVE_AFTER_GC), None)
+    turns = [s for s in held if is_turn_label(s.label)]
+    return live or max(turns, key=lambda s: sum(h.sockets for h in s.held_by), default=None)
 
 
 def turn_label(sample: SocketSample) -> str:

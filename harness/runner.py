@@ -116,6 +116,7 @@ def run_one(
     python: str = sys.executable,
     cancel: threading.Event | None = None,
     zygote: Zygote | None = None,
+    attribute: bool = False,
 ) -> RunResult:
     """Run ``scenario`` against ``variant`` (a bundled name or factory spec) and score it.
 
@@ -125,6 +126,7 @@ def run_one(
     Setting ``cancel`` kills the worker's process group and raises :class:`RunCancelled`.
     With ``zygote``, the worker is forked from it when it serves this ``python``, ``root``
     and environment (:mod:`harness.zygote`), else started as a fresh interpreter.
+    ``attribute`` turns leak attribution on (:mod:`harness.attribution`).
     """
     root = Path.cwd() if root is None else root
     limit = watchdog_for(scenario) if watchdog_s is None else watchdog_s
@@ -143,6 +145,7 @@ def run_one(
             out=str(Path(tmp, "out.jsonl")),
             settle_fd=responder.child_fd,
             fallback_base_url=fallback_url,
+            attribute=attribute,
         )
         job_path = Path(tmp, "job.json")
         job.write(job_path)

@@ -27,7 +27,7 @@ import yaml
 
 from harness import bundled
 from harness.errors import FactoryError, ScenarioError, UsageError
-from harness.report.text import run_totals, turn_table
+from harness.report.text import held_by_lines, run_totals, turn_table
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, ServerSpec, load_scenario, parse_scenario
@@ -131,12 +131,14 @@ def check_factory(
     root: Path | None = None,
     expected: Literal["pass", "fail", "observe"] = "pass",
     watchdog_s: float | None = None,
+    attribute: bool = False,
 ) -> Checked:
     """Run ``scenario`` against ``factory`` in a worker process and judge it (``expected``:
-    the factory's role, ``pass`` for a build that must be healthy)."""
+    the factory's role, ``pass`` for a build that must be healthy; ``attribute``: say who
+    holds leaked sockets, docs/attribution.md)."""
     loaded = resolve_scenario(scenario)
     spec, run_root = factory_spec(factory, Path.cwd() if root is None else root)
-    result = run_one(loaded, spec, root=run_root, watchdog_s=watchdog_s)
+    result = run_one(loaded, spec, root=run_root, watchdog_s=watchdog_s, attribute=attribute)
     return Checked(loaded, result, judge(result, loaded.expect, expected))
 
 
@@ -161,7 +163,8 @@ class Checked:
             f"{self.verdict.outcome}, expected {self.verdict.expected}"
         )
         reasons = [f"  - {reason}" for reason in self.verdict.reasons] or ["  (no reasons)"]
-        return "\n".join([head, *reasons, "", turn_table(r), run_totals(r)])
+        held = held_by_lines(r)  # with attribute=True: who holds the leaked sockets
+        return "\n".join([head, *reasons, "", turn_table(r), run_totals(r), *([held] * bool(held))])
 
 
 def assert_healthy(checked: Checked) -> None:

@@ -33,6 +33,10 @@ the harness dies. Before the factory is imported, :func:`harness.netguard.instal
 every connection and name lookup off loopback, and NO_PROXY/no_proxy gain the loopback
 hosts, so a proxy variable never carries the SDK's traffic to the mock server.
 
+With ``Job.attribute`` (``--attribute``), :class:`harness.attribution.Attribution` is
+installed before the factory is imported, the factory is wrapped to mark what it builds, and
+each sample carries ``held_by``: who holds its sockets. Without it, none of that runs.
+
 ``EXIT_USAGE``: the job file itself is unusable. With ``gc: off`` automatic garbage collection
 is disabled for the whole session, so leaks that only GC would hide stay visible until the
 explicit collections.
@@ -54,6 +58,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from harness.agateway import AsyncGateway, client_kind
+from harness.attribution import Attribution, Socket
 from harness.environment import fingerprint, target_commit
 from harness.errors import FactoryError, UsageError
 from harness.factory import resolve_factory
@@ -115,6 +120,10 @@ def run_job(job: Job, sink: _Sink) -> int:
     if commit is not None:
         environment["target_commit"] = commit
     sink.write(Environment(environment))
+    # Installed before the factory's import: a module-level client is made there.
+    attribution = Attribution(Path(job.root)) if job.attribute else None
+    if attribution is not None:
+        attribution.install()
     try:
         factory = resolve_factory(job.factory, Path(job.root))
     except FactoryError as exc:
@@ -128,13 +137,20 @@ def run_job(job: Job, sink: _Sink) -> int:
         if settler is not None:
             settler.settle()
         events = scenario.session.events_at(turn)  # marks the turn where an event ran
-        sink.write(Sample(replace(probe.sample(label, turn), events=events)))
+        taken = replace(probe.sample(label, turn), events=events)
+        if attribution is not None:
+            if turn:
+                attribution.turn_done(turn)
+            held = attribution.holders([Socket(fd, status) for fd, status in probe.held()])
+            taken = replace(taken, held_by=held)
+        sink.write(Sample(taken))
 
     if scenario.session.gc == "off":
         gc.disable()
     try:
         with SdkRetryCounter() as retries:
-            gateway = Gateway(scenario, factory, job.base_url, fallback_url=job.fallback_base_url)
+            watched = factory if attribution is None else attribution.watch(factory)
+            gateway = Gateway(scenario, watched, job.base_url, fallback_url=job.fallback_base_url)
             return _session(gateway, job.factory, sink, sample, retries)
     finally:
         if settler is not None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness.environment import fingerprint
+from harness.holders import Holder
 from harness.report import load_summary
 from harness.result import ServerStats
 
@@ -129,6 +130,8 @@ def test_reports_md_lists_every_results_json_field_and_no_other() -> None:
     assert tables["`entries[].verdicts[]`"] == set(entry["verdicts"][0])
     assert tables["`entries[].runs[]`"] == set(run)
     assert tables["`entries[].runs[].server`"] == set(run["server"])
+    held = Holder(1, 1, 0, 1, "httpx.Client").to_dict()  # samples carry them with --attribute
+    assert tables["`entries[].runs[].samples[].held_by[]`"] == set(held)
 
 
 def test_reports_md_names_every_fingerprint_key() -> None:

@@ -22,6 +22,7 @@ from harness.verdict import RegressSummary
 
 __all__ = [
     "Start",
+    "add_attribute_argument",
     "add_max_duration_argument",
     "add_output_arguments",
     "add_report_dir_argument",
@@ -111,6 +112,15 @@ def _seconds(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
     return value
+
+
+def add_attribute_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="say which HTTP client holds each leaked socket and where it was created "
+        "(docs/attribution.md; off by default: it costs a little per client built)",
+    )
 
 
 def add_report_dir_argument(parser: argparse.ArgumentParser) -> None:

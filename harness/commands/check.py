@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 
 from harness.commands._common import (
+    add_attribute_argument,
     add_max_duration_argument,
     add_root_argument,
     add_wide_argument,
@@ -35,7 +36,7 @@ from harness.commands._common import (
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
-from harness.report.text import check_conclusion, check_run_line, terminal_width
+from harness.report.text import check_conclusion, check_run_line, held_by_lines, terminal_width
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.verdict import RegressEntry
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results here")
     add_max_duration_argument(parser)
+    add_attribute_argument(parser)
     add_wide_argument(parser)
 
 
@@ -94,7 +96,7 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
             repeat=ns.repeat,
             jobs=1,
             root=root,
-            runner=functools.partial(run_one, zygote=zygote),
+            runner=functools.partial(run_one, zygote=zygote, attribute=ns.attribute),
         )
     if outcome.interrupted:
         raise KeyboardInterrupt
@@ -106,6 +108,9 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     width = terminal_width(sys.stdout, wide=ns.wide)
     for run, verdict in zip(entry.runs, entry.verdicts, strict=True):
         print(check_run_line(run, verdict, width))
+        held = held_by_lines(run, width)  # --attribute: who holds the leaked sockets
+        if held:
+            print(held)
     print(check_conclusion(word, ns.policy, len(entry.runs)))
     return code
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.commands._common import (
+    add_attribute_argument,
     add_max_duration_argument,
     add_output_arguments,
     add_report_dir_argument,
@@ -99,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_root_argument(parser, "factory specs are resolved")
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
+    add_attribute_argument(parser)
     add_output_arguments(parser)
     add_wide_argument(parser)
 
@@ -125,7 +127,7 @@ def main(ns: argparse.Namespace) -> int:
                 on_entry=lambda e: progress.finished(
                     _key(e.scenario, e.variant), regress_line(e), failed=not e.as_expected
                 ),
-                runner=functools.partial(run_one, zygote=zygote),
+                runner=functools.partial(run_one, zygote=zygote, attribute=ns.attribute),
             )
         summary = build_summary("regress", outcome, scenarios, begun, shard=ns.shard)
         if ns.factory and not summary.interrupted:

@@ -9,10 +9,12 @@ included.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from harness.commands._common import (
+    add_attribute_argument,
     add_max_duration_argument,
     add_report_dir_argument,
     add_root_argument,
@@ -29,7 +31,15 @@ from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
-from harness.report.text import run_heading, run_totals, run_verdict, terminal_width, turn_table
+from harness.report.text import (
+    held_by_lines,
+    run_heading,
+    run_totals,
+    run_verdict,
+    terminal_width,
+    turn_table,
+)
+from harness.runner import run_one
 from harness.scenario import load_scenario
 from harness.variants import BUNDLED, is_bundled
 
@@ -46,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results here")
     add_report_dir_argument(parser)
     add_max_duration_argument(parser)
+    add_attribute_argument(parser)
     add_wide_argument(parser)
 
 
@@ -61,7 +72,11 @@ def main(ns: argparse.Namespace) -> int:
     expected = scenario.variant_expectations().get(variant, "pass")
     begun = start("run")
     outcome = run_matrix(
-        [Cell(scenario, variant, expected)], repeat=ns.repeat, jobs=1, root=ns.root.resolve()
+        [Cell(scenario, variant, expected)],
+        repeat=ns.repeat,
+        jobs=1,
+        root=ns.root.resolve(),
+        runner=functools.partial(run_one, attribute=ns.attribute),
     )
     summary = build_summary("run", outcome, [scenario], begun)
     if not summary.interrupted:
@@ -72,6 +87,9 @@ def main(ns: argparse.Namespace) -> int:
             print(run_heading(scenario.name, variant, run, i, len(entry.runs)))
             print(turn_table(run, width))
             print(run_totals(run, width))
+            held = held_by_lines(run, width)
+            if held:
+                print(held)
             print(run_verdict(verdict, width) + "\n")
     if ns.json is not None:
         write_json(ns.json, summary)

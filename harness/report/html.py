@@ -15,7 +15,15 @@ import json
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from harness.report.markdown import COLUMNS, TEXT_COLUMNS, headline, reason_lines, table_rows
+from harness.report.markdown import (
+    COLUMNS,
+    HELD_COLUMNS,
+    TEXT_COLUMNS,
+    headline,
+    held_rows,
+    reason_lines,
+    table_rows,
+)
 from harness.report.overview import (
     CELL_WORDS,
     STATES,
@@ -182,6 +190,21 @@ def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:
     )
 
 
+def _held(entries: Sequence[RegressEntry]) -> str:
+    """The short "held by" table (attribution on), or nothing."""
+    rows = held_rows(entries)
+    if not rows:
+        return ""
+    head = "".join(f'<th class="l">{_e(c)}</th>' for c in HELD_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="l">{_e(c)}</td>' for c in r) + "</tr>" for r in rows
+    )
+    return (
+        f'<h3>Held by</h3><div class="fit"><table class="held"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
 def _reasons(entries: Sequence[RegressEntry]) -> str:
     failed = [e for e in entries if not e.as_expected]
     if not failed:
@@ -217,6 +240,7 @@ def _scenario(
         + (f'<div class="charts">{charts}</div>' if charts else "")
         + flat
         + _table(entries, pen_of)
+        + _held(entries)
         + _reasons(entries)
         + details
         + "</section>"

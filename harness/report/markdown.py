@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.holders import ROW_HEADER
+from harness.holders import row as holder_row
 from harness.report.text import plural, reason_lines
-from harness.result import RunResult, event_marks
+from harness.result import RunResult, event_marks, held_sample
 from harness.verdict import RegressEntry, RegressSummary
 
 __all__ = [
     "COLUMNS",
+    "HELD_COLUMNS",
     "TEXT_COLUMNS",
     "headline",
+    "held_rows",
     "not_as_expected",
     "reason_lines",
     "render_markdown",
@@ -43,6 +47,8 @@ COLUMNS: tuple[str, ...] = (
     "wall s",
 )
 TEXT_COLUMNS = 5  # the first five columns hold text (left-aligned), the rest numbers
+# The "held by" table under a scenario's table (attribution on; docs/attribution.md).
+HELD_COLUMNS: tuple[str, ...] = ("variant", "sample", *ROW_HEADER)
 
 
 def headline(summary: RegressSummary) -> str:
@@ -109,6 +115,17 @@ def table_rows(entries: Sequence[RegressEntry]) -> list[tuple[str, ...]]:
     return rows
 
 
+def held_rows(entries: Sequence[RegressEntry]) -> list[tuple[str, ...]]:
+    """One row per holder of each entry's :func:`~harness.result.held_sample`, in
+    :data:`HELD_COLUMNS` order; none when attribution was off or nothing was held."""
+    rows: list[tuple[str, ...]] = []
+    for entry in entries:
+        sample = held_sample(entry.result)
+        if sample is not None:
+            rows += [(entry.label, sample.label, *holder_row(h)) for h in sample.held_by]
+    return rows
+
+
 def not_as_expected(summary: RegressSummary) -> list[RegressEntry]:
     """The entries whose verdicts differ from the scenario's expectation, in run order."""
     return [e for e in summary.entries if not e.as_expected]
@@ -153,6 +170,12 @@ def render_markdown(summary: RegressSummary) -> str:
         if marks:
             lines += ["", f"Lifecycle events: {_cell(marks)}"]
         lines += ["", *_table(entries), ""]
+        held = held_rows(entries)
+        if held:
+            lines += ["Held by:", "", "| " + " | ".join(HELD_COLUMNS) + " |"]
+            lines.append("|" + "|".join(":--" for _ in HELD_COLUMNS) + "|")
+            lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in held]
+            lines.append("")
     failed = not_as_expected(summary)
     if failed:
         lines += ["### Not as expected", ""]

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from harness.result import RunResult, is_turn_label, turn_label
+from harness.holders import describe
+from harness.result import RunResult, held_sample, is_turn_label, turn_label
 from harness.verdict import RegressEntry, RegressSummary, Verdict
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "check_run_line",
     "fit_table",
     "format_table",
+    "held_by_lines",
     "plural",
     "reason_lines",
     "recap",
@@ -314,6 +316,19 @@ def run_totals(run: RunResult, width: float = WIDE) -> str:
     lines = [wrap(text, width)]
     if run.detail:
         lines.append(wrap(f"{run.status}: {run.detail}", width))
+    return "\n".join(lines)
+
+
+def held_by_lines(run: RunResult, width: float = WIDE, frames: int = 4) -> str:
+    """Who holds the sockets of :func:`~harness.result.held_sample` (attribution on), each
+    with its first ``frames`` stack frames, the user's first; "" when nothing is held."""
+    sample = held_sample(run)
+    if sample is None:
+        return ""
+    lines = [f"held by ({sample.label}):"]
+    for holder in sample.held_by:
+        lines.append(wrap(f"  {describe(holder)}", width))
+        lines += [wrap(f"      {frame}", width) for frame in holder.stack[:frames]]
     return "\n".join(lines)
 
 
