@@ -18,6 +18,14 @@ threads that start turn 1 together and meet at a barrier after each turn's gap, 
 late the machine started a thread. Streams are read to the end, or with ``abandon_streams``
 only to the first chunk and then dropped unclosed, with the request client left open as well.
 
+A ``session.timeline`` (a replayed production timeline, ``harness import``) replaces the
+uniform turns: each of its sessions is a thread that waits its ``start_ms`` after one common
+start, then makes its calls, each a turn of its own with its own stream flag, followed by its
+own ``idle_ms``. No barrier holds a session back (it would stretch the gaps that decide
+keep-alive reaping); turn N's sample is taken once every session is past its call N and the
+gap after it (:class:`~harness.conversation.TimelineTurns`), in the thread that got there
+last. Every request names its session in an ``x-session-id`` header.
+
 Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
 closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
 terminates it and builds a new one with ``factory(client_kwargs, shared=True)``, ``fallback``
@@ -51,9 +59,9 @@ from typing import Any, Final
 
 from harness.conversation import (
     MODEL,
-    Conversation,
     FactoryRaised,
     Round,
+    TimelineTurns,
     append_tool_result,
     call_id,
     call_record,
@@ -64,6 +72,7 @@ from harness.conversation import (
     request_args,
     resource_of,
     rounds,
+    start_ms,
 )
 from harness.errors import FactoryError, UsageError
 from harness.factory import Factory, terminate_hook
@@ -219,9 +228,12 @@ class Gateway:
                 self.fire(event)
             on_turn(turn)
 
+        if spec.timeline:
+            self._run_timeline(on_call, turn_done)
+            return
         count = spec.concurrency
         if count == 1:
-            self._session(0, on_call, turn_done)
+            self._session(0, on_call, turn_done, self._clock())
             return
         barrier = threading.Barrier(count)
         failures: list[BaseException] = []
@@ -235,7 +247,7 @@ class Gateway:
         def target(session: int) -> None:
             try:
                 barrier.wait()  # start together, as the sessions after each turn do
-                self._session(session, on_call, after_turn)
+                self._session(session, on_call, after_turn, self._clock())
             except threading.BrokenBarrierError:
                 pass  # another session failed; its error is the one reported
             except BaseException as exc:
@@ -252,18 +264,55 @@ class Gateway:
         if failures:
             raise failures[0]
 
+    def _run_timeline(
+        self, on_call: Callable[[CallRecord], None], turn_done: Callable[[int], None]
+    ) -> None:
+        """Every timeline session in its own thread from one start, none waiting for another;
+        a turn's sample runs in the thread that completed the turn (:class:`TimelineTurns`)."""
+        spec = self.scenario.session
+        turns, lock = TimelineTurns(spec), threading.Lock()
+        failures: list[BaseException] = []
+
+        def after_turn(session: int, turn: int) -> None:
+            with lock:
+                for due in turns.finished(session, turn, spec):
+                    turn_done(due)
+
+        def target(session: int, t0: float) -> None:
+            try:
+                self._session(session, on_call, lambda turn: after_turn(session, turn), t0)
+            except BaseException as exc:
+                failures.append(exc)
+
+        t0 = self._clock()
+        threads = [
+            threading.Thread(target=target, args=(i, t0), name=f"session-{i}")
+            for i in range(spec.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+
     def _session(
-        self, session: int, on_call: Callable[[CallRecord], None], after_turn: Callable[[int], None]
+        self,
+        session: int,
+        on_call: Callable[[CallRecord], None],
+        after_turn: Callable[[int], None],
+        t0: float,
     ) -> None:
         spec = self.scenario.session
-        t0 = self._clock()
         held = self._shared  # what this session keeps calling, whatever a reload builds
-        for step in rounds(spec):
+        if spec.timeline:
+            self._sleep(max(0.0, t0 + start_ms(spec, session) / 1000 - self._clock()))
+        for step in rounds(spec, session):
             if step.rnd == 1:
                 self._schedule(step.turn)
             on_call(self._call(session, step, t0, held))
             if step.ends_turn:
-                self._sleep(spec.idle_between_turns_ms / 1000)
+                self._sleep(step.idle_ms / 1000)
                 after_turn(step.turn)
 
     def _schedule(self, turn: int) -> None:
@@ -289,7 +338,7 @@ class Gateway:
         started = self._clock()
         failure: Exception | None = None
         try:
-            self._round_trip(step.conversation, tools=step.tools, held=held)
+            self._round_trip(session, step, held=held)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
@@ -301,32 +350,29 @@ class Gateway:
             failure=failure,
         )
 
-    def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
-        session = self.scenario.session
-        abandon = session.stream and session.abandon_streams
+    def _round_trip(self, session: int, step: Round, *, held: Any) -> None:
+        abandon = step.stream and self.scenario.session.abandon_streams
         kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
-            tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
+            tool_call = self._request(held, session, step, abandon=abandon)
         else:
             try:
                 client = self._factory(dict(kwargs), shared=False)
             except Exception as exc:
                 raise FactoryRaised(exc) from exc
             try:
-                tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
+                tool_call = self._request(client, session, step, abandon=abandon)
             finally:
                 if self.scenario.client.close_request_clients and not abandon:
                     client.close()
-        if tools:
-            append_tool_result(self.scenario, conversation, tool_call)
+        if step.tools:
+            append_tool_result(self.scenario, step.conversation, tool_call)
 
-    def _request(
-        self, client: Any, conversation: Conversation, *, tools: bool, abandon: bool
-    ) -> str:
+    def _request(self, client: Any, session: int, step: Round, *, abandon: bool) -> str:
         """Send one request; return the tool call id seen (or "" when none)."""
-        resource, kwargs = request_args(self.scenario, conversation, tools=tools)
+        resource, kwargs = request_args(self.scenario, step, session=session)
         response = resource_of(client, resource).create(**kwargs)
-        if not self.scenario.session.stream:
+        if not step.stream:
             return call_id(response)
         if abandon:
             # Read one event and drop the stream unclosed: the leak under study.
