@@ -6,6 +6,7 @@ from harness.commands import (
     bisect,
     check,
     compare,
+    import_,
     regress,
     report,
     run,
@@ -19,5 +20,16 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
-    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare)
+    for module in (
+        run,
+        regress,
+        check,
+        bisect,
+        serve,
+        validate,
+        scenarios,
+        report,
+        compare,
+        import_,
+    )
 )
