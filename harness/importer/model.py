@@ -80,7 +80,7 @@ def as_number(data: Mapping[str, Any], key: str, *, default: float | None = None
     if key not in data or data[key] is None:
         if default is None:
             raise Refused(f"`{key}` is missing; give it as a number")
-        return default
+        return float(default)
     value = data[key]
     if isinstance(value, str):
         try:

@@ -57,7 +57,8 @@ def _header(replay: Replay) -> list[str]:
     first = min(c.start_s for c in trace.calls)
     text = [
         f"Imported by `harness import` from {_quote(trace.path)} ({trace.fmt}): "
-        f"{len(trace.calls)} calls in {len(replay.sessions)} sessions from {_time(first)}.",
+        f"{_plural(len(trace.calls), 'call')} in {_plural(len(replay.sessions), 'session')} "
+        f"from {_time(first)}.",
         f"Time runs {replay.compress:g}x faster: the provider's idle timeout of "
         f"{_num(replay.idle_timeout_ms)} ms is {_num(replay.server_idle_ms)} ms here.",
         f"Gaps between calls: {longer} longer than the idle timeout, replayed at >= "
@@ -85,7 +86,8 @@ def _outcomes(replay: Replay) -> str:
 def _description(replay: Replay) -> str:
     trace = replay.trace
     return (
-        f"Replay of {len(trace.calls)} LLM calls in {len(replay.sessions)} sessions from "
+        f"Replay of {_plural(len(trace.calls), 'LLM call')} in "
+        f"{_plural(len(replay.sessions), 'session')} from "
         f"{trace.path} ({trace.fmt}), {replay.compress:g}x faster, every gap on its side of "
         "the idle timeout."
     )
@@ -95,7 +97,7 @@ def _session(session: ReplaySession) -> list[str]:
     count = len(session.calls)
     first = session.calls[0].call.start_s
     return [
-        f"    # session {_quote(session.name)}: {count} calls from {_time(first)}",
+        f"    # session {_quote(session.name)}: {_plural(count, 'call')} from {_time(first)}",
         f"    - start_ms: {_num(session.start_ms)}",
         "      calls:",
         *(_call(call) for call in session.calls),
@@ -115,6 +117,10 @@ def _call(call: ReplayCall) -> str:
         elif gap.clamped:
             note += ", moved to keep the margin"
     return f"        - {{stream: {stream}, idle_ms: {_num(gap.replay_ms)}}}  # {note}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _num(value: float) -> str:

@@ -114,7 +114,7 @@ def plan(trace: Trace, *, compress: float, idle_timeout_ms: float) -> Replay:
     def gap(after: TraceCall, following: TraceCall | None) -> Gap:
         if following is None:  # the trace ends: idle like a longer gap
             return Gap(None, _ms(server_idle + margin), longer=True)
-        trace_ms = (following.start_s - after.end_s) * 1000
+        trace_ms = round((following.start_s - after.end_s) * 1000, 3)  # float noise off
         longer = trace_ms > idle_timeout_ms
         wanted = max(trace_ms, 0.0) / compress
         bound = server_idle + margin if longer else server_idle - margin
