@@ -164,13 +164,15 @@ def request_args(scenario: Scenario, step: Round, *, session: int) -> tuple[str,
     """``(resource, kwargs)`` of ``step``'s request: ``client.<resource>.create(**kwargs)``.
 
     ``resource`` is ``"responses"`` or ``"chat.completions"`` (the scenario's ``server.api``).
-    In a timeline every request names its 1-based session in an ``x-session-id`` header, which
+    In a timeline every request names its session (its ``name``, else its 1-based number) in
+    an ``x-session-id`` header, which
     the mock server's call log records (a trace export can then tell the sessions apart).
     """
     stream, tools, conversation = step.stream, step.tools, step.conversation
     extra: dict[str, Any] = {"tool_choice": "required"} if tools else {}
     if scenario.session.timeline:
-        extra["extra_headers"] = {SESSION_HEADER: str(session + 1)}
+        name = scenario.session.timeline[session].name or str(session + 1)
+        extra["extra_headers"] = {SESSION_HEADER: name}
     if scenario.server.api == "responses":
         if tools:
             extra["tools"] = [{"type": "function", **_TOOL}]

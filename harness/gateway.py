@@ -23,8 +23,9 @@ uniform turns: each of its sessions is a thread that waits its ``start_ms`` afte
 start, then makes its calls, each a turn of its own with its own stream flag, followed by its
 own ``idle_ms``. No barrier holds a session back (it would stretch the gaps that decide
 keep-alive reaping); turn N's sample is taken once every session is past its call N and the
-gap after it (:class:`~harness.conversation.TimelineTurns`), in the thread that got there
-last. Every request names its session in an ``x-session-id`` header.
+gap after it (:class:`~harness.conversation.TimelineTurns`), in a thread of its own while the
+sessions go on (a sample waits for the server to settle, which no gap should include): see
+:mod:`harness.timeline`. Every request names its session in an ``x-session-id`` header.
 
 Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
 closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
@@ -55,13 +56,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from harness.conversation import (
     MODEL,
     FactoryRaised,
     Round,
-    TimelineTurns,
     append_tool_result,
     call_id,
     call_record,
@@ -79,6 +80,7 @@ from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
 from harness.scenario import Event, Scenario
+from harness.timeline import run_timeline
 
 __all__ = [
     "DUMMY_API_KEY",
@@ -229,11 +231,11 @@ class Gateway:
             on_turn(turn)
 
         if spec.timeline:
-            self._run_timeline(on_call, turn_done)
+            run_timeline(spec, self._clock, partial(self._session, on_call=on_call), turn_done)
             return
         count = spec.concurrency
         if count == 1:
-            self._session(0, on_call, turn_done, self._clock())
+            self._session(0, turn_done, self._clock(), on_call=on_call)
             return
         barrier = threading.Barrier(count)
         failures: list[BaseException] = []
@@ -247,7 +249,7 @@ class Gateway:
         def target(session: int) -> None:
             try:
                 barrier.wait()  # start together, as the sessions after each turn do
-                self._session(session, on_call, after_turn, self._clock())
+                self._session(session, after_turn, self._clock(), on_call=on_call)
             except threading.BrokenBarrierError:
                 pass  # another session failed; its error is the one reported
             except BaseException as exc:
@@ -264,49 +266,19 @@ class Gateway:
         if failures:
             raise failures[0]
 
-    def _run_timeline(
-        self, on_call: Callable[[CallRecord], None], turn_done: Callable[[int], None]
-    ) -> None:
-        """Every timeline session in its own thread from one start, none waiting for another;
-        a turn's sample runs in the thread that completed the turn (:class:`TimelineTurns`)."""
-        spec = self.scenario.session
-        turns, lock = TimelineTurns(spec), threading.Lock()
-        failures: list[BaseException] = []
-
-        def after_turn(session: int, turn: int) -> None:
-            with lock:
-                for due in turns.finished(session, turn, spec):
-                    turn_done(due)
-
-        def target(session: int, t0: float) -> None:
-            try:
-                self._session(session, on_call, lambda turn: after_turn(session, turn), t0)
-            except BaseException as exc:
-                failures.append(exc)
-
-        t0 = self._clock()
-        threads = [
-            threading.Thread(target=target, args=(i, t0), name=f"session-{i}")
-            for i in range(spec.concurrency)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if failures:
-            raise failures[0]
-
     def _session(
         self,
         session: int,
-        on_call: Callable[[CallRecord], None],
         after_turn: Callable[[int], None],
         t0: float,
+        *,
+        on_call: Callable[[CallRecord], None],
     ) -> None:
         spec = self.scenario.session
         held = self._shared  # what this session keeps calling, whatever a reload builds
         if spec.timeline:
-            self._sleep(max(0.0, t0 + start_ms(spec, session) / 1000 - self._clock()))
+            self._replay(session, after_turn, t0, held, on_call)
+            return
         for step in rounds(spec, session):
             if step.rnd == 1:
                 self._schedule(step.turn)
@@ -314,6 +286,30 @@ class Gateway:
             if step.ends_turn:
                 self._sleep(step.idle_ms / 1000)
                 after_turn(step.turn)
+
+    def _replay(
+        self,
+        session: int,
+        after_turn: Callable[[int], None],
+        t0: float,
+        held: Any,
+        on_call: Callable[[CallRecord], None],
+    ) -> None:
+        """A timeline session. Each call's request client is built while the previous call's
+        gap runs, and the request leaves when the gap ends: the server sees the timeline's
+        gap, not the gap plus the client's construction (tens of ms on a busy machine)."""
+        spec = self.scenario.session
+        due, gap_of = t0 + start_ms(spec, session) / 1000, 0  # when, and whose gap (0: start)
+
+        def ready() -> None:
+            self._sleep(max(0.0, due - self._clock()))
+            if gap_of:
+                after_turn(gap_of)
+
+        for step in rounds(spec, session):
+            on_call(self._call(session, step, t0, held, ready))
+            due, gap_of = self._clock() + step.idle_ms / 1000, step.turn
+        ready()
 
     def _schedule(self, turn: int) -> None:
         """Start ``turn``'s during_turn events once, when the first session begins the turn."""
@@ -334,11 +330,27 @@ class Gateway:
         except BaseException as exc:  # handed to run(), which raises it
             self._failures.append(exc)
 
-    def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
+    def _call(
+        self,
+        session: int,
+        step: Round,
+        t0: float,
+        held: Any,
+        ready: Callable[[], None] | None = None,
+    ) -> CallRecord:
+        """One round trip, recorded. ``ready`` (a timeline's) returns when the request may
+        leave, once the request client is built; the call counts as started then."""
         started = self._clock()
+
+        def begin() -> None:
+            nonlocal started
+            if ready is not None:
+                ready()
+                started = self._clock()
+
         failure: Exception | None = None
         try:
-            self._round_trip(session, step, held=held)
+            self._round_trip(session, step, held=held, begin=begin)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
@@ -350,16 +362,21 @@ class Gateway:
             failure=failure,
         )
 
-    def _round_trip(self, session: int, step: Round, *, held: Any) -> None:
+    def _round_trip(
+        self, session: int, step: Round, *, held: Any, begin: Callable[[], None]
+    ) -> None:
         abandon = step.stream and self.scenario.session.abandon_streams
         kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
+            begin()
             tool_call = self._request(held, session, step, abandon=abandon)
         else:
             try:
                 client = self._factory(dict(kwargs), shared=False)
             except Exception as exc:
+                begin()  # the call fails when it would have been sent
                 raise FactoryRaised(exc) from exc
+            begin()
             try:
                 tool_call = self._request(client, session, step, abandon=abandon)
             finally:

@@ -244,10 +244,12 @@ class TimelineCall:
 @dataclass(frozen=True)
 class TimelineSession:
     """One session of ``session.timeline``: it starts ``start_ms`` after the gateway's first
-    session and makes its ``calls`` in order, each followed by its own idle gap."""
+    session and makes its ``calls`` in order, each followed by its own idle gap. ``name`` is
+    what its requests' ``x-session-id`` header says ("": its 1-based number)."""
 
     start_ms: float = number(0)
     calls: tuple[TimelineCall, ...] = ()
+    name: str = ""
 
     def list_problem(self, given: Collection[str], session: SessionSpec) -> Problem | None:
         """A session makes at least one call, and at most ``session.turns``' range."""
@@ -257,7 +259,14 @@ class TimelineSession:
             return Problem(key, "needs at least one call, e.g. `calls: [{idle_ms: 0}]`", where)
         if len(self.calls) > _MAX_TURNS:
             return Problem("calls", f"has {len(self.calls)} calls; at most {_MAX_TURNS}", "value")
+        if not is_header_value(self.name):
+            return Problem("name", "goes in a header: use printable ASCII, at most 64 characters")
         return None
+
+
+def is_header_value(text: str) -> bool:
+    """Whether ``text`` can be a session's ``x-session-id`` header as it is."""
+    return len(text) <= 64 and all(" " <= ch <= "~" for ch in text)
 
 
 # Keys a timeline decides (its sessions, calls, streams and gaps): not given beside it.
@@ -445,7 +454,9 @@ def _session_from_dict(data: Mapping[str, Any]) -> SessionSpec:
     values = dict(data)
     values["events"] = tuple(Event(**e) for e in values.get("events", ()))
     values["timeline"] = tuple(
-        TimelineSession(s["start_ms"], tuple(TimelineCall(**c) for c in s["calls"]))
+        TimelineSession(
+            s["start_ms"], tuple(TimelineCall(**c) for c in s["calls"]), s.get("name", "")
+        )
         for s in values.get("timeline", ())
     )
     return SessionSpec(**values)

@@ -59,8 +59,8 @@ def test_a_har_file_imports_to_the_expected_scenario() -> None:
     # gaps: s1 3.0 s - 1.0 s end = 2 s (shorter than 5 s), s2 12 s - 2 s = 10 s (longer);
     # the last call of each idles past the timeout (500 + 30% margin)
     assert scenario.session.timeline == (
-        TimelineSession(0, (TimelineCall(True, 200), TimelineCall(False, 650))),
-        TimelineSession(50, (TimelineCall(False, 1000), TimelineCall(True, 650))),
+        TimelineSession(0, (TimelineCall(True, 200), TimelineCall(False, 650)), "s1"),
+        TimelineSession(50, (TimelineCall(False, 1000), TimelineCall(True, 650)), "s2"),
     )
     assert (scenario.session.concurrency, scenario.session.turns) == (2, 2)
 
@@ -78,8 +78,8 @@ def test_otel_genai_spans_import_to_the_expected_scenario() -> None:
     scenario = import_trace(trace, compress=2, idle_timeout_ms=1000, name="o").scenario
     assert scenario.server.latency_ms == 500
     assert scenario.session.timeline == (
-        TimelineSession(0, (TimelineCall(True, 50), TimelineCall(False, 650))),
-        TimelineSession(500, (TimelineCall(False, 650),)),
+        TimelineSession(0, (TimelineCall(True, 50), TimelineCall(False, 650)), "c1"),
+        TimelineSession(500, (TimelineCall(False, 650),), "c2"),
     )
 
 
@@ -122,6 +122,12 @@ def test_every_gap_keeps_its_side_with_a_margin() -> None:
     ]
 
 
+def test_a_session_name_no_header_can_carry_is_numbered() -> None:
+    trace = _trace(("ok-1", 0, 10), ("line\nbreak", 0.5, 10), ("x" * 65, 1.0, 10))
+    replay = plan(trace, compress=1, idle_timeout_ms=1000)
+    assert [s.name for s in replay.sessions] == ["ok-1", "session-2", "session-3"]
+
+
 def test_the_call_log_exports_as_a_trace_that_reads_back(tmp_path: Path) -> None:
     calls = (
         ServerCall(1, 1, "/v1/chat/completions", True, 200, 0, None, 0.5, 12.5, "2"),
@@ -150,15 +156,15 @@ def test_the_command_writes_a_scenario_that_loads(
     assert code == 0
     shown = capsys.readouterr().out
     assert shown == (
-        f"{out}: 4 calls in 2 sessions (har), 50x faster, idle timeout 5000 -> 100 ms; "
+        f"{out}: 4 calls in 2 sessions (har), 25x faster, idle timeout 5000 -> 200 ms; "
         "1 of 2 gaps longer, 0 moved to keep their side\n"
     )
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Imported by `harness import` from ")
-    assert "# Time runs 50x faster" in text
+    assert "# Time runs 25x faster" in text
     scenario = load_scenario(out)
     assert scenario.name == "gateway"
-    assert scenario.session.timeline[0].calls[0] == TimelineCall(True, 40)
+    assert scenario.session.timeline[0].calls[0] == TimelineCall(True, 80)
     assert scenario.expect.close_wait_live_after_gc == 0
 
 

@@ -83,6 +83,12 @@ def test_scenarios_without_a_timeline_serialize_as_before() -> None:
             "out of range",
         ),
         ("timeline: [{calls: [{gap: 1}]}]", 3, "session.timeline[0].calls[0].gap", "unknown key"),
+        (
+            'timeline: [{name: "caf\\u00e9", calls: [{}]}]',
+            3,
+            "session.timeline[0].name",
+            "goes in a header: use printable ASCII",
+        ),
     ],
 )
 def test_bad_timelines_name_line_and_key(session: str, line: int, key: str, message: str) -> None:

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compress",
         type=_positive,
         metavar="FACTOR",
-        help="replay this many times faster (default: the idle timeout becomes 100 ms)",
+        help="replay this many times faster (default: the idle timeout becomes 200 ms)",
     )
     parser.add_argument(
         "--idle-timeout-ms",

@@ -94,11 +94,13 @@ def _description(replay: Replay) -> str:
 
 
 def _session(session: ReplaySession) -> list[str]:
-    count = len(session.calls)
-    first = session.calls[0].call.start_s
+    count, first_call = len(session.calls), session.calls[0].call
+    first = first_call.start_s
     return [
-        f"    # session {_quote(session.name)}: {_plural(count, 'call')} from {_time(first)}",
-        f"    - start_ms: {_num(session.start_ms)}",
+        f"    # trace session {_quote(first_call.session)}: {_plural(count, 'call')} "
+        f"from {_time(first)}",
+        f"    - name: {_quote(session.name)}",
+        f"      start_ms: {_num(session.start_ms)}",
         "      calls:",
         *(_call(call) for call in session.calls),
     ]

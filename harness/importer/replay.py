@@ -15,6 +15,8 @@ run's last samples, as in a gateway that keeps running.
 Session starts are compressed the same way. Call durations are not replayed one by one (the
 mock server has one ``latency_ms``): the replay uses their median, compressed. A call that
 started before the previous call of its session ended (``overlapped``) follows it at once.
+A session keeps its name (its requests' ``x-session-id``) unless a header cannot carry it:
+then it is ``session-N``, and the original is in the scenario's comment.
 Everything here is pure: a :class:`Replay` is computed from a :class:`~.model.Trace` alone.
 """
 
@@ -26,6 +28,7 @@ from typing import Final
 
 from harness.errors import UsageError
 from harness.importer.model import Trace, TraceCall
+from harness.schema import is_header_value
 
 __all__ = [
     "MARGIN",
@@ -42,8 +45,9 @@ __all__ = [
 MARGIN: Final = 0.3  # of the replay's idle timeout, between it and any gap
 # Below this the replay's timing is at the mercy of the machine's scheduling.
 MIN_IDLE_TIMEOUT_MS: Final = 20.0
-# The default compression aims here: the bundled scenarios' idle timeout, known to be robust.
-TARGET_IDLE_TIMEOUT_MS: Final = 100.0
+# The default compression aims here: twice the bundled scenarios' idle timeout, so that a
+# shorter gap keeps 60 ms from it, more than a busy machine adds to a gap (10-25 ms measured).
+TARGET_IDLE_TIMEOUT_MS: Final = 200.0
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,14 @@ def plan(trace: Trace, *, compress: float, idle_timeout_ms: float) -> Replay:
         latency_ms=_ms(statistics.median(c.duration_ms for c in trace.calls) / compress),
         sessions=tuple(
             ReplaySession(
-                name,
+                name if is_header_value(name) else f"session-{index}",
                 _ms((calls[0].start_s - t0) * 1000 / compress),
                 tuple(
                     ReplayCall(call, gap(call, calls[i + 1] if i + 1 < len(calls) else None))
                     for i, call in enumerate(calls)
                 ),
             )
-            for name, calls in sessions.items()
+            for index, (name, calls) in enumerate(sessions.items(), 1)
         ),
     )
 
