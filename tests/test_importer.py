@@ -173,7 +173,7 @@ def test_without_output_the_scenario_goes_to_stdout(capsys: pytest.CaptureFixtur
     captured = capsys.readouterr()
     assert captured.out.startswith("# Imported by")
     assert "version: 1\n" in captured.out
-    assert captured.err.startswith("stdout: 3 calls in 2 sessions (otel), 2x faster")
+    assert captured.err.startswith("<stdout>: 3 calls in 2 sessions (otel), 2x faster")
 
 
 BAD = [

@@ -69,7 +69,7 @@ def main(ns: argparse.Namespace) -> int:
     )
     if output is None:
         sys.stdout.write(imported.text)
-        print(_summary(imported, "stdout"), file=sys.stderr)
+        print(_summary(imported, "<stdout>"), file=sys.stderr)
     else:
         atomic_write_text(output, imported.text)
         print(_summary(imported, str(output)))
