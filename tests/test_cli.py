@@ -15,13 +15,14 @@ from harness.commands.registry import COMMANDS
 
 def test_every_command_module_exposes_one_command_in_the_registry() -> None:
     modules = sorted(
-        m.name
+        m.name.removesuffix("_")  # import_: `import` is a keyword
         for m in pkgutil.iter_modules(harness.commands.__path__)
         if not m.name.startswith("_") and m.name not in ("base", "registry")
     )
     assert sorted(c.name for c in COMMANDS) == modules
     assert [c.name for c in COMMANDS] == [
-        "run", "regress", "check", "bisect", "serve", "validate", "scenarios", "report", "compare"
+        "run", "regress", "check", "bisect", "serve", "validate", "scenarios", "report", "compare",
+        "import",
     ]  # fmt: skip
     assert all(isinstance(c, Command) for c in COMMANDS)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -48,6 +49,7 @@ REQUIRED = {
     "validate": ["s.yaml"],
     "report": ["r.json"],
     "compare": ["a.json", "b.json"],
+    "import": ["t.jsonl"],
 }
 
 
