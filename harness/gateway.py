@@ -19,13 +19,9 @@ late the machine started a thread. Streams are read to the end, or with ``abando
 only to the first chunk and then dropped unclosed, with the request client left open as well.
 
 A ``session.timeline`` (a replayed production timeline, ``harness import``) replaces the
-uniform turns: each of its sessions is a thread that waits its ``start_ms`` after one common
-start, then makes its calls, each a turn of its own with its own stream flag, followed by its
-own ``idle_ms``. No barrier holds a session back (it would stretch the gaps that decide
-keep-alive reaping); turn N's sample is taken once every session is past its call N and the
-gap after it (:class:`~harness.conversation.TimelineTurns`), in a thread of its own while the
-sessions go on (a sample waits for the server to settle, which no gap should include): see
-:mod:`harness.timeline`. Every request names its session in an ``x-session-id`` header.
+uniform turns: each session a thread from one common start, each call a turn with its own
+stream flag and gap, no barrier, every request naming its session in ``x-session-id``; how,
+and when each turn's sample is taken, is :mod:`harness.timeline`'s.
 
 Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
 closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
@@ -73,14 +69,13 @@ from harness.conversation import (
     request_args,
     resource_of,
     rounds,
-    start_ms,
 )
 from harness.errors import FactoryError, UsageError
 from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
 from harness.scenario import Event, Scenario
-from harness.timeline import run_timeline
+from harness.timeline import replay_session, run_timeline
 
 __all__ = [
     "DUMMY_API_KEY",
@@ -277,7 +272,11 @@ class Gateway:
         spec = self.scenario.session
         held = self._shared  # what this session keeps calling, whatever a reload builds
         if spec.timeline:
-            self._replay(session, after_turn, t0, held, on_call)
+
+            def call(step: Round, ready: Callable[[], None]) -> None:
+                on_call(self._call(session, step, t0, held, ready))
+
+            replay_session(spec, session, t0, self._clock, self._sleep, call, after_turn)
             return
         for step in rounds(spec, session):
             if step.rnd == 1:
@@ -286,30 +285,6 @@ class Gateway:
             if step.ends_turn:
                 self._sleep(step.idle_ms / 1000)
                 after_turn(step.turn)
-
-    def _replay(
-        self,
-        session: int,
-        after_turn: Callable[[int], None],
-        t0: float,
-        held: Any,
-        on_call: Callable[[CallRecord], None],
-    ) -> None:
-        """A timeline session. Each call's request client is built while the previous call's
-        gap runs, and the request leaves when the gap ends: the server sees the timeline's
-        gap, not the gap plus the client's construction (tens of ms on a busy machine)."""
-        spec = self.scenario.session
-        due, gap_of = t0 + start_ms(spec, session) / 1000, 0  # when, and whose gap (0: start)
-
-        def ready() -> None:
-            self._sleep(max(0.0, due - self._clock()))
-            if gap_of:
-                after_turn(gap_of)
-
-        for step in rounds(spec, session):
-            on_call(self._call(session, step, t0, held, ready))
-            due, gap_of = self._clock() + step.idle_ms / 1000, step.turn
-        ready()
 
     def _schedule(self, turn: int) -> None:
         """Start ``turn``'s during_turn events once, when the first session begins the turn."""

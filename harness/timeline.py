@@ -6,6 +6,10 @@ it is through; :class:`~harness.conversation.TimelineTurns` says which turns tha
 and one more thread takes those turns' samples in order while the sessions go on, so that no
 gap includes the wait for the server to settle. The first failure of a session or a sample
 is raised once every thread has ended.
+
+Within a session (:func:`replay_session`), each call's request client is built while the
+previous call's gap runs, and the request leaves when the gap ends: the server sees the
+timeline's gap, not the gap plus the client's construction (tens of ms on a busy machine).
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import queue
 import threading
 from collections.abc import Callable
 
-from harness.conversation import TimelineTurns
+from harness.conversation import Round, TimelineTurns, rounds, start_ms
 from harness.scenario import SessionSpec
 
-__all__ = ["run_timeline"]
+__all__ = ["replay_session", "run_timeline"]
 
 # session(index, after_turn, t0): run session ``index`` from ``t0``, calling after_turn(turn)
 SessionRunner = Callable[[int, Callable[[int], None], float], None]
@@ -67,3 +71,28 @@ def run_timeline(
     samples.join()
     if failures:
         raise failures[0]
+
+
+def replay_session(
+    spec: SessionSpec,
+    index: int,
+    t0: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    call: Callable[[Round, Callable[[], None]], None],
+    after_turn: Callable[[int], None],
+) -> None:
+    """Session ``index`` of the timeline: ``call(step, ready)`` makes each call and runs
+    ``ready()`` once its request client is built; ``ready`` returns when the previous gap (or
+    the session's start) is over, after reporting the previous turn done."""
+    due, gap_of = t0 + start_ms(spec, index) / 1000, 0  # when, and whose gap (0: the start)
+
+    def ready() -> None:
+        sleep(max(0.0, due - clock()))
+        if gap_of:
+            after_turn(gap_of)
+
+    for step in rounds(spec, index):
+        call(step, ready)
+        due, gap_of = clock() + step.idle_ms / 1000, step.turn
+    ready()

@@ -12,13 +12,14 @@ import openai
 import pytest
 
 from harness.agateway import AsyncGateway
-from harness.conversation import TimelineTurns
+from harness.conversation import Round, TimelineTurns
 from harness.errors import ScenarioError
 from harness.factory import resolve_factory
 from harness.gateway import Gateway
 from harness.mockserver import MockServer
 from harness.result import CallRecord, ServerCall, ServerStats
 from harness.scenario import Scenario, TimelineCall, TimelineSession, parse_scenario
+from harness.timeline import replay_session
 from harness.variants._http import sdk_stack
 
 pytestmark = pytest.mark.sdk
@@ -176,3 +177,38 @@ def test_a_server_call_keeps_its_session_only_when_it_has_one() -> None:
     stats = ServerStats(calls=(plain, named))
     assert [c.get("session") for c in stats.to_dict()["calls"]] == [None, "3"]
     assert ServerStats.from_dict(stats.to_dict()).calls == (plain, named)
+
+
+def _replayed(index: int) -> list[str]:
+    """What session ``index`` of TIMELINE does on a fake clock starting at 10 s."""
+    session = parse_scenario(TIMELINE).session
+    now = [10.0]
+    log: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        log.append(f"sleep {seconds * 1000:.0f}")
+        now[0] += seconds
+
+    def call(step: Round, ready: Callable[[], None]) -> None:
+        now[0] += 0.004  # the request client takes 4 ms to build, during the gap
+        ready()
+        log.append(f"call {step.turn} at {(now[0] - 10) * 1000:.0f}")
+        now[0] += 0.005  # the round trip
+
+    replay_session(
+        session, index, 10.0, lambda: now[0], sleep, call, lambda t: log.append(f"turn {t}")
+    )
+    return log
+
+
+def test_a_session_waits_its_start_and_each_gap_after_its_client_is_built() -> None:
+    # gaps of 120, 10 and 0 ms after calls of 5 ms: each request leaves its gap after the end
+    # of the previous call, the 4 ms of client building inside the gap
+    assert _replayed(0) == [
+        "sleep 0", "call 1 at 4",
+        "sleep 116", "turn 1", "call 2 at 129",
+        "sleep 6", "turn 2", "call 3 at 144",
+        "sleep 0", "turn 3",
+    ]  # fmt: skip
+    # session 2 starts 60 ms in, then idles 30 ms after its only call
+    assert _replayed(1) == ["sleep 56", "call 1 at 60", "sleep 30", "turn 1"]

@@ -53,10 +53,6 @@ class TraceCall:
     def end_s(self) -> float:
         return self.start_s + self.duration_ms / 1000
 
-    @property
-    def failed(self) -> bool:
-        return bool(self.error) or not 200 <= self.status < 400
-
 
 @dataclass(frozen=True)
 class Trace:

@@ -21,6 +21,13 @@ __all__ = ["FORMATS", "detect", "read_trace"]
 
 FORMATS: Final = ("jsonl", "har", "otel")
 
+_WHAT: Final = {
+    "jsonl": "give one JSON record per line",
+    "har": "only entries toward .../chat/completions or .../responses are calls",
+    "otel": "only spans with gen_ai.operation.name chat, text_completion or generate_content "
+    "are calls",
+}
+
 
 def read_trace(path: Path, fmt: str = "") -> Trace:
     """The calls in ``path`` (format ``fmt``, detected when ""); :class:`TraceError` when
@@ -44,14 +51,6 @@ def read_trace(path: Path, fmt: str = "") -> Trace:
     if not trace.calls:
         raise TraceError(name, 0, f"no LLM calls in it as {fmt}; {_WHAT[fmt]}")
     return trace
-
-
-_WHAT: Final = {
-    "jsonl": "give one JSON record per line",
-    "har": "only entries toward .../chat/completions or .../responses are calls",
-    "otel": "only spans with gen_ai.operation.name chat, text_completion or generate_content "
-    "are calls",
-}
 
 
 def detect(text: str) -> str:
