@@ -59,8 +59,8 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 DEFAULT_MAX_DURATION_S: Final = 600.0
 _HOUR_MS: Final = 3_600_000
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
-_MAX_TURNS: Final = 100_000
-_MAX_SESSIONS: Final = 256
+MAX_TURNS: Final = 100_000  # turns per session (a timeline's calls per session)
+MAX_SESSIONS: Final = 256  # concurrency (a timeline's sessions)
 
 
 def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS, cast: Any = None) -> Any:
@@ -257,8 +257,8 @@ class TimelineSession:
             where: Literal["value", "section"] = "value" if "calls" in given else "section"
             key = "calls" if "calls" in given else None
             return Problem(key, "needs at least one call, e.g. `calls: [{idle_ms: 0}]`", where)
-        if len(self.calls) > _MAX_TURNS:
-            return Problem("calls", f"has {len(self.calls)} calls; at most {_MAX_TURNS}", "value")
+        if len(self.calls) > MAX_TURNS:
+            return Problem("calls", f"has {len(self.calls)} calls; at most {MAX_TURNS}", "value")
         if not is_header_value(self.name):
             return Problem("name", "goes in a header: use printable ASCII, at most 64 characters")
         return None
@@ -284,11 +284,11 @@ _TIMELINE_DECIDES: Final = (
 class SessionSpec:
     """The ``session:`` section: the shape of the gateway's traffic."""
 
-    turns: int = number(10, lo=1, hi=_MAX_TURNS)
+    turns: int = number(10, lo=1, hi=MAX_TURNS)
     calls_per_turn: int = number(1, lo=1, hi=1000)
     idle_between_turns_ms: float = number(0)
     stream: bool = False
-    concurrency: int = number(1, lo=1, hi=_MAX_SESSIONS)
+    concurrency: int = number(1, lo=1, hi=MAX_SESSIONS)
     abandon_streams: bool = False
     gc: Literal["off", "auto"] = "off"
     events: tuple[Event, ...] = ()
@@ -333,8 +333,8 @@ class SessionSpec:
             return None
         if not self.timeline:
             return Problem("timeline", "needs at least one session, e.g. `- calls: [{}]`", "value")
-        if len(self.timeline) > _MAX_SESSIONS:
-            message = f"has {len(self.timeline)} sessions; at most {_MAX_SESSIONS}"
+        if len(self.timeline) > MAX_SESSIONS:
+            message = f"has {len(self.timeline)} sessions; at most {MAX_SESSIONS}"
             return Problem("timeline", message, "value")
         if self.abandon_streams and not self.streams():
             return Problem("abandon_streams", "needs a call with `stream: true`")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.errors import UsageError
 from harness.importer import detect, import_trace, read_trace, trace_records
 from harness.importer.model import Trace, TraceCall
 from harness.importer.replay import Gap, plan
@@ -249,3 +250,22 @@ def test_the_output_is_never_the_trace(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["import", str(path), "-o", str(path)]) == 2
     assert "is the trace itself" in capsys.readouterr().err
     assert path.read_text(encoding="utf-8") == before
+
+
+def test_more_sessions_than_a_scenario_runs_is_refused_with_what_to_do() -> None:
+    trace = _trace(*((f"s{i}", i * 0.01, 1) for i in range(257)))
+    with pytest.raises(UsageError) as caught:
+        plan(trace, compress=1, idle_timeout_ms=1000)
+    assert str(caught.value) == (
+        "the trace has 257 sessions; a scenario runs at most 256: import a shorter stretch of "
+        "it (fewer sessions at once)"
+    )
+
+
+def test_server_side_genai_spans_are_not_calls(tmp_path: Path) -> None:
+    document = json.loads((DATA / "gateway.otel.json").read_text(encoding="utf-8"))
+    spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[0]["kind"] = "SPAN_KIND_SERVER"  # a proxy's view of the first call
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    assert [c.session for c in read_trace(path).calls] == ["c1", "c2"]

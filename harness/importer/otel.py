@@ -3,7 +3,8 @@
 The file is one ``{"resourceSpans": [...]}`` document (an OTLP/HTTP JSON body), or one such
 document per line (the Collector's file exporter). Every span under
 ``resourceSpans[].scopeSpans[].spans[]`` whose ``gen_ai.operation.name`` is an inference
-operation (``chat``, ``text_completion``, ``generate_content``) is one call; other spans
+operation (``chat``, ``text_completion``, ``generate_content``) is one call, unless its kind
+is SERVER (a proxy's side of a call the conventions record as CLIENT); other spans
 (``embeddings``, ``execute_tool``, ``invoke_agent``, HTTP spans) are skipped.
 ``startTimeUnixNano``/``endTimeUnixNano`` give its start and duration,
 ``gen_ai.conversation.id`` its session (absent: one session), ``gen_ai.request.stream``
@@ -23,6 +24,7 @@ __all__ = ["INFERENCE", "read_otel"]
 
 INFERENCE: Final = ("chat", "text_completion", "generate_content")
 _ERROR: Final = (2, "STATUS_CODE_ERROR")
+_SERVER: Final = (2, "SPAN_KIND_SERVER")
 _VALUE_KINDS: Final = ("stringValue", "boolValue", "intValue", "doubleValue")
 
 
@@ -62,8 +64,8 @@ def _call(span: Any, where: str) -> TraceCall | None:
     if not isinstance(span, dict):
         raise Refused("a span is an object with `startTimeUnixNano`, `endTimeUnixNano`")
     attrs = _attributes(span)
-    if attrs.get("gen_ai.operation.name") not in INFERENCE:
-        return None
+    if attrs.get("gen_ai.operation.name") not in INFERENCE or span.get("kind") in _SERVER:
+        return None  # not an inference call, or a proxy's own view of one (not the client's)
     start_ns, end_ns = _nanos(span, "startTimeUnixNano"), _nanos(span, "endTimeUnixNano")
     if end_ns < start_ns:
         raise Refused("`endTimeUnixNano` is before `startTimeUnixNano`")

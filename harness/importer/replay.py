@@ -28,7 +28,7 @@ from typing import Final
 
 from harness.errors import UsageError
 from harness.importer.model import Trace, TraceCall
-from harness.schema import is_header_value
+from harness.schema import MAX_SESSIONS, MAX_TURNS, is_header_value
 
 __all__ = [
     "MARGIN",
@@ -113,6 +113,7 @@ def plan(trace: Trace, *, compress: float, idle_timeout_ms: float) -> Replay:
         )
     margin = MARGIN * server_idle
     sessions = trace.sessions()
+    _check_size(sessions)
     t0 = min(call.start_s for call in trace.calls)
 
     def gap(after: TraceCall, following: TraceCall | None) -> Gap:
@@ -143,6 +144,21 @@ def plan(trace: Trace, *, compress: float, idle_timeout_ms: float) -> Replay:
             for index, (name, calls) in enumerate(sessions.items(), 1)
         ),
     )
+
+
+def _check_size(sessions: dict[str, tuple[TraceCall, ...]]) -> None:
+    """A scenario runs at most 256 sessions at once, of at most 100,000 calls each."""
+    if len(sessions) > MAX_SESSIONS:
+        raise UsageError(
+            f"the trace has {len(sessions)} sessions; a scenario runs at most {MAX_SESSIONS}: "
+            "import a shorter stretch of it (fewer sessions at once)"
+        )
+    name, calls = max(sessions.items(), key=lambda item: len(item[1]))
+    if len(calls) > MAX_TURNS:
+        raise UsageError(
+            f"session {name!r} has {len(calls)} calls; a scenario session makes at most "
+            f"{MAX_TURNS}: import a shorter stretch of the trace"
+        )
 
 
 def _ms(value: float) -> float:
