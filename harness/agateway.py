@@ -217,8 +217,8 @@ class AsyncGateway:
         t0: float,
         held: Any,
     ) -> None:
-        """A timeline session; each request client is built while the previous call's gap
-        runs, as :meth:`harness.gateway.Gateway._replay` explains."""
+        """A timeline session, as :func:`harness.timeline.replay_session` runs one on threads:
+        each request client is built while the previous call's gap runs."""
         spec = self.scenario.session
         due, gap_of = t0 + start_ms(spec, session) / 1000, 0  # when, and whose gap (0: start)
 
