@@ -47,7 +47,7 @@ def _spans(path: str, line: int, document: Any) -> Iterator[tuple[str, Any]]:
     at = f"line {line} " if line else ""
     resources = document.get("resourceSpans") if isinstance(document, dict) else None
     if not isinstance(resources, list):
-        message = "OTLP JSON holds `resourceSpans`, a list; export the spans as OTLP JSON"
+        message = "OTLP JSON holds `resourceSpans`, a list; this has none (check --format)"
         raise TraceError(path, at.strip() or "resourceSpans", message)
     for r, resource in enumerate(resources):
         for s, scope in enumerate(_list(resource, "scopeSpans")):
