@@ -6,7 +6,9 @@ read to the end or abandoned after the first event, request clients closed or no
 same pure parts (:mod:`harness.conversation`); only the waiting differs. Concurrent sessions
 are tasks on one event loop that meet at an :class:`asyncio.Barrier` after each turn's gap, so
 ``on_turn`` sees every session at the same turn, as with threads. Clients are closed with
-``await client.close()``.
+``await client.close()``. A ``session.timeline`` runs its sessions as tasks with no barrier,
+each from one common start, as :mod:`harness.gateway` describes; its turns' samples run in
+order in a worker thread (``asyncio.to_thread``), so the loop and the sessions go on.
 
 Lifecycle events (``session.events``) and ``client.calls_via: shared`` behave as in
 :mod:`harness.gateway`: an ``after_turn`` event runs in the barrier's first session before
@@ -33,8 +35,9 @@ from typing import Any, Literal
 import openai
 
 from harness.conversation import (
-    Conversation,
     FactoryRaised,
+    Round,
+    TimelineTurns,
     append_tool_result,
     call_id,
     call_record,
@@ -43,6 +46,7 @@ from harness.conversation import (
     request_args,
     resource_of,
     rounds,
+    start_ms,
 )
 from harness.factory import Factory, terminate_hook
 from harness.gateway import Gateway, fallback_kwargs
@@ -134,8 +138,15 @@ class AsyncGateway:
         """Run every session to the end as tasks; the first failure cancels the rest."""
         spec = self.scenario.session
         barrier = asyncio.Barrier(spec.concurrency)
+        turns = TimelineTurns(spec)
 
-        async def after_turn(turn: int) -> None:
+        due: asyncio.Queue[int] = asyncio.Queue()
+
+        async def after_turn(session: int, turn: int) -> None:
+            if spec.timeline:  # no barrier, and samples off the loop: sessions keep their gaps
+                for done in turns.finished(session, turn, spec):
+                    due.put_nowait(done)
+                return
             # The first session through runs the events and on_turn once; all wait for it.
             if await barrier.wait() == 0:
                 for event in events_after(spec, turn):
@@ -143,11 +154,22 @@ class AsyncGateway:
                 on_turn(turn)
             await barrier.wait()
 
+        async def sampler() -> None:
+            while turn := await due.get():  # 0: the sessions are over
+                await asyncio.to_thread(on_turn, turn)
+
+        t0 = self._clock() if spec.timeline else 0.0  # a timeline's sessions start together
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                for session in range(spec.concurrency):
-                    group.create_task(self._session(session, on_call, after_turn))
+                samples = group.create_task(sampler()) if spec.timeline else None
+                sessions = [
+                    group.create_task(self._session(session, on_call, after_turn, t0))
+                    for session in range(spec.concurrency)
+                ]
+                if samples is not None:
+                    await asyncio.gather(*sessions)
+                    due.put_nowait(0)
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # as the threaded gateway: the first failure
         finally:
@@ -170,60 +192,100 @@ class AsyncGateway:
         self,
         session: int,
         on_call: Callable[[CallRecord], None],
-        after_turn: Callable[[int], Awaitable[None]],
+        after_turn: Callable[[int, int], Awaitable[None]],
+        t0: float,
     ) -> None:
         spec = self.scenario.session
-        t0 = self._clock()
         held = self._shared  # what this session keeps calling, whatever a reload builds
-        for step in rounds(spec):
+        if spec.timeline:
+            await self._replay(session, on_call, after_turn, t0, held)
+            return
+        t0 = self._clock()
+        for step in rounds(spec, session):
             if step.rnd == 1:
                 self._schedule(step.turn)
-            started = self._clock()
-            failure: Exception | None = None
-            try:
-                await self._round_trip(step.conversation, tools=step.tools, held=held)
-            except Exception as exc:  # count every failure, whatever its type
-                failure = exc
-            on_call(
-                call_record(
-                    session,
-                    step,
-                    t0=t0,
-                    started=started,
-                    ended=self._clock(),
-                    failure=failure,
-                )
-            )
+            on_call(await self._call(session, step, t0, held))
             if step.ends_turn:
-                await self._sleep(spec.idle_between_turns_ms / 1000)
-                await after_turn(step.turn)
+                await self._sleep(step.idle_ms / 1000)
+                await after_turn(session, step.turn)
 
-    async def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
-        session = self.scenario.session
-        abandon = session.stream and session.abandon_streams
+    async def _replay(
+        self,
+        session: int,
+        on_call: Callable[[CallRecord], None],
+        after_turn: Callable[[int, int], Awaitable[None]],
+        t0: float,
+        held: Any,
+    ) -> None:
+        """A timeline session, as :func:`harness.timeline.replay_session` runs one on threads:
+        each request client is built while the previous call's gap runs."""
+        spec = self.scenario.session
+        due, gap_of = t0 + start_ms(spec, session) / 1000, 0  # when, and whose gap (0: start)
+
+        async def ready() -> None:
+            await self._sleep(max(0.0, due - self._clock()))
+            if gap_of:
+                await after_turn(session, gap_of)
+
+        for step in rounds(spec, session):
+            on_call(await self._call(session, step, t0, held, ready))
+            due, gap_of = self._clock() + step.idle_ms / 1000, step.turn
+        await ready()
+
+    async def _call(
+        self,
+        session: int,
+        step: Round,
+        t0: float,
+        held: Any,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> CallRecord:
+        """One round trip, recorded; ``ready`` as in :meth:`harness.gateway.Gateway._call`."""
+        started = self._clock()
+
+        async def begin() -> None:
+            nonlocal started
+            if ready is not None:
+                await ready()
+                started = self._clock()
+
+        failure: Exception | None = None
+        try:
+            await self._round_trip(session, step, held=held, begin=begin)
+        except Exception as exc:  # count every failure, whatever its type
+            failure = exc
+        return call_record(
+            session, step, t0=t0, started=started, ended=self._clock(), failure=failure
+        )
+
+    async def _round_trip(
+        self, session: int, step: Round, *, held: Any, begin: Callable[[], Awaitable[None]]
+    ) -> None:
+        abandon = step.stream and self.scenario.session.abandon_streams
         kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
-            tool_call = await self._request(held, conversation, tools=tools, abandon=abandon)
+            await begin()
+            tool_call = await self._request(held, session, step, abandon=abandon)
         else:
             try:
                 client = self._factory(dict(kwargs), shared=False)
             except Exception as exc:
+                await begin()  # the call fails when it would have been sent
                 raise FactoryRaised(exc) from exc
+            await begin()
             try:
-                tool_call = await self._request(client, conversation, tools=tools, abandon=abandon)
+                tool_call = await self._request(client, session, step, abandon=abandon)
             finally:
                 if self.scenario.client.close_request_clients and not abandon:
                     await client.close()
-        if tools:
-            append_tool_result(self.scenario, conversation, tool_call)
+        if step.tools:
+            append_tool_result(self.scenario, step.conversation, tool_call)
 
-    async def _request(
-        self, client: Any, conversation: Conversation, *, tools: bool, abandon: bool
-    ) -> str:
+    async def _request(self, client: Any, session: int, step: Round, *, abandon: bool) -> str:
         """Send one request; return the tool call id seen (or "" when none)."""
-        resource, kwargs = request_args(self.scenario, conversation, tools=tools)
+        resource, kwargs = request_args(self.scenario, step, session=session)
         response = await resource_of(client, resource).create(**kwargs)
-        if not self.scenario.session.stream:
+        if not step.stream:
             return call_id(response)
         if abandon:
             # Read one event and drop the stream unclosed: the leak under study.

@@ -19,9 +19,11 @@ from harness.scenario import Event, Scenario, SessionSpec
 
 __all__ = [
     "MODEL",
+    "SESSION_HEADER",
     "Conversation",
     "FactoryRaised",
     "Round",
+    "TimelineTurns",
     "append_tool_result",
     "call_id",
     "call_record",
@@ -32,9 +34,11 @@ __all__ = [
     "request_args",
     "resource_of",
     "rounds",
+    "start_ms",
 ]
 
 MODEL: Final = "mock-model"
+SESSION_HEADER: Final = "x-session-id"
 _TOOL: Final = {
     "name": "lookup",
     "description": "Look a value up.",
@@ -66,23 +70,62 @@ class Conversation:
 @dataclass(frozen=True)
 class Round:
     """One call of a session: its turn, its round within the turn, the turn's conversation,
-    whether it offers tools (every round but the turn's last) and whether it ends the turn
-    (the idle gap and the turn's sample follow it)."""
+    whether it offers tools (every round but the turn's last), whether it ends the turn
+    (the idle gap and the turn's sample follow it), whether it streams and the idle gap
+    after it when it ends the turn."""
 
     turn: int
     rnd: int
     conversation: Conversation
     tools: bool
     ends_turn: bool
+    stream: bool = False
+    idle_ms: float = 0.0
 
 
-def rounds(session: SessionSpec) -> Iterator[Round]:
-    """A session's calls in order: the one turn loop, shared by the sync and async gateway."""
+def rounds(session: SessionSpec, index: int = 0) -> Iterator[Round]:
+    """Session ``index``'s calls in order: the one turn loop, shared by the sync and async
+    gateway. In a timeline each call is a turn of its own, with its stream flag and gap."""
+    if session.timeline:
+        for turn, call in enumerate(session.timeline[index].calls, 1):
+            conversation = Conversation.for_turn(turn)
+            yield Round(turn, 1, conversation, False, True, call.stream, call.idle_ms)
+        return
     for turn in range(1, session.turns + 1):
         conversation = Conversation.for_turn(turn)
         for rnd in range(1, session.calls_per_turn + 1):
             last = rnd == session.calls_per_turn
-            yield Round(turn, rnd, conversation, tools=not last, ends_turn=last)
+            idle = session.idle_between_turns_ms
+            yield Round(turn, rnd, conversation, not last, last, session.stream, idle)
+
+
+def start_ms(session: SessionSpec, index: int) -> float:
+    """How long after the gateway's start session ``index`` makes its first call."""
+    return session.timeline[index].start_ms if session.timeline else 0.0
+
+
+class TimelineTurns:
+    """When a timeline's per-turn samples are due: its sessions run unsynchronised (no
+    barrier would keep their gaps), so turn N is complete once every session has made its
+    N-th call and idled after it, or has made its last call and idled after that. Turns
+    complete in order. Not thread-safe: the threaded gateway calls it under a lock."""
+
+    def __init__(self, session: SessionSpec) -> None:
+        self._sessions = session.concurrency
+        self._turns = session.turns
+        self._done = [0] * (session.turns + 2)  # sessions through each turn, 1-based
+        self._next = 1
+
+    def finished(self, index: int, turn: int, session: SessionSpec) -> tuple[int, ...]:
+        """Session ``index`` idled after its call ``turn``: the turns now complete, in order."""
+        last = turn == len(session.timeline[index].calls)
+        for done in range(turn, self._turns + 1 if last else turn + 1):
+            self._done[done] += 1
+        due = []
+        while self._next <= self._turns and self._done[self._next] == self._sessions:
+            due.append(self._next)
+            self._next += 1
+        return tuple(due)
 
 
 def events_after(session: SessionSpec, turn: int) -> tuple[Event, ...]:
@@ -117,15 +160,19 @@ def error_chain(exc: BaseException) -> tuple[str, ...]:
     return tuple(chain)
 
 
-def request_args(
-    scenario: Scenario, conversation: Conversation, *, tools: bool
-) -> tuple[str, dict[str, Any]]:
-    """``(resource, kwargs)`` of one request: ``client.<resource>.create(**kwargs)``.
+def request_args(scenario: Scenario, step: Round, *, session: int) -> tuple[str, dict[str, Any]]:
+    """``(resource, kwargs)`` of ``step``'s request: ``client.<resource>.create(**kwargs)``.
 
     ``resource`` is ``"responses"`` or ``"chat.completions"`` (the scenario's ``server.api``).
+    In a timeline every request names its session (its ``name``, else its 1-based number) in
+    an ``x-session-id`` header, which
+    the mock server's call log records (a trace export can then tell the sessions apart).
     """
-    stream = scenario.session.stream
+    stream, tools, conversation = step.stream, step.tools, step.conversation
     extra: dict[str, Any] = {"tool_choice": "required"} if tools else {}
+    if scenario.session.timeline:
+        name = scenario.session.timeline[session].name or str(session + 1)
+        extra["extra_headers"] = {SESSION_HEADER: name}
     if scenario.server.api == "responses":
         if tools:
             extra["tools"] = [{"type": "function", **_TOOL}]

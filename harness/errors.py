@@ -7,6 +7,7 @@
     |   +-- ScenarioError        a scenario file is invalid (names file, line and key)
     |   +-- FactoryError         a factory spec cannot be resolved or imported
     |   +-- BisectInputError     a bisect argument is wrong (repo, refs, bounds)
+    |   +-- TraceError           a trace to import is invalid (names file and line or entry)
     +-- GitError                 a git command failed; the message keeps git's own cause line
     +-- WorkerError              a worker process failed in a way the harness cannot score
     +-- RunCancelled             a run was stopped from outside (Ctrl-C in the parent)
@@ -24,6 +25,7 @@ __all__ = [
     "HarnessError",
     "RunCancelled",
     "ScenarioError",
+    "TraceError",
     "UsageError",
     "WorkerError",
 ]
@@ -59,6 +61,24 @@ class FactoryError(UsageError):
 
 class BisectInputError(UsageError):
     """A bisect argument that is wrong: not a repository, unknown ref, bad bounds."""
+
+
+class TraceError(UsageError):
+    """A trace ``harness import`` cannot read.
+
+    ``str(err)`` is one line: ``FILE:LINE: what is wrong; what to do`` (JSON Lines), or
+    ``FILE: entry PATH: ...`` (HAR, OTLP JSON: ``log.entries[3]``).
+    """
+
+    def __init__(self, path: str, where: int | str, message: str) -> None:
+        self.path = path
+        self.where = where
+        self.message = message
+        if isinstance(where, int):
+            prefix = f"{path}:{where}" if where > 0 else path
+        else:
+            prefix = f"{path}: entry {where}" if where else path
+        super().__init__(f"{prefix}: {message}")
 
 
 class GitError(HarnessError):

@@ -18,6 +18,11 @@ threads that start turn 1 together and meet at a barrier after each turn's gap, 
 late the machine started a thread. Streams are read to the end, or with ``abandon_streams``
 only to the first chunk and then dropped unclosed, with the request client left open as well.
 
+A ``session.timeline`` (a replayed production timeline, ``harness import``) replaces the
+uniform turns: each session a thread from one common start, each call a turn with its own
+stream flag and gap, no barrier, every request naming its session in ``x-session-id``; how,
+and when each turn's sample is taken, is :mod:`harness.timeline`'s.
+
 Lifecycle events (``session.events``) act on the shared client once each: ``terminate``
 closes it (the factory module's ``terminate_openai_client`` hook, else ``close()``), ``reload``
 terminates it and builds a new one with ``factory(client_kwargs, shared=True)``, ``fallback``
@@ -47,11 +52,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from harness.conversation import (
     MODEL,
-    Conversation,
     FactoryRaised,
     Round,
     append_tool_result,
@@ -70,6 +75,7 @@ from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
 from harness.scenario import Event, Scenario
+from harness.timeline import replay_session, run_timeline
 
 __all__ = [
     "DUMMY_API_KEY",
@@ -219,9 +225,12 @@ class Gateway:
                 self.fire(event)
             on_turn(turn)
 
+        if spec.timeline:
+            run_timeline(spec, self._clock, partial(self._session, on_call=on_call), turn_done)
+            return
         count = spec.concurrency
         if count == 1:
-            self._session(0, on_call, turn_done)
+            self._session(0, turn_done, self._clock(), on_call=on_call)
             return
         barrier = threading.Barrier(count)
         failures: list[BaseException] = []
@@ -235,7 +244,7 @@ class Gateway:
         def target(session: int) -> None:
             try:
                 barrier.wait()  # start together, as the sessions after each turn do
-                self._session(session, on_call, after_turn)
+                self._session(session, after_turn, self._clock(), on_call=on_call)
             except threading.BrokenBarrierError:
                 pass  # another session failed; its error is the one reported
             except BaseException as exc:
@@ -253,17 +262,28 @@ class Gateway:
             raise failures[0]
 
     def _session(
-        self, session: int, on_call: Callable[[CallRecord], None], after_turn: Callable[[int], None]
+        self,
+        session: int,
+        after_turn: Callable[[int], None],
+        t0: float,
+        *,
+        on_call: Callable[[CallRecord], None],
     ) -> None:
         spec = self.scenario.session
-        t0 = self._clock()
         held = self._shared  # what this session keeps calling, whatever a reload builds
-        for step in rounds(spec):
+        if spec.timeline:
+
+            def call(step: Round, ready: Callable[[], None]) -> None:
+                on_call(self._call(session, step, t0, held, ready))
+
+            replay_session(spec, session, t0, self._clock, self._sleep, call, after_turn)
+            return
+        for step in rounds(spec, session):
             if step.rnd == 1:
                 self._schedule(step.turn)
             on_call(self._call(session, step, t0, held))
             if step.ends_turn:
-                self._sleep(spec.idle_between_turns_ms / 1000)
+                self._sleep(step.idle_ms / 1000)
                 after_turn(step.turn)
 
     def _schedule(self, turn: int) -> None:
@@ -285,11 +305,27 @@ class Gateway:
         except BaseException as exc:  # handed to run(), which raises it
             self._failures.append(exc)
 
-    def _call(self, session: int, step: Round, t0: float, held: Any) -> CallRecord:
+    def _call(
+        self,
+        session: int,
+        step: Round,
+        t0: float,
+        held: Any,
+        ready: Callable[[], None] | None = None,
+    ) -> CallRecord:
+        """One round trip, recorded. ``ready`` (a timeline's) returns when the request may
+        leave, once the request client is built; the call counts as started then."""
         started = self._clock()
+
+        def begin() -> None:
+            nonlocal started
+            if ready is not None:
+                ready()
+                started = self._clock()
+
         failure: Exception | None = None
         try:
-            self._round_trip(step.conversation, tools=step.tools, held=held)
+            self._round_trip(session, step, held=held, begin=begin)
         except Exception as exc:  # count every failure, whatever its type
             failure = exc
         return call_record(
@@ -301,32 +337,34 @@ class Gateway:
             failure=failure,
         )
 
-    def _round_trip(self, conversation: Conversation, *, tools: bool, held: Any) -> None:
-        session = self.scenario.session
-        abandon = session.stream and session.abandon_streams
+    def _round_trip(
+        self, session: int, step: Round, *, held: Any, begin: Callable[[], None]
+    ) -> None:
+        abandon = step.stream and self.scenario.session.abandon_streams
         kwargs, held = self._route or (self.client_kwargs, held)
         if self.scenario.client.calls_via == "shared":
-            tool_call = self._request(held, conversation, tools=tools, abandon=abandon)
+            begin()
+            tool_call = self._request(held, session, step, abandon=abandon)
         else:
             try:
                 client = self._factory(dict(kwargs), shared=False)
             except Exception as exc:
+                begin()  # the call fails when it would have been sent
                 raise FactoryRaised(exc) from exc
+            begin()
             try:
-                tool_call = self._request(client, conversation, tools=tools, abandon=abandon)
+                tool_call = self._request(client, session, step, abandon=abandon)
             finally:
                 if self.scenario.client.close_request_clients and not abandon:
                     client.close()
-        if tools:
-            append_tool_result(self.scenario, conversation, tool_call)
+        if step.tools:
+            append_tool_result(self.scenario, step.conversation, tool_call)
 
-    def _request(
-        self, client: Any, conversation: Conversation, *, tools: bool, abandon: bool
-    ) -> str:
+    def _request(self, client: Any, session: int, step: Round, *, abandon: bool) -> str:
         """Send one request; return the tool call id seen (or "" when none)."""
-        resource, kwargs = request_args(self.scenario, conversation, tools=tools)
+        resource, kwargs = request_args(self.scenario, step, session=session)
         response = resource_of(client, resource).create(**kwargs)
-        if not self.scenario.session.stream:
+        if not step.stream:
             return call_id(response)
         if abandon:
             # Read one event and drop the stream unclosed: the leak under study.

@@ -78,7 +78,8 @@ def expected_seconds(scenario: Scenario) -> float:
     session = scenario.session
     calls = session.turns * session.calls_per_turn
     stalls_ms = sum(getattr(fault, "ms", 0.0) for fault in scenario.server.faults)
-    return CALL_S * calls + (session.turns * session.idle_between_turns_ms + stalls_ms) / 1000
+    idle_ms = session.turns * session.idle_between_turns_ms
+    return CALL_S * calls + (idle_ms + stalls_ms + session.timeline_idle_ms()) / 1000
 
 
 def cpu_seconds(scenario: Scenario) -> float:

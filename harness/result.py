@@ -163,6 +163,15 @@ class ServerCall:
     fault: str | None = None
     started_s: float = 0.0
     duration_ms: float = 0.0
+    # The request's x-session-id header (a timeline's gateway sends it); "" without one, and
+    # then left out of to_dict(), so results of scenarios without a timeline stay the same.
+    session: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not self.session:
+            del data["session"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerCall:
@@ -195,7 +204,9 @@ class ServerStats:
         return self.total_retries
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["calls"] = [call.to_dict() for call in self.calls]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerStats:
@@ -250,6 +261,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["server"] = self.server.to_dict()
         data["samples"] = [s.to_dict() for s in self.samples]
         data["errors_by_type"] = dict(self.errors_by_type)
         data["environment"] = dict(self.environment)

@@ -104,7 +104,8 @@ def watchdog_for(scenario: Scenario) -> float:
     # Sessions beyond the SDK's pool limit queue for connections.
     waves = math.ceil(session.concurrency / 100)
     per_turn = session.calls_per_turn * per_call * waves + session.idle_between_turns_ms / 1000
-    return STARTUP_S + LOAD_FACTOR * session.turns * per_turn
+    timeline_s = session.timeline_idle_ms() / 1000  # 0 without a timeline
+    return STARTUP_S + LOAD_FACTOR * session.turns * per_turn + LOAD_FACTOR * timeline_s
 
 
 def run_one(

@@ -348,7 +348,12 @@ def _value(cls: Any, sec: _Section | None, up: Any = None) -> Any:
         for f in later
         if f.name in sec.items
     }
-    return dataclasses.replace(value, **rest) if rest else value
+    value = dataclasses.replace(value, **rest) if rest else value
+    # A rule about the lists themselves (a timeline must not be empty), once they are read.
+    problem = value.list_problem(sec.items.keys(), up) if hasattr(value, "list_problem") else None
+    if problem is not None:
+        raise sec.refuse(problem)
+    return value
 
 
 def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] = ()) -> Any:

@@ -6,7 +6,8 @@ A field that must be given carries :data:`REQUIRED`; ``client.kwargs`` names the
 whose set keys it keeps (:func:`section_of`); a rule across fields of one section is that
 section's ``problem`` method (:class:`Problem`). A ``tuple[int, ...]`` is a list of 1-based
 call numbers, and a union of dataclasses is told apart by the ``Literal`` field they share
-(``kind``). The YAML loader (:mod:`harness.scenario`) reads all of this from here, field by
+(``kind``). A rule about a section's lists is its ``list_problem`` method, checked once
+they are read. The YAML loader (:mod:`harness.scenario`) reads all of this from here, field by
 field, with no per-key code, and the reference (docs/scenarios.md) states the same values.
 :meth:`Scenario.from_dict` rebuilds a value from :meth:`Scenario.to_dict`, which is how a
 validated scenario reaches the worker.
@@ -41,6 +42,8 @@ __all__ = [
     "ServerSpec",
     "SessionSpec",
     "Stall",
+    "TimelineCall",
+    "TimelineSession",
     "TruncateStream",
     "number",
     "planned_duration_s",
@@ -56,6 +59,8 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 DEFAULT_MAX_DURATION_S: Final = 600.0
 _HOUR_MS: Final = 3_600_000
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
+MAX_TURNS: Final = 100_000  # turns per session (a timeline's calls per session)
+MAX_SESSIONS: Final = 256  # concurrency (a timeline's sessions)
 
 
 def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS, cast: Any = None) -> Any:
@@ -229,17 +234,81 @@ class Event:
 
 
 @dataclass(frozen=True)
+class TimelineCall:
+    """One call of a ``session.timeline`` session: streamed or not, then idle ``idle_ms``."""
+
+    stream: bool = False
+    idle_ms: float = number(0)
+
+
+@dataclass(frozen=True)
+class TimelineSession:
+    """One session of ``session.timeline``: it starts ``start_ms`` after the gateway's first
+    session and makes its ``calls`` in order, each followed by its own idle gap. ``name`` is
+    what its requests' ``x-session-id`` header says ("": its 1-based number)."""
+
+    start_ms: float = number(0)
+    calls: tuple[TimelineCall, ...] = ()
+    name: str = ""
+
+    def list_problem(self, given: Collection[str], session: SessionSpec) -> Problem | None:
+        """A session makes at least one call, and at most ``session.turns``' range."""
+        if not self.calls:
+            where: Literal["value", "section"] = "value" if "calls" in given else "section"
+            key = "calls" if "calls" in given else None
+            return Problem(key, "needs at least one call, e.g. `calls: [{idle_ms: 0}]`", where)
+        if len(self.calls) > MAX_TURNS:
+            return Problem("calls", f"has {len(self.calls)} calls; at most {MAX_TURNS}", "value")
+        if not is_header_value(self.name):
+            return Problem("name", "goes in a header: use printable ASCII, at most 64 characters")
+        return None
+
+
+def is_header_value(text: str) -> bool:
+    """Whether ``text`` can be a session's ``x-session-id`` header as it is."""
+    return len(text) <= 64 and all(" " <= ch <= "~" for ch in text)
+
+
+# Keys a timeline decides (its sessions, calls, streams and gaps): not given beside it.
+_TIMELINE_DECIDES: Final = (
+    "turns",
+    "calls_per_turn",
+    "idle_between_turns_ms",
+    "stream",
+    "concurrency",
+    "events",
+)
+
+
+@dataclass(frozen=True)
 class SessionSpec:
     """The ``session:`` section: the shape of the gateway's traffic."""
 
-    turns: int = number(10, lo=1, hi=100_000)
+    turns: int = number(10, lo=1, hi=MAX_TURNS)
     calls_per_turn: int = number(1, lo=1, hi=1000)
     idle_between_turns_ms: float = number(0)
     stream: bool = False
-    concurrency: int = number(1, lo=1, hi=256)
+    concurrency: int = number(1, lo=1, hi=MAX_SESSIONS)
     abandon_streams: bool = False
     gc: Literal["off", "auto"] = "off"
     events: tuple[Event, ...] = ()
+    # A replayed production timeline (``harness import``): one item per session, each call
+    # with its own stream flag and idle gap. It decides ``turns`` (the longest session's
+    # calls) and ``concurrency`` (its sessions); empty: the uniform session above.
+    timeline: tuple[TimelineSession, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.timeline:  # every reader of turns and concurrency sees the timeline's
+            object.__setattr__(self, "turns", max(len(s.calls) for s in self.timeline))
+            object.__setattr__(self, "concurrency", len(self.timeline))
+
+    def timeline_idle_ms(self) -> float:
+        """The most a timeline session waits on purpose (start and gaps); 0 without one."""
+        return max((s.start_ms + sum(c.idle_ms for c in s.calls) for s in self.timeline), default=0)
+
+    def streams(self) -> bool:
+        """Whether any call streams."""
+        return self.stream or any(c.stream for s in self.timeline for c in s.calls)
 
     def events_at(self, turn: int) -> tuple[str, ...]:
         """The actions of the events that belong to ``turn``, in order (empty: none)."""
@@ -247,10 +316,28 @@ class SessionSpec:
 
     def problem(self, given: Collection[str], parent: object) -> Problem | None:
         """Fields that only go together (checked before ``events`` are read)."""
+        if "timeline" in given:
+            for key in _TIMELINE_DECIDES:
+                if key in given:
+                    return Problem(key, "goes without `timeline`; the timeline's calls decide it")
+            return None
         if self.abandon_streams and not self.stream:
             return Problem(
                 "abandon_streams", "needs `stream: true`; only a stream can be abandoned"
             )
+        return None
+
+    def list_problem(self, given: Collection[str], parent: object) -> Problem | None:
+        """A timeline, once read: not empty, within ``concurrency``'s range."""
+        if "timeline" not in given:
+            return None
+        if not self.timeline:
+            return Problem("timeline", "needs at least one session, e.g. `- calls: [{}]`", "value")
+        if len(self.timeline) > MAX_SESSIONS:
+            message = f"has {len(self.timeline)} sessions; at most {MAX_SESSIONS}"
+            return Problem("timeline", message, "value")
+        if self.abandon_streams and not self.streams():
+            return Problem("abandon_streams", "needs a call with `stream: true`")
         return None
 
 
@@ -320,6 +407,8 @@ class Scenario:
             del data["session"]["events"]
         else:
             data["session"]["events"] = [_event_dict(e) for e in self.session.events]
+        if not self.session.timeline:
+            del data["session"]["timeline"]
         if self.client.calls_via == ClientSpec.calls_via:
             del data["client"]["calls_via"]
         return data
@@ -364,6 +453,12 @@ def _event_dict(event: Event) -> dict[str, Any]:
 def _session_from_dict(data: Mapping[str, Any]) -> SessionSpec:
     values = dict(data)
     values["events"] = tuple(Event(**e) for e in values.get("events", ()))
+    values["timeline"] = tuple(
+        TimelineSession(
+            s["start_ms"], tuple(TimelineCall(**c) for c in s["calls"]), s.get("name", "")
+        )
+        for s in values.get("timeline", ())
+    )
     return SessionSpec(**values)
 
 
@@ -388,7 +483,7 @@ def planned_duration_s(scenario: Scenario) -> float:
     """
     session, server = scenario.session, scenario.server
     calls = session.turns * session.calls_per_turn
-    chunks = server.reply.chunks if session.stream else 0
+    chunks = server.reply.chunks if session.streams() else 0
     per_call_ms = server.latency_ms + chunks * server.reply.chunk_delay_ms
     stall_ms = 0.0
     for fault in server.faults:
@@ -400,4 +495,5 @@ def planned_duration_s(scenario: Scenario) -> float:
             selected = calls if fault.calls is None else len(fault.calls)
             stall_ms += fault.retry_after_s * 1000 * selected
     total_ms = session.turns * session.idle_between_turns_ms + calls * per_call_ms + stall_ms
+    total_ms += session.timeline_idle_ms()
     return total_ms / 1000 if math.isfinite(total_ms) else math.inf

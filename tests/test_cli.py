@@ -15,7 +15,7 @@ from harness.commands.registry import COMMANDS
 
 def test_every_command_module_exposes_one_command_in_the_registry() -> None:
     modules = sorted(
-        m.name
+        m.name.removesuffix("_")  # import_: `import` is a keyword
         for m in pkgutil.iter_modules(harness.commands.__path__)
         if not m.name.startswith("_") and m.name not in ("base", "registry")
     )
@@ -23,6 +23,7 @@ def test_every_command_module_exposes_one_command_in_the_registry() -> None:
     assert [c.name for c in COMMANDS] == [
         "run", "regress", "check", "bisect", "serve", "validate", "scenarios", "report", "compare",
         "watch",
+        "import",
     ]  # fmt: skip
     assert all(isinstance(c, Command) for c in COMMANDS)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -50,6 +51,7 @@ REQUIRED = {
     "report": ["r.json"],
     "compare": ["a.json", "b.json"],
     "watch": ["--pid", "1"],
+    "import": ["t.jsonl"],
 }
 
 

@@ -32,7 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```console\n(.*?)^```", re.M | re.S)
 FILES = {"scenarios/bad.yaml": "version: 1\nserver:\n  latency_ms: 0\nclient: {}\n"
-         "session:\n  stream: false\n  turns: 0\n"}  # fmt: skip
+         "session:\n  stream: false\n  turns: 0\n",
+         # docs/import.md's trace, and one with a bad line
+         "gateway.jsonl": (ROOT / "tests" / "data" / "import" / "gateway.jsonl").read_text(),
+         "broken.jsonl": '{"ts": 1796119200, "duration_ms": 5}\n{"ts": "yesterday"}\n'}  # fmt: skip
 VOLATILE = (
     (re.compile(r"\b\d+\.\d+ s\b"), "<time> s"),
     (re.compile(r"\b\d+ ms\b"), "<time> ms"),

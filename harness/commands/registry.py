@@ -6,6 +6,7 @@ from harness.commands import (
     bisect,
     check,
     compare,
+    import_,
     regress,
     report,
     run,
@@ -20,5 +21,17 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
-    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare, watch)
+    for module in (
+        run,
+        regress,
+        check,
+        bisect,
+        serve,
+        validate,
+        scenarios,
+        report,
+        compare,
+        import_,
+        watch,
+    )
 )

@@ -76,6 +76,7 @@ class Responder:
             path=target.split("?", 1)[0],
             stream=isinstance(parsed, ApiRequest) and parsed.stream,
             retry_count=_retry_count(request.headers),
+            session=_session_id(request.headers),
             reused=self.api_requests > 0,
             eligible=not isinstance(parsed, Reject),
         )
@@ -147,6 +148,14 @@ def _retry_count(headers: Iterable[tuple[bytes, bytes]]) -> int:
             except ValueError:
                 return 0  # not the SDK's header; treat it as a first attempt
     return 0
+
+
+def _session_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The ``x-session-id`` header a timeline's gateway sends ("" when absent), kept short."""
+    for name, value in headers:
+        if name == b"x-session-id":
+            return value[:64].decode("ascii", "replace")
+    return ""
 
 
 def _http_error(fault: HttpError) -> Payload:

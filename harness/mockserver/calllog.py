@@ -42,10 +42,11 @@ class CallLog:
         retry_count: int,
         fault: str | None,
         started_s: float,
+        session: str = "",
     ) -> None:
         """Record call ``index`` (one more than the last) with status 0 and no duration."""
         self._last = index
-        record = [index, connection, path, stream, 0, retry_count, fault, started_s, 0.0]
+        record = [index, connection, path, stream, 0, retry_count, fault, started_s, 0.0, session]
         if index <= self.limit:
             self._ring.append(record)
         elif self.limit:

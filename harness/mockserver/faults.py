@@ -116,10 +116,12 @@ class CallLedger:
         retry_count: int,
         reused: bool,
         eligible: bool = True,
+        session: str = "",
     ) -> Ticket:
         """Number a new API call on socket serial ``socket`` and choose its fault.
 
-        ``eligible=False`` (a body the server rejects) records the call without a fault.
+        ``eligible=False`` (a body the server rejects) records the call without a fault;
+        ``session`` is the request's ``x-session-id`` header ("" without one).
         """
         with self._lock:
             self._total = index = self._total + 1
@@ -138,7 +140,8 @@ class CallLedger:
                 self._fired[fault.kind] += 1
             now = self._clock()
             kind = None if fault is None else fault.kind
-            self._log.add(index, connection, path, stream, retry_count, kind, now - self._origin)
+            started = now - self._origin
+            self._log.add(index, connection, path, stream, retry_count, kind, started, session)
             return Ticket(index, connection, fault, now, self._epoch)
 
     def finish(self, ticket: Ticket, status: int) -> None:
