@@ -26,12 +26,12 @@ COMMANDS: tuple[Command, ...] = tuple(
         regress,
         check,
         bisect,
+        watch,
+        import_,
         serve,
         validate,
         scenarios,
         report,
         compare,
-        import_,
-        watch,
     )
 )
