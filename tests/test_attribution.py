@@ -23,7 +23,8 @@ from harness.scenario import Scenario, parse_scenario
 from harness.testing import assert_healthy, check_factory
 from harness.variants._http import sdk_stack
 
-pytestmark = pytest.mark.sdk
+# What each SDK line builds is attributed on every line (`sdk`); the flag's plumbing through
+# the commands and the plugin runs once.
 pytest_plugins = ["pytester"]
 
 # Never closes request clients; the server reaps idle connections with a FIN: a pool shared
@@ -139,6 +140,7 @@ def _kind(kind: str) -> str:
     return f"{sdk_stack().__name__}.{KINDS[kind][0]}"
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_module_level_client_is_named_at_its_import_line(tmp_path: Path, kind: str) -> None:
     path = _write(tmp_path, "cached.py", MODULE_CACHE, kind)
@@ -151,6 +153,7 @@ def test_module_level_client_is_named_at_its_import_line(tmp_path: Path, kind: s
     assert "outside the factory" in describe(holder)
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_cache_keyed_by_base_url_is_named_in_the_cache(tmp_path: Path, kind: str) -> None:
     path = _write(tmp_path, "framework.py", URL_CACHE, kind)
@@ -163,6 +166,7 @@ def test_cache_keyed_by_base_url_is_named_in_the_cache(tmp_path: Path, kind: str
     assert holder.stack[0] == f"framework.py:{_line(path, 'SITE')} in for_url"
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_class_method_adapter_names_the_method_not_the_adapter(tmp_path: Path, kind: str) -> None:
     big = _write(tmp_path, "gateway_app.py", BIG_CLASS, kind)
@@ -181,6 +185,7 @@ def test_class_method_adapter_names_the_method_not_the_adapter(tmp_path: Path, k
     )
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("variant", ["keepalive-mutating", "keepalive-mutating-async"])
 def test_bundled_mutating_variant_names_the_injected_client(variant: str) -> None:
     """The shared client injected into the kept kwargs: built by the helper, called from the
@@ -209,6 +214,7 @@ def test_off_by_default_writes_no_attribution(tmp_path: Path) -> None:
     assert all(not s.held_by and "held_by" not in s.to_dict() for s in result.samples)
 
 
+@pytest.mark.sdk
 def test_assert_healthy_says_who_holds_the_sockets() -> None:
     checked = check_factory("keepalive-mutating", _scenario(), attribute=True)
     with pytest.raises(AssertionError) as caught:
@@ -221,6 +227,7 @@ def test_assert_healthy_says_who_holds_the_sockets() -> None:
     )
 
 
+@pytest.mark.sdk
 def test_in_process_pools_unwrapped_clients_and_unowned_sockets(tmp_path: Path) -> None:
     """Without a worker: a client no OpenAI client wraps, and a bare socket no pool holds."""
     stack = sdk_stack()

@@ -18,7 +18,7 @@ from harness.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "import"
-pytestmark = [pytest.mark.sdk, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # real replays; the SDK's part (catching the bug) is `sdk`
 
 IDLE_MS = 400
 COMPRESS = 2
@@ -92,6 +92,7 @@ def test_a_runs_trace_replays_as_itself(tmp_path: Path) -> None:
             assert abs(gap2 - gap / COMPRESS) <= TOLERANCE_MS, (session, gaps, gaps2)
 
 
+@pytest.mark.sdk
 def test_the_imported_replay_catches_the_mutating_factory(tmp_path: Path) -> None:
     traced = read_trace(DATA / "gateway.har")
     imported = import_trace(traced, compress=50, idle_timeout_ms=5000, name="har")
