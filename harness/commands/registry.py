@@ -11,6 +11,7 @@ from harness.commands import (
     run,
     scenarios,
     serve,
+    shrink,
     validate,
 )
 from harness.commands.base import Command
@@ -19,5 +20,5 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: tuple[Command, ...] = tuple(
     module.COMMAND
-    for module in (run, regress, check, bisect, serve, validate, scenarios, report, compare)
+    for module in (run, regress, check, bisect, shrink, serve, validate, scenarios, report, compare)
 )

@@ -1,0 +1,391 @@
+"""Shrinking a scenario to its smallest reproducer: pure, the oracle passed in.
+
+Theory of operation
+-------------------
+The caller gives a scenario that shows the regression and ``run_once(scenario) -> bool``:
+one real run through the oracle, True when the run showed it (the verdict, or one chosen
+verdict reason; :func:`shows`). :func:`shrink` first calibrates on the scenario as given,
+as the bisect calibrates its buggy bound (:mod:`harness.bisect.search`): one run, and more,
+up to ``CALIBRATION_MAX``, while not every run showed it; a scenario that never showed it is
+not a reproducer (:class:`NotReproduced`).
+
+Then it makes the scenario smaller one field at a time (:data:`FIELDS` says the order: what
+costs most first), each candidate judged by real runs; a candidate that keeps the regression
+becomes the current scenario. Lists (``server.faults``, ``session.events``) are shrunk by
+delta debugging (:func:`ddmin`: everything removed first, then halves, quarters, ... and
+single items); numbers by bisection over the values allowed (:func:`smallest`: the least
+first, then halving the interval between a value known to lose the regression and one known
+to keep it); switches are turned off. ``session.idle_between_turns_ms`` never takes a value
+within :data:`GAP_GUARD` of ``server.keepalive.idle_timeout_ms``: which side of the server's
+idle timeout a gap falls on decides this bug class, and a gap at the timeout races it. The
+passes repeat until one changes nothing (a field may shrink further once another has);
+candidates already judged are not run again.
+
+Flaky regressions: a run that misses on a candidate means either that the candidate lost the
+regression or that the run hid it. The bisect's noise model (:class:`~harness.bisect.search.
+Posterior` over its grid of show rates, fed every run on a scenario known to keep the
+regression) says how likely ``k`` misses in a row are for a scenario that keeps it; a
+candidate is run again after a miss until that chance, against an even prior, is below
+``1 - confidence``, or ``repeats`` runs were spent. One run that shows it accepts a
+candidate: a scenario that lost the regression does not show it (one-sided noise, as the
+bisect assumes for the bug's own runs). A deterministic reproducer so costs one run per
+candidate once a few runs agree, a flaky one two or three.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final, TypeVar
+
+from harness.bisect.model import DEFAULT_CONFIDENCE
+from harness.bisect.search import CALIBRATION_MAX, History, Posterior, wrong_bound
+from harness.result import RunResult
+from harness.scenario import Scenario, planned_duration_s
+from harness.verdict import Verdict, reason_key
+
+__all__ = [
+    "FIELDS",
+    "GAP_GUARD",
+    "Evidence",
+    "NotReproduced",
+    "ShrinkResult",
+    "Step",
+    "ddmin",
+    "expected_runs",
+    "planned_calls",
+    "shows",
+    "shrink",
+    "smallest",
+]
+
+T = TypeVar("T")
+RunOnce = Callable[[Scenario], bool]
+GAP_GUARD: Final = 0.25  # a gap stays this share of the idle timeout away from it
+GAP_GRID: Final = 64  # a gap is bisected over this many steps of its value
+_COUNTS: Final = ("session.concurrency", "session.calls_per_turn")
+FIELDS: Final = (
+    "server.faults",
+    "session.events",
+    "session.concurrency",
+    "session.turns",
+    "session.calls_per_turn",
+    "session.idle_between_turns_ms",
+    "session.stream",
+    "session.abandon_streams",
+    "server.latency_ms",
+    "server.reply.chunk_delay_ms",
+)
+
+
+class NotReproduced(Exception):
+    """The scenario as given never showed the regression in its calibration runs."""
+
+    def __init__(self, runs: tuple[bool, ...]) -> None:
+        super().__init__(f"showed it in 0 of {len(runs)} runs")
+        self.runs = runs
+
+
+def shows(run: RunResult, verdict: Verdict, reason: str | None) -> bool:
+    """Whether one run shows what the shrink keeps: an untestable run shows nothing; else the
+    verdict reason keyed ``reason`` (:func:`~harness.verdict.reason_key`), or, with none, an
+    unhealthy verdict (``harness check``'s regression)."""
+    if run.status == "untestable":
+        return False
+    if reason is None:
+        return not verdict.healthy
+    return any(reason_key(r) == reason for r in verdict.reasons)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One candidate judged: the field changed, its value before and after, the runs."""
+
+    field: str
+    before: str
+    after: str
+    runs: tuple[bool, ...]  # each run: did it show the regression?
+    kept: bool  # the candidate still shows it and became the current scenario
+    calls: tuple[int, int]  # planned calls, before and after
+    planned_s: tuple[float, float]  # planned waiting (gaps, delays), before and after
+
+
+@dataclass(frozen=True)
+class ShrinkResult:
+    initial: Scenario
+    final: Scenario
+    calibration: tuple[bool, ...]
+    steps: tuple[Step, ...]
+    show_rate: float  # the bisect model's estimate, from every run on a kept scenario
+
+    @property
+    def runs(self) -> int:
+        """Oracle runs, calibration included."""
+        return len(self.calibration) + sum(len(s.runs) for s in self.steps)
+
+
+class Evidence:
+    """What the runs so far say about the oracle's noise: the bisect's posterior over show
+    rates, fed only runs on scenarios known to keep the regression (one candidate, always
+    buggy: hypothesis 0 of a one-commit history)."""
+
+    def __init__(self) -> None:
+        self.posterior = Posterior(History.linear(("kept",)), buggy_is_new=True)
+
+    def observe(self, runs: Sequence[bool]) -> None:
+        for shown in runs:
+            self.posterior.observe(0, shown)
+
+    def miss_chance(self, misses: int) -> float:
+        """P(``misses`` runs in a row hide it | the scenario keeps the regression)."""
+        masses = [sum(row) for row in self.posterior.weights]
+        rates = self.posterior.rates
+        return sum(m * (1 - show) ** misses for m, (show, _) in zip(masses, rates, strict=True))
+
+    def lost(self, misses: int, confidence: float) -> bool:
+        """Whether ``misses`` misses in a row say, with ``confidence``, that a candidate lost
+        the regression (an even prior: as likely kept as lost; a lost one never shows)."""
+        p = self.miss_chance(misses)
+        return p / (p + 1) <= 1 - confidence
+
+
+def ddmin(items: Sequence[T], keeps: Callable[[tuple[T, ...]], bool]) -> tuple[T, ...]:
+    """Zeller's delta debugging: a 1-minimal subsequence of ``items`` that ``keeps`` (which
+    holds for ``items``). The empty one is tried first, then complements of halves,
+    quarters, ... down to single items."""
+    current, chunks = tuple(items), 2
+    if not current or keeps(()):
+        return ()
+    while len(current) >= 2:
+        size = math.ceil(len(current) / chunks)
+        for start in range(0, len(current), size):
+            rest = current[:start] + current[start + size :]
+            if rest and keeps(rest):
+                current, chunks = rest, max(chunks - 1, 2)
+                break
+        else:
+            if chunks >= len(current):
+                break
+            chunks = min(chunks * 2, len(current))
+    return current
+
+
+def smallest(values: Sequence[T], keeps: Callable[[T], bool]) -> T:
+    """The least of ``values`` (ascending; ``keeps`` holds for the last) that ``keeps``:
+    the first tried first, then bisection between one that loses and one that keeps."""
+    lo, hi = 0, len(values) - 1
+    if hi == 0 or keeps(values[0]):
+        return values[0]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if keeps(values[mid]):
+            hi = mid
+        else:
+            lo = mid
+    return values[hi]
+
+
+def expected_runs(scenario: Scenario, repeats: int) -> int:
+    """A rough count of the oracle runs a shrink of ``scenario`` takes, for progress only:
+    the calibration, each list's empty try and a few items, each number's bisection, each
+    switch; misses of a flaky regression re-run a little."""
+    s = scenario.session
+    lists = sum(1 + 2 * len(x) for x in (scenario.server.faults, s.events) if x)
+    numbers = sum(
+        math.ceil(math.log2(n)) + 1 for n in (s.concurrency, s.turns, s.calls_per_turn) if n > 1
+    )
+    times = (
+        s.idle_between_turns_ms,
+        scenario.server.latency_ms,
+        scenario.server.reply.chunk_delay_ms,
+    )
+    numbers += sum(math.ceil(math.log2(GAP_GRID)) + 1 for t in times if t > 0)
+    switches = int(s.stream) + int(s.abandon_streams)
+    return 1 + math.ceil((lists + numbers + switches) * min(repeats, 2) * 0.6)
+
+
+def planned_calls(scenario: Scenario) -> int:
+    s = scenario.session
+    return s.turns * s.calls_per_turn * s.concurrency
+
+
+def _key(scenario: Scenario) -> str:
+    data = scenario.to_dict()
+    del data["name"], data["path"], data["description"]
+    return json.dumps(data, sort_keys=True)
+
+
+class _Search:
+    """One shrink's state: the current scenario, the evidence, the judged candidates."""
+
+    def __init__(
+        self,
+        run_once: RunOnce,
+        *,
+        repeats: int,
+        confidence: float,
+        on_step: Callable[[Step], None],
+        on_start: Callable[[str], None],
+    ) -> None:
+        self.run_once, self.repeats, self.confidence = run_once, repeats, confidence
+        self.on_step, self.on_start = on_step, on_start
+        self.evidence = Evidence()
+        self.judged: dict[str, bool] = {}
+        self.steps: list[Step] = []
+        self.current: Scenario | None = None
+
+    def calibrate(self, scenario: Scenario) -> tuple[bool, ...]:
+        runs: list[bool] = []
+        self.on_start("calibration")
+        while not runs or (not all(runs) and len(runs) < CALIBRATION_MAX):
+            runs.append(self.run_once(scenario))
+        if wrong_bound(runs, buggy=True):
+            raise NotReproduced(tuple(runs))
+        self.evidence.observe(runs)
+        self.current = scenario
+        self.judged[_key(scenario)] = True
+        return tuple(runs)
+
+    def keeps(self, name: str, candidate: Scenario, before: str, after: str) -> bool:
+        """Judge ``candidate`` (``name`` changed from ``before`` to ``after``); adopt it when
+        it still shows the regression."""
+        key = _key(candidate)
+        if key in self.judged:
+            return self.judged[key]
+        assert self.current is not None
+        self.on_start(f"{name} {before} -> {after}")
+        runs: list[bool] = []
+        while len(runs) < self.repeats:
+            runs.append(self.run_once(candidate))
+            if runs[-1] or self.evidence.lost(len(runs), self.confidence):
+                break
+        kept = runs[-1]
+        if kept:
+            self.evidence.observe(runs)
+        step = Step(
+            name,
+            before,
+            after,
+            tuple(runs),
+            kept,
+            (planned_calls(self.current), planned_calls(candidate)),
+            (planned_duration_s(self.current), planned_duration_s(candidate)),
+        )
+        self.steps.append(step)
+        self.on_step(step)
+        self.judged[key] = kept
+        if kept:
+            self.current = candidate
+        return kept
+
+
+def _with(scenario: Scenario, name: str, value: Any) -> Scenario:
+    """``scenario`` with the dotted field ``name`` set to ``value`` (dependants follow)."""
+    section, _, rest = name.partition(".")
+    if section == "session":
+        extra = {"abandon_streams": False} if rest == "stream" and not value else {}
+        session = replace(scenario.session, **{rest: value, **extra})
+        return replace(scenario, session=session)
+    if rest == "reply.chunk_delay_ms":
+        reply = replace(scenario.server.reply, chunk_delay_ms=value)
+        return replace(scenario, server=replace(scenario.server, reply=reply))
+    return replace(scenario, server=replace(scenario.server, **{rest: value}))
+
+
+def _get(scenario: Scenario, name: str) -> Any:
+    value: Any = scenario
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        labels = [str(getattr(v, "label", None) or getattr(v, "kind", "?")) for v in value]
+        return f"[{', '.join(labels)}]" if labels else "[]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _values(scenario: Scenario, name: str) -> Sequence[Any]:
+    """The values a number field may shrink to, ascending, its current value last: a count
+    down to 1 (turns down to the last event's turn), a time in ms over a grid down to 0."""
+    now = _get(scenario, name)
+    if name == "session.turns":  # the events left need their turns
+        return range(max((e.turn for e in scenario.session.events), default=1), now + 1)
+    if name in _COUNTS:
+        return range(1, now + 1)
+    grid = sorted({round(now * i / GAP_GRID) for i in range(GAP_GRID)} | {now})
+    timeout = scenario.server.keepalive.idle_timeout_ms
+    if name == "session.idle_between_turns_ms" and timeout is not None:
+        lo, hi = timeout * (1 - GAP_GUARD), timeout * (1 + GAP_GUARD)
+        grid = [g for g in grid if not lo < g < hi or g == now]
+    return grid
+
+
+def _pass(search: _Search, *, first: bool) -> bool:
+    """One pass over :data:`FIELDS`; whether it changed the current scenario. Passes after
+    the first try each number at its least value only: the bisection found the boundary,
+    and only a big step is worth its runs now."""
+    assert search.current is not None
+    began = search.current
+    for name in FIELDS:
+        assert search.current is not None
+        start = search.current
+        now = _get(start, name)
+        if isinstance(now, tuple):
+
+            def keeps_list(items: tuple[Any, ...], name: str = name) -> bool:
+                cur = search.current
+                assert cur is not None
+                before = _show(_get(cur, name))
+                return search.keeps(name, _with(cur, name, items), before, _show(items))
+
+            ddmin(now, keeps_list)
+        elif isinstance(now, bool):
+            if now:
+                search.keeps(name, _with(start, name, False), "true", "false")
+        else:
+
+            def keeps_value(value: Any, name: str = name) -> bool:
+                cur = search.current
+                assert cur is not None
+                before = _show(_get(cur, name))
+                return search.keeps(name, _with(cur, name, value), before, _show(value))
+
+            values = _values(start, name)
+            smallest(values if first else [values[0], values[-1]], keeps_value)
+    return search.current is not began
+
+
+def shrink(
+    scenario: Scenario,
+    run_once: RunOnce,
+    *,
+    repeats: int = 3,
+    confidence: float = DEFAULT_CONFIDENCE,
+    on_step: Callable[[Step], None] = lambda step: None,
+    on_start: Callable[[str], None] = lambda what: None,
+    on_calibrated: Callable[[tuple[bool, ...]], None] = lambda runs: None,
+) -> ShrinkResult:
+    """The smallest scenario found that still shows what ``run_once`` looks for.
+
+    ``repeats`` bounds the runs per candidate; ``on_start(what)`` is called before each
+    candidate's runs (and the calibration's: ``"calibration"``), ``on_step(step)`` after
+    them, ``on_calibrated(runs)`` after the calibration. Raises :class:`NotReproduced` when
+    ``scenario`` itself does not show it.
+    """
+    search = _Search(
+        run_once, repeats=repeats, confidence=confidence, on_step=on_step, on_start=on_start
+    )
+    calibration = search.calibrate(scenario)
+    on_calibrated(calibration)
+    changed = _pass(search, first=True)
+    while changed:
+        changed = _pass(search, first=False)
+    assert search.current is not None
+    show_rate, _ = search.evidence.posterior.rate_estimate()
+    return ShrinkResult(scenario, search.current, calibration, tuple(search.steps), show_rate)
