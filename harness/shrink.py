@@ -127,6 +127,13 @@ class ShrinkResult:
     show_rate: float  # the bisect model's estimate, from every run on a kept scenario
 
     @property
+    def flaky(self) -> bool:
+        """Some run missed on a scenario that showed it in another: the regression hides in
+        some runs (the calibration's, or a kept candidate's)."""
+        kept = [self.calibration, *(s.runs for s in self.steps if s.kept)]
+        return any(not all(runs) for runs in kept)
+
+    @property
     def runs(self) -> int:
         """Oracle runs, calibration included."""
         return len(self.calibration) + sum(len(s.runs) for s in self.steps)

@@ -21,10 +21,9 @@ from harness.scenario import parse_scenario
 from harness.schema import FAULTS, Scenario
 from harness.shrink import ShrinkResult, Step, planned_calls
 
-__all__ = ["FLAKY_BELOW", "render", "summary_lines"]
+__all__ = ["render", "summary_lines"]
 
 _DEFAULTS = Scenario(name="").to_dict()
-FLAKY_BELOW = 0.95  # an estimated show rate below this: the check line repeats the runs
 
 
 def _pruned(data: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,7 +144,7 @@ def render(result: ShrinkResult, *, source: str, factory: str, what: str, out: s
         _plain(final, name, description), sort_keys=False, width=88, default_flow_style=False
     )
     shown = sum(result.calibration)
-    flaky = " --repeat 5 --policy any" if result.show_rate < FLAKY_BELOW else ""
+    flaky = " --repeat 5 --policy any" if result.flaky else ""
     header = [
         f"Shrunk by `harness shrink` from {source} for factory {factory}:",
         f"the smallest scenario found that still shows {what}.",
