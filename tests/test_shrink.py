@@ -283,6 +283,10 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "not a file in an existing folder" in capsys.readouterr().err
     assert main([*base, "--out", str(scenario)]) == 2
     assert "is the scenario itself" in capsys.readouterr().err
+    assert main([*base[:2], "--factory", "no_such_module:create_openai_client"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness shrink: error: no_such_module:create_openai_client: untestable")
+    assert err.count("\n") == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text(textwrap.dedent("version: 1\nsession:\n  turns: 0\n"))
     assert main(["shrink", str(bad), "--factory", "keepalive-mutating"]) == 2

@@ -10,7 +10,7 @@ commented scenario file (:mod:`harness.shrink_yaml`).
 Exit codes: 0 the shrunk scenario was written (also when nothing could be removed); 1 the
 scenario as given does not show the regression (or ``--reason``) with this factory, nothing
 written; 2 bad input (a missing or invalid scenario, an unknown ``--reason``, an unwritable
-``--out``, a factory whose every run is untestable); 130/143 interrupted, nothing written.
+``--out``, a factory whose first run is untestable); 130/143 interrupted, nothing written.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report.layout import atomic_write_text
-from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
 from harness.shrink import NotReproduced, ShrinkResult, Step, expected_runs, shows, shrink
@@ -100,7 +99,6 @@ def main(ns: argparse.Namespace) -> int:
                 on_calibrated=functools.partial(_calibrated, progress),
             )
         except NotReproduced as exc:
-            oracle.refuse_untestable()
             progress.conclude(
                 f"harness shrink: {scenario.name} does not reproduce {what} with "
                 f"{ns.factory}: {exc}; nothing to shrink, nothing written"
@@ -118,21 +116,19 @@ class _Oracle:
     def __init__(self, factory: str, reason: str | None, root: Path, zygote: Zygote | None):
         self.factory, self.reason, self.root = factory, reason, root
         self.runner = functools.partial(run_one, zygote=zygote)
-        self.runs: list[RunResult] = []
+        self.testable = False  # a run so far was testable
 
     def __call__(self, scenario: Scenario) -> bool:
         cell = Cell(scenario, self.factory, "pass")
         outcome = run_matrix([cell], repeat=1, jobs=1, root=self.root, runner=self.runner)
         if outcome.interrupted:
             raise KeyboardInterrupt
-        entry = outcome.entries[0]
-        self.runs.append(entry.runs[0])
-        return shows(entry.runs[0], entry.verdicts[0], self.reason)
-
-    def refuse_untestable(self) -> None:
-        """UsageError when every run was untestable: the factory itself is unusable."""
-        if self.runs and all(r.status == "untestable" for r in self.runs):
-            raise UsageError(f"{self.factory}: untestable: {self.runs[0].detail}")
+        run, verdict = outcome.entries[0].runs[0], outcome.entries[0].verdicts[0]
+        if run.status == "untestable" and not self.testable:
+            # the first run, on the scenario as given: the factory itself is unusable
+            raise UsageError(f"{self.factory}: untestable: {run.detail}")
+        self.testable = True
+        return shows(run, verdict, self.reason)
 
 
 def _calibrated(progress: Progress, runs: tuple[bool, ...]) -> None:
