@@ -9,9 +9,10 @@ a stall, a reset on reuse). Rows:
 - deterministic: ``harness shrink`` with the bundled ``keepalive-mutating``, ``--shrinks``
   times (target: the reproducer in <= 60 oracle runs, with <= 2 turns, 1 session, no faults);
 - flaky: the same with ``benchmarks/flaky_factory.py`` (the regression in 80% of runs), then
-  the result rerun ``--reruns`` times as ``harness check --repeat 3 --policy any`` (the check
-  line the shrunk file suggests for a flaky reproducer; target: >= 19 of 20 reproduce) and
-  as many single runs (their share: the factory's own 80%, which no scenario raises).
+  the result rerun ``--reruns`` times with the check line the shrunk file suggests for a
+  flaky reproducer (``harness check --repeat N --policy any``; target: >= 19 of 20
+  reproduce) and as many single runs (their share: the factory's own 80%, which no scenario
+  raises).
 
 Every run is real (worker processes, the SDK, the mock server); figures only, no pass/fail.
 """
@@ -84,10 +85,14 @@ def shrink_once(big: Path, factory: str, out: Path) -> tuple[int, float]:
 
 
 def reruns(scenario: Path, n: int) -> None:
+    """Rerun the result with the check line its file suggests, and as single runs."""
+    found = re.search(r"--repeat (\d+) --policy any", scenario.read_text())
+    repeat = found.group(1) if found else "1"
     check = ["check", "--scenario", str(scenario), "--factory", FLAKY, "--root", str(ROOT)]
-    judged = sum(quiet([*check, "--repeat", "3", "--policy", "any"])[0] == 1 for _ in range(n))
+    judged = sum(quiet([*check, "--repeat", repeat, "--policy", "any"])[0] == 1 for _ in range(n))
     single = sum(quiet(check)[0] == 1 for _ in range(n))
-    print(f"  reruns of the result (check --repeat 3 --policy any): {judged} of {n} reproduce")
+    line = f"check --repeat {repeat} --policy any"
+    print(f"  reruns of the result ({line}): {judged} of {n} reproduce")
     print(f"  single runs of the result: {single} of {n} show it")
 
 

@@ -134,6 +134,15 @@ class ShrinkResult:
         return any(not all(runs) for runs in kept)
 
     @property
+    def check_repeat(self) -> int:
+        """Runs for ``harness check --policy any`` to show a flaky result with 99% (by the
+        estimated show rate; 1 when no kept scenario ever missed)."""
+        if not self.flaky:
+            return 1
+        miss = min(1 - self.show_rate, 0.9)
+        return min(max(2, math.ceil(math.log(0.01) / math.log(miss))), 50)
+
+    @property
     def runs(self) -> int:
         """Oracle runs, calibration included."""
         return len(self.calibration) + sum(len(s.runs) for s in self.steps)

@@ -144,7 +144,7 @@ def render(result: ShrinkResult, *, source: str, factory: str, what: str, out: s
         _plain(final, name, description), sort_keys=False, width=88, default_flow_style=False
     )
     shown = sum(result.calibration)
-    flaky = " --repeat 5 --policy any" if result.flaky else ""
+    flaky = f" --repeat {result.check_repeat} --policy any" if result.flaky else ""
     header = [
         f"Shrunk by `harness shrink` from {source} for factory {factory}:",
         f"the smallest scenario found that still shows {what}.",

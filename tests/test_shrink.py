@@ -115,6 +115,7 @@ def test_shrink_removes_what_the_bug_does_not_need(big: Scenario) -> None:
     assert (session.idle_between_turns_ms, session.stream, session.events) == (0, False, ())
     assert result.final.server.faults == ()
     assert result.calibration == (True,)
+    assert not result.flaky and result.check_repeat == 1
     assert result.runs == 1 + sum(len(s.runs) for s in steps) <= 20
     assert steps[0].field == "server.faults" and steps[0].after == "[]" and steps[0].kept
     turns = [s for s in steps if s.field == "session.turns"]
@@ -159,6 +160,8 @@ def test_a_flaky_regression_is_rerun_not_lost(big: Scenario) -> None:
     reran = [s for r in outcomes for s in r.steps if s.kept and not s.runs[0]]
     assert reran  # misses on a kept candidate were re-run, and it showed
     assert sum(r.show_rate < 0.95 for r in outcomes) >= 10  # the flakiness was measured
+    assert sum(r.flaky for r in outcomes) >= 15  # a few saw every kept run show it
+    assert all(2 <= r.check_repeat <= 6 for r in outcomes if r.flaky)
 
 
 def test_a_scenario_that_never_shows_it_is_not_a_reproducer(big: Scenario) -> None:
