@@ -274,7 +274,9 @@ class _Search:
         """Judge ``candidate`` (``name`` changed from ``before`` to ``after``); adopt it when
         it still shows the regression."""
         key = _key(candidate)
-        if key in self.judged:
+        if key in self.judged:  # judged before: its runs stand
+            if self.judged[key]:
+                self.current = candidate
             return self.judged[key]
         assert self.current is not None
         self.on_start(f"{name} {before} -> {after}")
@@ -287,13 +289,13 @@ class _Search:
         if kept:
             self.evidence.observe(runs)
         step = Step(
-            name,
-            before,
-            after,
-            tuple(runs),
-            kept,
-            (planned_calls(self.current), planned_calls(candidate)),
-            (planned_duration_s(self.current), planned_duration_s(candidate)),
+            field=name,
+            before=before,
+            after=after,
+            runs=tuple(runs),
+            kept=kept,
+            calls=(planned_calls(self.current), planned_calls(candidate)),
+            planned_s=(planned_duration_s(self.current), planned_duration_s(candidate)),
         )
         self.steps.append(step)
         self.on_step(step)
@@ -379,8 +381,8 @@ def _pass(search: _Search, *, first: bool) -> bool:
                 return search.keeps(name, _with(cur, name, value), before, _show(value))
 
             values = _values(start, name)
-            smallest(values if first else [values[0], values[-1]], keeps_value)
-    return search.current is not began
+            smallest(values if first else sorted({values[0], values[-1]}), keeps_value)
+    return _key(search.current) != _key(began)
 
 
 def shrink(
