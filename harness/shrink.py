@@ -19,7 +19,8 @@ to keep it); switches are turned off. ``session.idle_between_turns_ms`` never ta
 within :data:`GAP_GUARD` of ``server.keepalive.idle_timeout_ms``: which side of the server's
 idle timeout a gap falls on decides this bug class, and a gap at the timeout races it. The
 passes repeat until one changes nothing (a field may shrink further once another has);
-candidates already judged are not run again.
+candidates already judged are not run again. Last, :data:`VERIFY_RUNS` runs of the result
+measure how often it shows the regression.
 
 Flaky regressions: a run that misses on a candidate means either that the candidate lost the
 regression or that the run hid it. The bisect's noise model (:class:`~harness.bisect.search.
@@ -50,6 +51,7 @@ __all__ = [
     "FIELDS",
     "GAP_GUARD",
     "REJECT_CONFIDENCE",
+    "VERIFY_RUNS",
     "Evidence",
     "NotReproduced",
     "ShrinkResult",
@@ -69,6 +71,10 @@ RunOnce = Callable[[Scenario], bool]
 # shrink only about two runs more (benchmarks: 16 runs, against 12 at 0.95; an 80% flaky
 # regression shrinks to the minimum in 97 of 100 fake-oracle searches, against 68).
 REJECT_CONFIDENCE: Final = 0.999
+# Runs of the result once the search ends: they measure its show rate, so that a flaky
+# regression whose every run during the search showed it is still found to be flaky (at 80%,
+# all of 8 runs show it 17% of the time) and the file's check line repeats enough.
+VERIFY_RUNS: Final = 8
 GAP_GUARD: Final = 0.25  # a gap stays this share of the idle timeout away from it
 GAP_GRID: Final = 64  # a gap is bisected over this many steps of its value
 _COUNTS: Final = ("session.concurrency", "session.calls_per_turn")
@@ -124,13 +130,14 @@ class ShrinkResult:
     final: Scenario
     calibration: tuple[bool, ...]
     steps: tuple[Step, ...]
+    verification: tuple[bool, ...]  # runs of the result, after the search
     show_rate: float  # the bisect model's estimate, from every run on a kept scenario
 
     @property
     def flaky(self) -> bool:
         """Some run missed on a scenario that showed it in another: the regression hides in
-        some runs (the calibration's, or a kept candidate's)."""
-        kept = [self.calibration, *(s.runs for s in self.steps if s.kept)]
+        some runs (the calibration's, a kept candidate's, or the verification's)."""
+        kept = [self.calibration, self.verification, *(s.runs for s in self.steps if s.kept)]
         return any(not all(runs) for runs in kept)
 
     @property
@@ -144,8 +151,9 @@ class ShrinkResult:
 
     @property
     def runs(self) -> int:
-        """Oracle runs, calibration included."""
-        return len(self.calibration) + sum(len(s.runs) for s in self.steps)
+        """Oracle runs, calibration and verification included."""
+        steps = sum(len(s.runs) for s in self.steps)
+        return len(self.calibration) + steps + len(self.verification)
 
 
 class Evidence:
@@ -212,7 +220,7 @@ def smallest(values: Sequence[T], keeps: Callable[[T], bool]) -> T:
 def expected_runs(scenario: Scenario, repeats: int) -> int:
     """A rough count of the oracle runs a shrink of ``scenario`` takes, for progress only:
     the calibration, each list's empty try and a few items, each number's bisection, each
-    switch; misses of a flaky regression re-run a little."""
+    switch (misses of a flaky regression re-run a little), the verification."""
     s = scenario.session
     lists = sum(1 + 2 * len(x) for x in (scenario.server.faults, s.events) if x)
     numbers = sum(
@@ -225,7 +233,7 @@ def expected_runs(scenario: Scenario, repeats: int) -> int:
     )
     numbers += sum(math.ceil(math.log2(GAP_GRID)) + 1 for t in times if t > 0)
     switches = int(s.stream) + int(s.abandon_streams)
-    return 1 + math.ceil((lists + numbers + switches) * min(repeats, 2) * 0.6)
+    return 1 + math.ceil((lists + numbers + switches) * min(repeats, 2) * 0.6) + VERIFY_RUNS
 
 
 def planned_calls(scenario: Scenario) -> int:
@@ -393,23 +401,37 @@ def shrink(
     confidence: float = REJECT_CONFIDENCE,
     on_step: Callable[[Step], None] = lambda step: None,
     on_start: Callable[[str], None] = lambda what: None,
-    on_calibrated: Callable[[tuple[bool, ...]], None] = lambda runs: None,
+    on_runs: Callable[[str, tuple[bool, ...]], None] = lambda what, runs: None,
+    verify: int = VERIFY_RUNS,
 ) -> ShrinkResult:
     """The smallest scenario found that still shows what ``run_once`` looks for.
 
-    ``repeats`` bounds the runs per candidate; ``on_start(what)`` is called before each
-    candidate's runs (and the calibration's: ``"calibration"``), ``on_step(step)`` after
-    them, ``on_calibrated(runs)`` after the calibration. Raises :class:`NotReproduced` when
-    ``scenario`` itself does not show it.
+    ``repeats`` bounds the runs per candidate. ``on_start(what)`` is called before each
+    candidate's runs, ``on_step(step)`` after them; before and after the calibration's and
+    the verification's, ``on_start("calibration")`` and ``on_runs("calibration", runs)``
+    (and so for ``"verification"``: ``verify`` runs of the result, which measure its show
+    rate). Raises :class:`NotReproduced` when ``scenario`` itself does not show it.
     """
     search = _Search(
         run_once, repeats=repeats, confidence=confidence, on_step=on_step, on_start=on_start
     )
     calibration = search.calibrate(scenario)
-    on_calibrated(calibration)
+    on_runs("calibration", calibration)
     changed = _pass(search, first=True)
     while changed:
         changed = _pass(search, first=False)
     assert search.current is not None
+    on_start("verification")
+    verification = tuple(run_once(search.current) for _ in range(verify))
+    on_runs("verification", verification)
+    if any(verification):
+        search.evidence.observe(verification)
     show_rate, _ = search.evidence.posterior.rate_estimate()
-    return ShrinkResult(scenario, search.current, calibration, tuple(search.steps), show_rate)
+    return ShrinkResult(
+        initial=scenario,
+        final=search.current,
+        calibration=calibration,
+        steps=tuple(search.steps),
+        verification=verification,
+        show_rate=show_rate,
+    )

@@ -149,7 +149,8 @@ def render(result: ShrinkResult, *, source: str, factory: str, what: str, out: s
         f"Shrunk by `harness shrink` from {source} for factory {factory}:",
         f"the smallest scenario found that still shows {what}.",
         f"{_count(result.runs, 'oracle run')}; as given it showed it in {shown} of "
-        f"{_count(len(result.calibration), 'calibration run')};",
+        f"{_count(len(result.calibration), 'calibration run')}, the result in "
+        f"{sum(result.verification)} of {len(result.verification)};",
         f"estimated show rate {result.show_rate:.2f} per run; calls per run "
         f"{planned_calls(final)} (was {planned_calls(initial)}).",
         "What each step removed (first -> last value, what it saved, the runs it cost):",

@@ -96,7 +96,7 @@ def main(ns: argparse.Namespace) -> int:
                 repeats=ns.repeats,
                 on_start=progress.started,
                 on_step=functools.partial(_finished, progress),
-                on_calibrated=functools.partial(_calibrated, progress),
+                on_runs=functools.partial(_ran, progress),
             )
         except NotReproduced as exc:
             progress.conclude(
@@ -131,9 +131,10 @@ class _Oracle:
         return shows(run, verdict, self.reason)
 
 
-def _calibrated(progress: Progress, runs: tuple[bool, ...]) -> None:
-    line = f"calibration: the scenario as given showed it in {_of(runs)}"
-    progress.finished("calibration", line, failed=False, units=len(runs))
+def _ran(progress: Progress, what: str, runs: tuple[bool, ...]) -> None:
+    which = "the scenario as given" if what == "calibration" else "the result"
+    line = f"{what}: {which} showed it in {_of(runs)}"
+    progress.finished(what, line, failed=not any(runs), units=len(runs))
 
 
 def _of(runs: tuple[bool, ...]) -> str:
@@ -150,6 +151,11 @@ def _finished(progress: Progress, step: Step) -> None:
 def _conclude(progress: Progress, result: ShrinkResult, out: Path) -> None:
     for line in summary_lines(result) or ["nothing could be removed"]:
         progress.say(line)
+    if not any(result.verification):  # a kept candidate's run was a false alarm
+        progress.say(
+            "warning: the result did not show it in its verification runs; its runs may have"
+            " shown it by chance: check it, or shrink again with --repeats higher"
+        )
     progress.conclude(f"shrunk in {result.runs} oracle runs: {out}")
 
 
