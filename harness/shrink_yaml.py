@@ -78,7 +78,8 @@ def summary_lines(result: ShrinkResult) -> list[str]:
         kept = [s for s in steps if s.kept]
         runs = _count(sum(len(s.runs) for s in steps), "run")
         if not kept:
-            lines.append(f"{field}: kept at {steps[0].before}, smaller lost it; {runs}")
+            nearest = _largest([s.after for s in steps])
+            lines.append(f"{field}: kept at {steps[0].before}, {nearest} lost it; {runs}")
             continue
         first, last = kept[0], kept[-1]
         saved = (
