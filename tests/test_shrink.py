@@ -219,6 +219,21 @@ def test_the_written_file_loads_back_with_its_comments(big: Scenario, tmp_path: 
     )
 
 
+def test_faults_and_events_that_stay_are_written_as_loaded(big: Scenario) -> None:
+    def needs_both(scenario: Scenario) -> bool:
+        stall = any(f.kind == "stall" for f in scenario.server.faults)
+        return stall and bool(scenario.session.events) and scenario.session.stream
+
+    result = shrink(big, needs_both)
+    text = render(result, source="big.yaml", factory="f.py:g", what="a regression", out="o.yaml")
+    loaded = parse_scenario(text)
+    assert loaded.server == result.final.server and loaded.session == result.final.session
+    assert [f.kind for f in loaded.server.faults] == ["stall"]
+    assert (loaded.session.turns, loaded.session.stream) == (7, True)  # the event's turn
+    assert "  faults:  # was [http_error, stall, reset_on_reuse]\n" in text
+    assert "#   session.stream: kept at true, false lost it; 3 runs\n" in text
+
+
 # --- end to end: real runs --------------------------------------------------------------------
 
 SMALL = """\
