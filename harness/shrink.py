@@ -13,14 +13,15 @@ Then it makes the scenario smaller one field at a time (:data:`FIELDS` says the 
 costs most first), each candidate judged by real runs; a candidate that keeps the regression
 becomes the current scenario. Lists (``server.faults``, ``session.events``) are shrunk by
 delta debugging (:func:`ddmin`: everything removed first, then halves, quarters, ... and
-single items); numbers by bisection over the values allowed (:func:`smallest`: the least
-first, then halving the interval between a value known to lose the regression and one known
-to keep it); switches are turned off. ``session.idle_between_turns_ms`` never takes a value
-within :data:`GAP_GUARD` of ``server.keepalive.idle_timeout_ms``: which side of the server's
-idle timeout a gap falls on decides this bug class, and a gap at the timeout races it. The
-passes repeat until one changes nothing (a field may shrink further once another has);
-candidates already judged are not run again. Last, :data:`VERIFY_RUNS` runs of the result
-measure how often it shows the regression.
+single items), then each event left is moved to an earlier turn; numbers by bisection over
+the values allowed (:func:`smallest`: the least first, then halving the interval between a
+value known to lose the regression and one known to keep it); switches are turned off.
+``session.idle_between_turns_ms`` never takes a value within :data:`GAP_GUARD` of
+``server.keepalive.idle_timeout_ms``: which side of the server's idle timeout a gap falls on
+decides this bug class, and a gap at the timeout races it. The passes repeat until one
+changes nothing (a field may shrink further once another has); candidates already judged are
+not run again. Last, :data:`VERIFY_RUNS` runs of the result measure how often it shows the
+regression.
 
 Flaky regressions: a run that misses on a candidate means either that the candidate lost the
 regression or that the run hid it. The bisect's noise model (:class:`~harness.bisect.search.
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
@@ -78,6 +80,7 @@ VERIFY_RUNS: Final = 8
 GAP_GUARD: Final = 0.25  # a gap stays this share of the idle timeout away from it
 GAP_GRID: Final = 64  # a gap is bisected over this many steps of its value
 _COUNTS: Final = ("session.concurrency", "session.calls_per_turn")
+_EVENT_TURN: Final = re.compile(r"session\.events\[(\d+)\]\.(after_turn|during_turn)")
 FIELDS: Final = (
     "server.faults",
     "session.events",
@@ -316,6 +319,12 @@ class _Search:
 def _with(scenario: Scenario, name: str, value: Any) -> Scenario:
     """``scenario`` with the dotted field ``name`` set to ``value`` (dependants follow)."""
     section, _, rest = name.partition(".")
+    event = _EVENT_TURN.fullmatch(name)
+    if event is not None:  # one event's turn: session.events[I].after_turn
+        events = list(scenario.session.events)
+        index, when = int(event.group(1)), event.group(2)
+        events[index] = replace(events[index], **{when: value})
+        return replace(scenario, session=replace(scenario.session, events=tuple(events)))
     if section == "session":
         extra = {"abandon_streams": False} if rest == "stream" and not value else {}
         session = replace(scenario.session, **{rest: value, **extra})
@@ -329,8 +338,22 @@ def _with(scenario: Scenario, name: str, value: Any) -> Scenario:
 def _get(scenario: Scenario, name: str) -> Any:
     value: Any = scenario
     for part in name.split("."):
-        value = getattr(value, part)
+        attr, _, index = part.partition("[")
+        value = getattr(value, attr)
+        if index:
+            value = value[int(index.rstrip("]"))]
     return value
+
+
+def _fields(scenario: Scenario) -> list[str]:
+    """:data:`FIELDS`, each event's turn right after the events (moving an event earlier
+    lets the turns shrink)."""
+    turns = [
+        f"session.events[{i}].{'after_turn' if e.after_turn is not None else 'during_turn'}"
+        for i, e in enumerate(scenario.session.events)
+    ]
+    at = FIELDS.index("session.events") + 1
+    return [*FIELDS[:at], *turns, *FIELDS[at:]]
 
 
 def _show(value: Any) -> str:
@@ -348,7 +371,7 @@ def _values(scenario: Scenario, name: str) -> Sequence[Any]:
     now = _get(scenario, name)
     if name == "session.turns":  # the events left need their turns
         return range(max((e.turn for e in scenario.session.events), default=1), now + 1)
-    if name in _COUNTS:
+    if name in _COUNTS or _EVENT_TURN.fullmatch(name):
         return range(1, now + 1)
     grid = sorted({round(now * i / GAP_GRID) for i in range(GAP_GRID)} | {now})
     timeout = scenario.server.keepalive.idle_timeout_ms
@@ -364,9 +387,12 @@ def _pass(search: _Search, *, first: bool) -> bool:
     and only a big step is worth its runs now."""
     assert search.current is not None
     began = search.current
-    for name in FIELDS:
+    for name in _fields(began):
         assert search.current is not None
         start = search.current
+        event = _EVENT_TURN.fullmatch(name)
+        if event is not None and int(event.group(1)) >= len(start.session.events):
+            continue  # the event is gone
         now = _get(start, name)
         if isinstance(now, tuple):
 

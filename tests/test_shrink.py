@@ -143,8 +143,15 @@ def test_events_are_shrunk_and_hold_their_turns(big: Scenario) -> None:
         return bool(scenario.session.events)
 
     result = shrink(big, reload_needed)
-    assert [e.label for e in result.final.session.events] == ["reload after turn 7"]
-    assert result.final.session.turns == 7  # the event's turn: no fewer
+    assert [e.label for e in result.final.session.events] == ["reload after turn 1"]
+    assert result.final.session.turns == 1
+
+    def reload_after_turn_3(scenario: Scenario) -> bool:
+        return any(e.turn >= 3 for e in scenario.session.events)
+
+    result = shrink(big, reload_after_turn_3)
+    assert [e.label for e in result.final.session.events] == ["reload after turn 3"]
+    assert result.final.session.turns == 3  # the event's turn: no fewer
 
 
 def test_a_flaky_regression_is_rerun_not_lost(big: Scenario) -> None:
@@ -229,7 +236,8 @@ def test_faults_and_events_that_stay_are_written_as_loaded(big: Scenario) -> Non
     loaded = parse_scenario(text)
     assert loaded.server == result.final.server and loaded.session == result.final.session
     assert [f.kind for f in loaded.server.faults] == ["stall"]
-    assert (loaded.session.turns, loaded.session.stream) == (7, True)  # the event's turn
+    assert (loaded.session.turns, loaded.session.stream) == (1, True)
+    assert loaded.session.events[0].after_turn == 1
     assert "  faults:  # was [http_error, stall, reset_on_reuse]\n" in text
     assert "#   session.stream: kept at true, false lost it; 3 runs\n" in text
 
