@@ -9,10 +9,10 @@ a stall, a reset on reuse). Rows:
 - deterministic: ``harness shrink`` with the bundled ``keepalive-mutating``, ``--shrinks``
   times (target: the reproducer in <= 60 oracle runs, with <= 2 turns, 1 session, no faults);
 - flaky: the same with ``benchmarks/flaky_factory.py`` (the regression in 80% of runs), then
-  the result rerun ``--reruns`` times with the check line the shrunk file suggests for a
+  each result rerun ``--reruns`` times with the check line the shrunk file suggests for a
   flaky reproducer (``harness check --repeat N --policy any``; target: >= 19 of 20
-  reproduce) and as many single runs (their share: the factory's own 80%, which no scenario
-  raises).
+  reproduce), the first also as as many single runs (their share: the factory's own 80%,
+  which no scenario raises).
 
 Every run is real (worker processes, the SDK, the mock server); figures only, no pass/fail.
 """
@@ -84,16 +84,19 @@ def shrink_once(big: Path, factory: str, out: Path) -> tuple[int, float]:
     return runs, wall
 
 
-def reruns(scenario: Path, n: int) -> None:
-    """Rerun the result with the check line its file suggests, and as single runs."""
+def reruns(scenario: Path, n: int, *, singles: bool) -> int:
+    """Rerun the result with the check line its file suggests (and, with ``singles``, as
+    single runs too); return how many of the ``n`` checks reproduced it."""
     found = re.search(r"--repeat (\d+) --policy any", scenario.read_text())
     repeat = found.group(1) if found else "1"
     check = ["check", "--scenario", str(scenario), "--factory", FLAKY, "--root", str(ROOT)]
     judged = sum(quiet([*check, "--repeat", repeat, "--policy", "any"])[0] == 1 for _ in range(n))
-    single = sum(quiet(check)[0] == 1 for _ in range(n))
     line = f"check --repeat {repeat} --policy any"
-    print(f"  reruns of the result ({line}): {judged} of {n} reproduce")
-    print(f"  single runs of the result: {single} of {n} show it")
+    print(f"  {scenario.name} rerun {n} times ({line}): {judged} of {n} reproduce")
+    if singles:
+        single = sum(quiet(check)[0] == 1 for _ in range(n))
+        print(f"  {scenario.name} as {n} single runs: {single} of {n} show it")
+    return judged
 
 
 def main_bench() -> None:
@@ -118,7 +121,8 @@ def main_bench() -> None:
             shrink_once(big, FLAKY, folder / f"flaky-{i}.yaml")[0] for i in range(args.shrinks)
         ]
         print(f"  oracle runs: max {max(flaky)}, mean {sum(flaky) / len(flaky):.1f}")
-        reruns(folder / "flaky-0.yaml", args.reruns)
+        for i in range(args.shrinks):
+            reruns(folder / f"flaky-{i}.yaml", args.reruns, singles=i == 0)
 
 
 if __name__ == "__main__":
