@@ -307,6 +307,11 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("harness shrink: error: --reason 'errros' is not a verdict reason;")
     assert err.count("\n") == 1
+    assert main([*base, "--reason", "close_wait_peak"]) == 2
+    assert capsys.readouterr().err == (
+        f"harness shrink: error: {scenario}: `expect:` sets no close_wait_peak threshold, so no"
+        " run can show it; add `expect: {close_wait_peak: 0}` or pick another --reason\n"
+    )
     assert main([*base, "--out", str(tmp_path / "no" / "x.yaml")]) == 2
     assert "not a file in an existing folder" in capsys.readouterr().err
     assert main([*base, "--out", str(scenario)]) == 2

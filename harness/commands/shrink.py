@@ -33,7 +33,8 @@ from harness.matrix import Cell, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report.layout import atomic_write_text
 from harness.runner import run_one
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import Expectations, Scenario, load_scenario
+from harness.schema import field_names
 from harness.shrink import NotReproduced, ShrinkResult, Step, expected_runs, shows, shrink
 from harness.shrink_yaml import render, summary_lines
 from harness.verdict import REASON_KEYS
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats",
         type=positive_int,
         default=3,
+        metavar="N",
         help="runs at most per candidate, re-running a miss of a flaky regression (default: 3)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the conclusion")
@@ -76,6 +78,11 @@ def main(ns: argparse.Namespace) -> int:
     if ns.reason is not None and ns.reason not in REASON_KEYS:
         raise UsageError(f"--reason {ns.reason!r} is not a verdict reason; use one of: "
                          f"{', '.join(REASON_KEYS)}")  # fmt: skip
+    if ns.reason in field_names(Expectations) and getattr(scenario.expect, ns.reason) is None:
+        raise UsageError(
+            f"{path}: `expect:` sets no {ns.reason} threshold, so no run can show it; "
+            f"add `expect: {{{ns.reason}: 0}}` or pick another --reason"
+        )
     out: Path = ns.out or Path(f"{scenario.name}-min.yaml")
     if out.is_dir() or not out.parent.is_dir():
         raise UsageError(f"--out {str(out)!r}: not a file in an existing folder; "
