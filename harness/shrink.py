@@ -50,7 +50,9 @@ from harness.scenario import Scenario, planned_duration_s
 from harness.verdict import Verdict, reason_key
 
 __all__ = [
+    "CHECK_CONFIDENCE",
     "FIELDS",
+    "FLAKY_CHECK_MIN",
     "GAP_GUARD",
     "REJECT_CONFIDENCE",
     "VERIFY_RUNS",
@@ -77,6 +79,8 @@ REJECT_CONFIDENCE: Final = 0.999
 # regression whose every run during the search showed it is still found to be flaky (at 80%,
 # all of 8 runs show it 17% of the time) and the file's check line repeats enough.
 VERIFY_RUNS: Final = 8
+CHECK_CONFIDENCE: Final = 0.99  # the check line the file suggests shows a flaky result so
+FLAKY_CHECK_MIN: Final = 3  # and repeats at least this often
 GAP_GUARD: Final = 0.25  # a gap stays this share of the idle timeout away from it
 GAP_GRID: Final = 64  # a gap is bisected over this many steps of its value
 _COUNTS: Final = ("session.concurrency", "session.calls_per_turn")
@@ -135,6 +139,7 @@ class ShrinkResult:
     steps: tuple[Step, ...]
     verification: tuple[bool, ...]  # runs of the result, after the search
     show_rate: float  # the bisect model's estimate, from every run on a kept scenario
+    repeat_needed: int = 1  # runs that all miss with at most 1% (Evidence.runs_to_show)
 
     @property
     def flaky(self) -> bool:
@@ -145,12 +150,11 @@ class ShrinkResult:
 
     @property
     def check_repeat(self) -> int:
-        """Runs for ``harness check --policy any`` to show a flaky result with 99% (by the
-        estimated show rate; 1 when no kept scenario ever missed)."""
-        if not self.flaky:
-            return 1
-        miss = min(1 - self.show_rate, 0.9)
-        return min(max(2, math.ceil(math.log(0.01) / math.log(miss))), 50)
+        """Runs for ``harness check --policy any`` to show the result with 99%: 1 when no
+        kept scenario ever missed, else what the noise model predicts (its whole posterior,
+        not only the estimated rate, so an uncertain rate asks for more runs), at least
+        :data:`FLAKY_CHECK_MIN` (a few lucky runs must not talk the check down to 2)."""
+        return max(self.repeat_needed, FLAKY_CHECK_MIN) if self.flaky else 1
 
     @property
     def runs(self) -> int:
@@ -176,6 +180,11 @@ class Evidence:
         masses = [sum(row) for row in self.posterior.weights]
         rates = self.posterior.rates
         return sum(m * (1 - show) ** misses for m, (show, _) in zip(masses, rates, strict=True))
+
+    def runs_to_show(self, confidence: float, most: int = 50) -> int:
+        """The fewest runs that show the regression at least once with ``confidence``, for
+        a scenario that keeps it (at most ``most``)."""
+        return next((n for n in range(1, most) if self.miss_chance(n) <= 1 - confidence), most)
 
     def lost(self, misses: int, confidence: float) -> bool:
         """Whether ``misses`` misses in a row say, with ``confidence``, that a candidate lost
@@ -460,4 +469,5 @@ def shrink(
         steps=tuple(search.steps),
         verification=verification,
         show_rate=show_rate,
+        repeat_needed=search.evidence.runs_to_show(CHECK_CONFIDENCE),
     )
