@@ -144,6 +144,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_bisect_install.py")  # pip and uv, local wheels
     session.run("python", "benchmarks/sim_bisect.py")  # the pure search, 500 seeds a row
     session.run("python", "benchmarks/bench_watch.py")  # watch: one sample, series memory
+    session.run("python", "benchmarks/bench_shrink.py")  # real shrinks, deterministic and flaky
     runs = os.environ.get("STABILITY_RUNS", "20")
     session.run("python", "benchmarks/bench_stability.py", "--runs", runs)
 

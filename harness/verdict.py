@@ -18,7 +18,7 @@ from harness.result import SERVER_ERROR, RunResult
 from harness.scenario import Expectations
 from harness.shard import Shard
 
-__all__ = ["RegressEntry", "RegressSummary", "Verdict", "judge"]
+__all__ = ["REASON_KEYS", "RegressEntry", "RegressSummary", "Verdict", "judge", "reason_key"]
 
 Outcome = Literal["pass", "fail"]
 
@@ -62,6 +62,31 @@ _THRESHOLDS: tuple[tuple[str, str], ...] = (
     ("connections", "connections"),
     ("p95_latency_ms", "latency_p95_ms"),
 )
+
+
+# The key of each kind of reason judge() gives (harness shrink --reason): a threshold's
+# `expect:` name, the run's status when it did not complete, or what failed.
+REASON_KEYS: tuple[str, ...] = (
+    *(name for name, _ in _THRESHOLDS),
+    "hung",
+    "crashed",
+    "untestable",
+    "factory_raised",
+    "server_failed",
+)
+
+
+def reason_key(reason: str) -> str:
+    """The key of one of :func:`judge`'s reasons: ``errors 3 > 0`` -> ``errors``, ``run hung:
+    ...`` -> ``hung``, ``the factory raised ...`` -> ``factory_raised``, ``the mock server
+    failed ...`` -> ``server_failed``."""
+    if reason.startswith("run "):
+        return reason[4:].split(":")[0].split()[0]
+    if reason.startswith("the factory raised"):
+        return "factory_raised"
+    if reason.startswith("the mock server failed"):
+        return "server_failed"
+    return reason.split()[0]
 
 
 def judge(

@@ -21,8 +21,8 @@ def test_every_command_module_exposes_one_command_in_the_registry() -> None:
     )
     assert sorted(c.name for c in COMMANDS) == modules
     assert [c.name for c in COMMANDS] == [
-        "run", "regress", "check", "bisect", "watch", "import", "serve", "validate", "scenarios",
-        "report", "compare",
+        "run", "regress", "check", "bisect", "shrink", "watch", "import", "serve", "validate",
+        "scenarios", "report", "compare",
     ]  # fmt: skip
     assert all(isinstance(c, Command) for c in COMMANDS)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -46,6 +46,7 @@ REQUIRED = {
         "--factory",
         "f:g",
     ],
+    "shrink": ["s.yaml", "--factory", "f:g"],
     "validate": ["s.yaml"],
     "report": ["r.json"],
     "compare": ["a.json", "b.json"],

@@ -12,6 +12,7 @@ from harness.commands import (
     run,
     scenarios,
     serve,
+    shrink,
     validate,
     watch,
 )
@@ -26,6 +27,7 @@ COMMANDS: tuple[Command, ...] = tuple(
         regress,
         check,
         bisect,
+        shrink,
         watch,
         import_,
         serve,
