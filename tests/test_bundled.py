@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -301,12 +302,14 @@ def test_the_wheel_and_sdist_hold_the_scenarios_and_the_wheel_runs_them(tmp_path
     wheel = next((tmp_path / "dist").glob("*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         packaged = sorted(n for n in archive.namelist() if n.startswith("harness/_scenarios/"))
-        metadata = archive.read("lifecycle_harness-0.3.0.dist-info/METADATA").decode()
+        dist_info = next(n.split("/")[0] for n in archive.namelist() if ".dist-info/" in n)
+        metadata = archive.read(f"{dist_info}/METADATA").decode()
         archive.extractall(tmp_path / "site")  # a pure wheel: unpacking is installing
     assert packaged == sorted(f"harness/_scenarios/{n}.yaml" for n in NAMES)
     assert "\nLicense-Expression: MIT\n" in metadata
     site = tmp_path / "site"
-    assert (site / "lifecycle_harness-0.3.0.dist-info" / "licenses" / "LICENSE").is_file()
+    assert dist_info == f"lifecycle_harness-{version('lifecycle-harness')}.dist-info"
+    assert (site / dist_info / "licenses" / "LICENSE").is_file()
     # From an empty folder, the unpacked wheel first on the path (dependencies from this venv).
     empty = tmp_path / "empty"
     empty.mkdir()
