@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,15 +103,22 @@ def add_max_duration_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
-    return value
+def positive_number(noun: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0, refused as "'x' is not ``noun`` > 0"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun} > 0")
+        return value
+
+    return parse
+
+
+_seconds = positive_number("a number of seconds")
 
 
 def add_attribute_argument(parser: argparse.ArgumentParser) -> None:

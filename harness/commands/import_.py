@@ -9,12 +9,11 @@ it cannot use; nothing is written then.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Final
 
-from harness.commands._common import add_max_duration_argument
+from harness.commands._common import add_max_duration_argument, positive_number
 from harness.commands.base import Command
 from harness.errors import UsageError
 from harness.importer import FORMATS, Imported, auto_compress, import_trace, read_trace
@@ -35,13 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compress",
-        type=_positive,
+        type=positive_number("a number"),
         metavar="FACTOR",
         help="replay this many times faster (default: the idle timeout becomes 200 ms)",
     )
     parser.add_argument(
         "--idle-timeout-ms",
-        type=_positive,
+        type=positive_number("a number"),
         default=DEFAULT_IDLE_TIMEOUT_MS,
         metavar="MS",
         help="the provider's keep-alive idle timeout in the trace's time "
@@ -94,17 +93,6 @@ def _check_output(output: Path, trace: Path) -> None:
         raise UsageError(f"{output}: is the trace itself; write the scenario to another file")
     if not output.parent.is_dir():
         raise UsageError(f"{output}: its folder does not exist; create it or choose another -o")
-
-
-def _positive(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
-    return value
 
 
 COMMAND = Command("import", "turn a trace of LLM calls into a scenario", add_arguments, main)
