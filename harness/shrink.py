@@ -37,16 +37,26 @@ measures its rate as it goes (misses re-run, then shown, feed the posterior).
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from harness.bisect.search import CALIBRATION_MAX, History, Posterior, wrong_bound
 from harness.result import RunResult
 from harness.scenario import Scenario, planned_duration_s
+from harness.shrink_fields import (
+    FIELDS,
+    GAP_GRID,
+    GAP_GUARD,
+    event_turn,
+    fields_of,
+    get_value,
+    scenario_key,
+    show_value,
+    values_of,
+    with_value,
+)
 from harness.verdict import Verdict, reason_key
 
 __all__ = [
@@ -82,22 +92,6 @@ REJECT_CONFIDENCE: Final = 0.999
 VERIFY_RUNS: Final = 16
 CHECK_CONFIDENCE: Final = 0.999  # the check line the file suggests shows a flaky result so
 FLAKY_CHECK_MIN: Final = 3  # and repeats at least this often
-GAP_GUARD: Final = 0.25  # a gap stays this share of the idle timeout away from it
-GAP_GRID: Final = 64  # a gap is bisected over this many steps of its value
-_COUNTS: Final = ("session.concurrency", "session.calls_per_turn")
-_EVENT_TURN: Final = re.compile(r"session\.events\[(\d+)\]\.(after_turn|during_turn)")
-FIELDS: Final = (
-    "server.faults",
-    "session.events",
-    "session.concurrency",
-    "session.turns",
-    "session.calls_per_turn",
-    "session.idle_between_turns_ms",
-    "session.stream",
-    "session.abandon_streams",
-    "server.latency_ms",
-    "server.reply.chunk_delay_ms",
-)
 
 
 class NotReproduced(Exception):
@@ -254,12 +248,6 @@ def planned_calls(scenario: Scenario) -> int:
     return s.turns * s.calls_per_turn * s.concurrency
 
 
-def _key(scenario: Scenario) -> str:
-    data = scenario.to_dict()
-    del data["name"], data["path"], data["description"]
-    return json.dumps(data, sort_keys=True)
-
-
 class _Search:
     """One shrink's state: the current scenario, the evidence, the judged candidates."""
 
@@ -288,13 +276,13 @@ class _Search:
             raise NotReproduced(tuple(runs))
         self.evidence.observe(runs)
         self.current = scenario
-        self.judged[_key(scenario)] = True
+        self.judged[scenario_key(scenario)] = True
         return tuple(runs)
 
     def keeps(self, name: str, candidate: Scenario, before: str, after: str) -> bool:
         """Judge ``candidate`` (``name`` changed from ``before`` to ``after``); adopt it when
         it still shows the regression."""
-        key = _key(candidate)
+        key = scenario_key(candidate)
         if key in self.judged:  # judged before: its runs stand
             if self.judged[key]:
                 self.current = candidate
@@ -326,107 +314,42 @@ class _Search:
         return kept
 
 
-def _with(scenario: Scenario, name: str, value: Any) -> Scenario:
-    """``scenario`` with the dotted field ``name`` set to ``value`` (dependants follow)."""
-    section, _, rest = name.partition(".")
-    event = _EVENT_TURN.fullmatch(name)
-    if event is not None:  # one event's turn: session.events[I].after_turn
-        events = list(scenario.session.events)
-        index, when = int(event.group(1)), event.group(2)
-        events[index] = replace(events[index], **{when: value})
-        return replace(scenario, session=replace(scenario.session, events=tuple(events)))
-    if section == "session":
-        extra = {"abandon_streams": False} if rest == "stream" and not value else {}
-        session = replace(scenario.session, **{rest: value, **extra})
-        return replace(scenario, session=session)
-    if rest == "reply.chunk_delay_ms":
-        reply = replace(scenario.server.reply, chunk_delay_ms=value)
-        return replace(scenario, server=replace(scenario.server, reply=reply))
-    return replace(scenario, server=replace(scenario.server, **{rest: value}))
-
-
-def _get(scenario: Scenario, name: str) -> Any:
-    value: Any = scenario
-    for part in name.split("."):
-        attr, _, index = part.partition("[")
-        value = getattr(value, attr)
-        if index:
-            value = value[int(index.rstrip("]"))]
-    return value
-
-
-def _fields(scenario: Scenario) -> list[str]:
-    """:data:`FIELDS`, each event's turn right after the events (moving an event earlier
-    lets the turns shrink)."""
-    turns = [
-        f"session.events[{i}].{'after_turn' if e.after_turn is not None else 'during_turn'}"
-        for i, e in enumerate(scenario.session.events)
-    ]
-    at = FIELDS.index("session.events") + 1
-    return [*FIELDS[:at], *turns, *FIELDS[at:]]
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        labels = [str(getattr(v, "label", None) or getattr(v, "kind", "?")) for v in value]
-        return f"[{', '.join(labels)}]" if labels else "[]"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _values(scenario: Scenario, name: str) -> Sequence[Any]:
-    """The values a number field may shrink to, ascending, its current value last: a count
-    down to 1 (turns down to the last event's turn), a time in ms over a grid down to 0."""
-    now = _get(scenario, name)
-    if name == "session.turns":  # the events left need their turns
-        return range(max((e.turn for e in scenario.session.events), default=1), now + 1)
-    if name in _COUNTS or _EVENT_TURN.fullmatch(name):
-        return range(1, now + 1)
-    grid = sorted({round(now * i / GAP_GRID) for i in range(GAP_GRID)} | {now})
-    timeout = scenario.server.keepalive.idle_timeout_ms
-    if name == "session.idle_between_turns_ms" and timeout is not None:
-        lo, hi = timeout * (1 - GAP_GUARD), timeout * (1 + GAP_GUARD)
-        grid = [g for g in grid if not lo < g < hi or g == now]
-    return grid
-
-
 def _pass(search: _Search, *, first: bool) -> bool:
     """One pass over :data:`FIELDS`; whether it changed the current scenario. Passes after
     the first try each number at its least value only: the bisection found the boundary,
     and only a big step is worth its runs now."""
     assert search.current is not None
     began = search.current
-    for name in _fields(began):
+    for name in fields_of(began):
         assert search.current is not None
         start = search.current
-        event = _EVENT_TURN.fullmatch(name)
+        event = event_turn(name)
         if event is not None and int(event.group(1)) >= len(start.session.events):
             continue  # the event is gone
-        now = _get(start, name)
+        now = get_value(start, name)
         if isinstance(now, tuple):
 
             def keeps_list(items: tuple[Any, ...], name: str = name) -> bool:
                 cur = search.current
                 assert cur is not None
-                before = _show(_get(cur, name))
-                return search.keeps(name, _with(cur, name, items), before, _show(items))
+                before = show_value(get_value(cur, name))
+                return search.keeps(name, with_value(cur, name, items), before, show_value(items))
 
             ddmin(now, keeps_list)
         elif isinstance(now, bool):
             if now:
-                search.keeps(name, _with(start, name, False), "true", "false")
+                search.keeps(name, with_value(start, name, False), "true", "false")
         else:
 
             def keeps_value(value: Any, name: str = name) -> bool:
                 cur = search.current
                 assert cur is not None
-                before = _show(_get(cur, name))
-                return search.keeps(name, _with(cur, name, value), before, _show(value))
+                before = show_value(get_value(cur, name))
+                return search.keeps(name, with_value(cur, name, value), before, show_value(value))
 
-            values = _values(start, name)
+            values = values_of(start, name)
             smallest(values if first else sorted({values[0], values[-1]}), keeps_value)
-    return _key(search.current) != _key(began)
+    return scenario_key(search.current) != scenario_key(began)
 
 
 def shrink(
