@@ -20,14 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "import"
 pytestmark = pytest.mark.slow  # real replays; the SDK's part (catching the bug) is `sdk`
 
-IDLE_MS = 400
+IDLE_MS = 1000
 COMPRESS = 2
-# What a replayed gap may differ from the compressed one: the client's own work between a
+# What a replayed gap may exceed the compressed one by: the client's own work between a
 # response and the next request (reading it, sending the next; the request client is built
-# during the gap) is in every gap the server sees: 5-25 ms measured, up to 50 ms with two
-# more processes spinning on the 2 cores. The shorter gaps (15-30 ms replayed) stay far
-# from the replay's idle timeout (200 ms) even so.
-TOLERANCE_MS = 80
+# during the gap) is in every gap the server sees: 5-25 ms measured on a quiet machine, up to
+# 120 ms under CI load (a 41 ms gap replayed as 160 ms). The gaps are far from the replay's
+# idle timeout (500 ms) on both sides, so the side each falls on holds even so; it never
+# falls short of the plan (the server sees the client's gap and its own write).
+TOLERANCE_MS = 300
+SHORTFALL_MS = 20
 
 ORIGINAL = f"""\
 version: 1
@@ -37,14 +39,14 @@ session:
   timeline:
     - calls:
         - {{stream: true, idle_ms: 60}}
-        - {{idle_ms: 800}}
+        - {{idle_ms: 1700}}
         - {{stream: true, idle_ms: 30}}
-        - {{idle_ms: 600}}
+        - {{idle_ms: 1500}}
     - start_ms: 100
       calls:
-        - {{idle_ms: 600}}
+        - {{idle_ms: 1500}}
         - {{stream: true, idle_ms: 40}}
-        - {{idle_ms: 600}}
+        - {{idle_ms: 1500}}
 """
 
 
@@ -89,7 +91,8 @@ def test_a_runs_trace_replays_as_itself(tmp_path: Path) -> None:
         assert len(gaps) == len(gaps2)
         for gap, gap2 in zip(gaps, gaps2, strict=True):
             assert (gap > IDLE_MS) == (gap2 > IDLE_MS / COMPRESS), (session, gaps, gaps2)
-            assert abs(gap2 - gap / COMPRESS) <= TOLERANCE_MS, (session, gaps, gaps2)
+            planned = gap / COMPRESS
+            assert planned - SHORTFALL_MS <= gap2 <= planned + TOLERANCE_MS, (gaps, gaps2)
 
 
 @pytest.mark.sdk
