@@ -748,8 +748,10 @@ def test_hostile_bodies_each_get_a_400_on_a_connection_that_stays_open(
 def test_slowloris_connections_get_408_while_normal_requests_are_answered() -> None:
     head = request_bytes("POST", "/v1/chat/completions", CHAT_BODY)[:-2]  # never completes
     stop = threading.Event()
-    with MockServer(ServerSpec(), request_timeout_s=3.0) as server:
-        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(50)]
+    deadline_s = 5.0
+    with MockServer(ServerSpec(), request_timeout_s=deadline_s) as server:
+        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=15) for _ in range(50)]
+        opened = time.monotonic()
         try:
 
             def trickle() -> None:  # one byte per connection per round, as slowloris does
@@ -766,15 +768,18 @@ def test_slowloris_connections_get_408_while_normal_requests_are_answered() -> N
                     done = client.chat.completions.create(model="m", messages=MESSAGES)
                     assert done.choices[0].message.content == "pong"
             open_ports = server.settle()
+            served_s = time.monotonic() - opened
             stop.set()
             trickler.join()
-            # Still reading their heads when the SDK's calls were done (3 s is the deadline).
-            assert {sock.getsockname()[1] for sock in slow} <= open_ports
+            # Still reading their heads when the SDK's calls were done, unless a loaded machine
+            # took the whole deadline over those calls (then the 408s below still show it).
+            if served_s < deadline_s - 0.5:
+                assert {sock.getsockname()[1] for sock in slow} <= open_ports
             for sock in slow:
                 status, headers, data = read_response(sock)
                 assert (status, headers["connection"]) == (408, "close")
                 assert json.loads(data)["error"]["message"] == (
-                    "The request did not arrive within 3 s."
+                    f"The request did not arrive within {deadline_s:g} s."
                 )
                 assert sock.recv(1024) == b""  # then a FIN
         finally:
