@@ -24,8 +24,8 @@ import pytest
 from harness.bisect import git as g
 
 # What reaches a file or the output depends on how each SDK line words its errors and sends
-# its headers: every line runs these (docs/testing.md).
-pytestmark = pytest.mark.sdk
+# its headers: every line runs the tests of what the code under test produces (`sdk`); how
+# regress, report --merge and bisect carry it on runs once (docs/testing.md).
 
 # The SDK reads OPENAI_API_KEY when no api_key is given: the planted key goes out on every
 # request as "Authorization: Bearer <key>", to the mock server on 127.0.0.1.
@@ -167,12 +167,13 @@ def planted(tmp_path: Path) -> Planted:
     return Planted(values, env, tmp_path, [])
 
 
-def test_run_check_regress_and_merge_write_and_print_no_secret(planted: Planted) -> None:
+@pytest.mark.sdk
+def test_run_and_check_write_and_print_no_secret(planted: Planted) -> None:
     root, scenario = planted.root, planted.root / "scenarios" / "secrets.yaml"
-    reports = root / "reports"
     ran = planted.harness(
-        "run", scenario, "--factory", "envkey.py:make", "--root", root, "--report-dir", reports
-    )
+        "run", scenario, "--factory", "envkey.py:make", "--root", root,
+        "--report-dir", root / "reports",
+    )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
     healthy = planted.harness(
         "check", "--scenario", scenario, "--factory", "envkey.py:make", "--root", root,
@@ -187,6 +188,11 @@ def test_run_check_regress_and_merge_write_and_print_no_secret(planted: Planted)
     # the secret was in both texts the code under test produced, and was replaced
     assert "RuntimeError: refusing key <redacted>" in leaky.stdout
     assert "leaky factory sees <redacted>" in leaky.stdout
+    planted.assert_nowhere()
+
+
+def test_regress_shards_and_merge_write_and_print_no_secret(planted: Planted) -> None:
+    root = planted.root
     shards = []
     for shard in ("1/2", "2/2"):
         done = planted.harness(
@@ -263,6 +269,7 @@ def test_leaky(harness_check):
 """
 
 
+@pytest.mark.sdk
 def test_the_pytest_plugin_prints_no_secret(planted: Planted) -> None:
     root = planted.root
     (root / "secrets.yaml").write_text(BISECT_SCENARIO)
