@@ -84,8 +84,13 @@ def worker_env(base: Mapping[str, str]) -> dict[str, str]:
     needs no trust store: ``SSL_CERT_DIR`` names an empty one (read lazily, so free) and
     ``SSL_CERT_FILE`` goes, which both stacks read before their default. A TLS connection,
     were one ever attempted, would fail to verify rather than succeed.
+
+    ``PYTEST_CURRENT_TEST`` goes too: pytest changes it for every test, so a worker
+    environment that kept it would differ from test to test, and the plugin's zygote (which
+    serves only runs that would start the same way) would serve none but its first.
     """
     env = harness_env(base)
     env.pop("SSL_CERT_FILE", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
     env["SSL_CERT_DIR"] = NO_TRUST_STORE
     return env

@@ -30,6 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from harness.mockserver import MockServer
     from harness.testing import Checked
+    from harness.zygote import ZygotePool
 
 __all__ = ["ServerPool"]
 
@@ -120,8 +121,22 @@ def mock_server(request: pytest.FixtureRequest, mock_server_factory: ServerPool)
     return mock_server_factory(*marker.args, **marker.kwargs)
 
 
+@pytest.fixture(scope="session")
+def _harness_workers() -> Iterator[ZygotePool]:
+    """The session's zygotes: a folder's checks after its first fork their workers."""
+    from harness.zygote import ZygotePool
+
+    pool = ZygotePool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
+def harness_check(
+    request: pytest.FixtureRequest, _harness_workers: ZygotePool
+) -> Callable[..., Checked]:
     """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None,
     attribute=False)``.
 
@@ -138,6 +153,7 @@ def harness_check(request: pytest.FixtureRequest) -> Callable[..., Checked]:
 
     def check(factory: Any, scenario: Any, **options: Any) -> Checked:
         options.setdefault("root", rootdir)
+        options.setdefault("workers", _harness_workers)
         if isinstance(scenario, str | Path) and (rootdir / scenario).exists():
             scenario = rootdir / scenario  # a relative path is relative to the rootdir
         # else a path from the current directory, or a bundled name (harness.bundled.resolve)

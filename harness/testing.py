@@ -32,6 +32,7 @@ from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, ServerSpec, load_scenario, parse_scenario
 from harness.verdict import Verdict, judge
+from harness.zygote import ZygotePool
 
 __all__ = [
     "Checked",
@@ -132,13 +133,18 @@ def check_factory(
     expected: Literal["pass", "fail", "observe"] = "pass",
     watchdog_s: float | None = None,
     attribute: bool = False,
+    workers: ZygotePool | None = None,
 ) -> Checked:
     """Run ``scenario`` against ``factory`` in a worker process and judge it (``expected``:
     the factory's role, ``pass`` for a build that must be healthy; ``attribute``: say who
-    holds leaked sockets, docs/attribution.md)."""
+    holds leaked sockets, docs/attribution.md). With ``workers`` (the plugin passes its
+    session's), repeated checks in one folder fork their workers from a zygote."""
     loaded = resolve_scenario(scenario)
     spec, run_root = factory_spec(factory, Path.cwd() if root is None else root)
-    result = run_one(loaded, spec, root=run_root, watchdog_s=watchdog_s, attribute=attribute)
+    zygote = None if workers is None else workers.get(run_root)
+    result = run_one(
+        loaded, spec, root=run_root, watchdog_s=watchdog_s, attribute=attribute, zygote=zygote
+    )
     return Checked(loaded, result, judge(result, loaded.expect, expected))
 
 

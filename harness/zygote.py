@@ -64,7 +64,7 @@ from harness.messages import (
 )
 from harness.processes import Child, ClosedOnExit, spawn
 
-__all__ = ["Forked", "Zygote", "usable", "workers_for"]
+__all__ = ["Forked", "Zygote", "ZygotePool", "usable", "workers_for"]
 
 START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on a busy box
 KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
@@ -86,6 +86,37 @@ def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
         return
     with Zygote(python=sys.executable, root=root, env=worker_env(os.environ)) as zygote:
         yield zygote
+
+
+class ZygotePool:
+    """Zygotes by folder for a sequence of single runs (the pytest plugin's checks): a
+    folder's first run starts a fresh interpreter, its second starts the zygote that serves
+    it and every later one (one run alone costs less fresh). :meth:`close` ends them all."""
+
+    def __init__(self) -> None:
+        self._seen: set[Path] = set()
+        self._zygotes: dict[Path, Zygote | None] = {}
+        self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
+
+    def get(self, root: Path) -> Zygote | None:
+        """The zygote for runs in ``root``, or None: run this one in a fresh interpreter."""
+        root = root.resolve()
+        with self._lock:
+            if root in self._zygotes:
+                return self._zygotes[root]
+            if root not in self._seen:
+                self._seen.add(root)
+                return None
+            zygote = self._stack.enter_context(workers_for(root))
+            self._zygotes[root] = zygote
+            return zygote
+
+    def close(self) -> None:
+        """End every zygote and the workers they forked; idempotent."""
+        with self._lock:
+            self._stack.close()
+            self._zygotes.clear()
 
 
 # --- parent side ---------------------------------------------------------------------------

@@ -152,6 +152,44 @@ def _server_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("mockserver-")]
 
 
+WHO_RUNS_ME = """\
+import os
+
+import openai
+import psutil
+
+
+def make(client_kwargs, *, shared):
+    if shared:  # once per run: which process started this worker
+        parent = " ".join(psutil.Process(os.getppid()).cmdline())
+        with open(os.environ["PARENTS"], "a") as out:
+            out.write(("zygote" if "harness.zygote_process" in parent else "fresh") + "\\n")
+    return openai.OpenAI(**dict(client_kwargs))
+"""
+
+
+def test_a_sessions_checks_after_the_first_fork_from_a_zygote(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(who=WHO_RUNS_ME)
+    pytester.makepyfile(
+        test_checks="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_healthy(harness_check, n):
+            assert harness_check("who.py:make", "use-after-close").verdict.healthy
+        """
+    )
+    parents = pytester.path / "parents.txt"
+    monkeypatch.setenv("PARENTS", str(parents))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=TIMEOUT_S)
+    result.assert_outcomes(passed=3)
+    # the first run alone is cheaper fresh; each test has its own PYTEST_CURRENT_TEST, which
+    # the worker's environment leaves out, so the zygote serves the tests after it
+    assert parents.read_text().split() == ["fresh", "zygote", "zygote"]
+
+
 def test_a_pool_leaves_no_thread_fd_or_socket() -> None:
     fds, threads = _own_fds(), _server_threads()
     pool = ServerPool(reuse=True)

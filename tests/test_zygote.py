@@ -21,7 +21,7 @@ from harness.errors import RunCancelled, WorkerError
 from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
-from harness.zygote import Zygote, usable, workers_for
+from harness.zygote import Zygote, ZygotePool, usable, workers_for
 
 pytestmark = pytest.mark.skipif(not usable(), reason="needs fork and pidfd_open (Linux)")
 
@@ -298,3 +298,33 @@ def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None
         os.close(read_end)
         os.close(write_end)
     assert (root / "stderr.txt").read_text().startswith("harness worker: error: job file")
+
+
+@pytest.mark.skipif(not usable(), reason="no zygote on this platform")
+def test_a_pool_starts_a_folders_zygote_at_its_second_run_and_ends_them_all(
+    tmp_path: Path,
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    pool = ZygotePool()
+    try:
+        assert pool.get(one) is None  # a single run is cheaper in a fresh interpreter
+        zygote = pool.get(one)
+        assert zygote is not None and pool.get(one / ".." / "one") is zygote
+        assert pool.get(two) is None
+        started = _zygote_processes()  # the zygote (and the supervisor its guard forks)
+        assert started != []
+    finally:
+        pool.close()
+    for process in started:
+        until(lambda process=process: gone(process.pid))
+    pool.close()  # idempotent
+
+
+def _zygote_processes() -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "harness.zygote_process" in " ".join(p.cmdline())
+    ]
