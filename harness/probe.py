@@ -1,22 +1,24 @@
-"""Socket and fd sampling of one process, toward one server port (psutil).
+"""Socket and fd sampling of one process, toward one server port.
 
 The probe counts the process's TCP sockets whose REMOTE end is the mock server's port, so a
 server in the same process (tests) is not counted, and its open file descriptors. A socket
 the peer reset while the process still holds its fd is listed in no TCP state at all; the
-fd count is what catches it.
+fd count is what catches it. On Linux it asks the kernel (:mod:`harness.sockdiag`, several
+times cheaper than psutil's reading of ``/proc/net/tcp``); elsewhere it asks psutil.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 
+from harness import sockdiag
 from harness.loopback import is_loopback
 from harness.result import SocketSample
+from harness.sockdiag import Conn
 
-__all__ = ["Probe", "SocketCounts"]
+__all__ = ["Probe", "Reading", "SocketCounts"]
 
 
 @dataclass(frozen=True)
@@ -28,45 +30,63 @@ class SocketCounts:
     fds: int
 
 
+@dataclass(frozen=True)
+class Reading:
+    """The sockets toward the port in ESTABLISHED or CLOSE_WAIT, and the open fds, read at
+    one moment (one listing of the process's fds)."""
+
+    conns: tuple[Conn, ...]
+    fds: int
+
+    def counts(self) -> SocketCounts:
+        close_wait = sum(1 for conn in self.conns if conn.status == "CLOSE_WAIT")
+        return SocketCounts(close_wait, len(self.conns) - close_wait, self.fds)
+
+    def established_ports(self) -> frozenset[int]:
+        """Local ports of the ESTABLISHED sockets (see harness.settle)."""
+        return frozenset(c.local_port for c in self.conns if c.status == "ESTABLISHED")
+
+    def held(self) -> list[tuple[int, str]]:
+        """(fd, status) of each socket, for leak attribution (:mod:`harness.attribution`);
+        the fds are the sampled process's own."""
+        return [(conn.fd, conn.status) for conn in self.conns]
+
+
 class Probe:
     """Samples process ``pid`` (``os.getpid()`` for this one) for sockets toward ``port``."""
 
     def __init__(self, port: int, pid: int) -> None:
         self.port = port
-        self._process = psutil.Process(pid)
+        self.pid = pid
+        self._process = None if sockdiag.usable(pid) else psutil.Process(pid)
 
-    def _toward(self) -> list[Any]:
-        """The process's TCP sockets whose remote end is the server's port on loopback."""
-        return [
-            conn
+    def read(self) -> Reading:
+        if self._process is None:
+            conns, fds = sockdiag.toward(self.pid, self.port)
+            return Reading(tuple(conns), fds)
+        found = tuple(
+            Conn(conn.fd, str(conn.status), conn.laddr.port)
             for conn in self._process.net_connections(kind="tcp")
-            if conn.raddr and conn.raddr.port == self.port and is_loopback(conn.raddr.ip)
-        ]
+            if conn.raddr
+            and conn.raddr.port == self.port
+            and is_loopback(conn.raddr.ip)
+            and conn.status in sockdiag.STATES.values()
+        )
+        return Reading(found, self._process.num_fds())
 
     def established_ports(self) -> frozenset[int]:
-        """Local ports of the ESTABLISHED sockets toward the server (see harness.settle)."""
-        return frozenset(
-            conn.laddr.port for conn in self._toward() if conn.status == psutil.CONN_ESTABLISHED
-        )
+        return self.read().established_ports()
 
     def held(self) -> list[tuple[int, str]]:
-        """(fd, status) of the CLOSE_WAIT and ESTABLISHED sockets toward the server, for leak
-        attribution (:mod:`harness.attribution`); the fds are this process's own."""
-        wanted = (psutil.CONN_CLOSE_WAIT, psutil.CONN_ESTABLISHED)
-        return [(conn.fd, conn.status) for conn in self._toward() if conn.status in wanted]
+        return self.read().held()
 
     def counts(self) -> SocketCounts:
-        close_wait = established = 0
-        for conn in self._toward():
-            if conn.status == psutil.CONN_CLOSE_WAIT:
-                close_wait += 1
-            elif conn.status == psutil.CONN_ESTABLISHED:
-                established += 1
-        return SocketCounts(close_wait, established, self._process.num_fds())
+        return self.read().counts()
 
-    def sample(self, label: str, turn: int = 0) -> SocketSample:
-        """A :class:`SocketSample` named ``label`` ("start", "turn 3", "after gc")."""
-        counts = self.counts()
+    def sample(self, label: str, turn: int = 0, reading: Reading | None = None) -> SocketSample:
+        """A :class:`SocketSample` named ``label`` ("start", "turn 3", "after gc") of
+        ``reading``, or of a new one."""
+        counts = (reading or self.read()).counts()
         return SocketSample(
             label=label,
             close_wait=counts.close_wait,

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Final
 
 from harness.errors import WorkerError
-from harness.probe import Probe
+from harness.probe import Probe, Reading
 
 __all__ = ["SETTLE_TIMEOUT_S", "SettleResponder", "Settler"]
 
@@ -99,14 +99,16 @@ class Settler:
         self._replies = self._sock.makefile("rb")
         self._probe = probe
 
-    def settle(self) -> None:
-        """Ask the server to settle, then wait until the kernel shows what it closed."""
+    def settle(self) -> Reading:
+        """Ask the server to settle, wait until the kernel shows what it closed, and return
+        the probe's reading that shows it (the sample to record)."""
         open_ports = self._ask()
         deadline = time.monotonic() + self._kernel_timeout_s
         while True:
-            stray = self._probe.established_ports() - open_ports
+            reading = self._probe.read()
+            stray = reading.established_ports() - open_ports
             if not stray:
-                return
+                return reading
             if time.monotonic() >= deadline:
                 raise WorkerError(
                     f"sockets from ports {sorted(stray)} are still ESTABLISHED "

@@ -134,14 +134,13 @@ def run_job(job: Job, sink: _Sink) -> int:
     settler = None if job.settle_fd is None else Settler(job.settle_fd, probe)
 
     def sample(label: str, turn: int = 0) -> None:
-        if settler is not None:
-            settler.settle()
+        reading = probe.read() if settler is None else settler.settle()
         events = scenario.session.events_at(turn)  # marks the turn where an event ran
-        taken = replace(probe.sample(label, turn), events=events)
+        taken = replace(probe.sample(label, turn, reading), events=events)
         if attribution is not None:
             if turn:
                 attribution.turn_done(turn)
-            held = attribution.holders([Socket(fd, status) for fd, status in probe.held()])
+            held = attribution.holders([Socket(fd, status) for fd, status in reading.held()])
             taken = replace(taken, held_by=held)
         sink.write(Sample(taken))
 

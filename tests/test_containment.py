@@ -347,6 +347,12 @@ class _Sock:
             (_Sock(socket.AF_INET6), ("2001:db8::1", 443, 0, 0)),
             "[2001:db8::1]:443",
         ),
+        ("socket.connect", (_Sock(socket.AF_INET6), ("::ffff:127.0.0.1", 80, 0, 0)), None),
+        (
+            "socket.connect",
+            (_Sock(socket.AF_INET6), ("::ffff:192.0.2.1", 80, 0, 0)),
+            "[::ffff:192.0.2.1]:80",
+        ),
         ("socket.sendto", (_Sock(socket.AF_INET), ("192.0.2.9", 53)), "192.0.2.9:53"),
         ("socket.sendmsg", (_Sock(socket.AF_INET), None), None),
         ("socket.sendmsg", (_Sock(socket.AF_INET), ("192.0.2.9", 53)), "192.0.2.9:53"),

@@ -1,4 +1,7 @@
-"""Probe: CLOSE_WAIT, ESTABLISHED and fds toward one port, on sockets put there on purpose."""
+"""Probe: CLOSE_WAIT, ESTABLISHED and fds toward one port, on sockets put there on purpose.
+
+Every test runs twice: with the probe asking the kernel (harness.sockdiag) and with its
+psutil fallback, so both give the same counts."""
 
 from __future__ import annotations
 
@@ -10,8 +13,18 @@ from collections.abc import Iterator
 import pytest
 from _wait import until
 
+from harness import sockdiag
 from harness.probe import Probe
 from harness.result import SocketSample
+
+
+@pytest.fixture(autouse=True, params=["proc", "psutil"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "psutil":
+        monkeypatch.setattr(sockdiag, "usable", lambda pid: False)
+    elif not sockdiag.usable(os.getpid()):
+        pytest.skip("no sock_diag on this machine")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -138,3 +151,30 @@ def test_sample_is_a_socket_sample(listener: socket.socket, clients: list[socket
         label="turn 4", close_wait=1, established=0, fds=probe.counts().fds, turn=4
     )
     assert probe.sample("start").turn == 0
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET6, "v4-mapped"])
+def test_counts_ipv6_loopback_and_v4_mapped_peers(family: object, reader: str) -> None:
+    """A server on ::1, and an IPv4 one reached from an IPv6 socket (::ffff:127.0.0.1)."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    server = socket.socket(socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET)
+    client = socket.socket(socket.AF_INET6)
+    try:
+        try:
+            server.bind(("::1", 0) if family == socket.AF_INET6 else ("127.0.0.1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback")
+        server.listen(1)
+        port = _port(server)
+        client.connect(("::1", port) if family == socket.AF_INET6 else ("::ffff:127.0.0.1", port))
+        conn, _ = server.accept()
+        probe = Probe(port, os.getpid())
+        assert probe.counts().established == 1
+        assert probe.established_ports() == {client.getsockname()[1]}
+        conn.close()
+        until(lambda: probe.counts().close_wait == 1)
+        assert probe.held() == [(client.fileno(), "CLOSE_WAIT")]
+    finally:
+        client.close()
+        server.close()

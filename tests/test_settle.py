@@ -56,10 +56,11 @@ def test_settle_waits_until_the_kernel_shows_the_servers_close() -> None:
 
         with channel(settle, probe) as settler:
             assert probe.counts().close_wait == 0
-            settler.settle()
+            reading = settler.settle()
             counts = probe.counts()
         timers[0].join()
     assert (counts.close_wait, counts.established) == (1, 0)
+    assert reading.counts() == counts  # the reading it returns is the settled one
 
 
 def test_a_connection_the_server_keeps_open_is_not_waited_for() -> None:
