@@ -1,4 +1,4 @@
-"""The command line: one dispatcher over the :data:`~harness.commands.registry.COMMANDS` values.
+"""The command line: one dispatcher over the commands :mod:`harness.commands.registry` lists.
 
 Each subcommand is a :class:`~harness.commands.base.Command` (name, help, arguments, main, usage
 exit code). This module turns the harness's own errors into one line on stderr and the
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.commands.base import Command
-from harness.commands.registry import COMMANDS
+from harness.commands.registry import LISTED, load
 from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.processes import guard
@@ -29,14 +29,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(self.usage_exit, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command is listed, but only the one ``argv`` names
+    (its first word not starting with ``-``) is imported and given its arguments; with no
+    ``argv``, every command is."""
     parser = _Parser(
         prog="harness",
         description="Reproduce, compare and bisect connection-lifecycle bugs in LLM clients.",
     )
     subs = parser.add_subparsers(dest="name", required=True, parser_class=_Parser)
-    for command in COMMANDS:
-        sub = subs.add_parser(command.name, help=command.help, description=command.help)
+    named = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for listed in LISTED:
+        sub = subs.add_parser(listed.name, help=listed.help, description=listed.help)
+        if named is not None and listed.name != named:
+            continue  # never chosen in this parse: not imported
+        command = load(listed)
         sub.usage_exit = command.usage_exit
         command.add_arguments(sub)
         sub.set_defaults(command=command, command_parser=sub)
@@ -54,7 +61,8 @@ def console() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    ns, extra = build_parser().parse_known_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    ns, extra = build_parser(args).parse_known_args(args)
     command: Command = ns.command
     if extra:  # reported by the subcommand's parser, so with its usage exit code (check: 125)
         ns.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
 import harness.commands
 from harness import cli
 from harness.commands.base import Command
-from harness.commands.registry import COMMANDS
+from harness.commands.registry import LISTED, all_commands
+
+COMMANDS = all_commands()
 
 
 def test_every_command_module_exposes_one_command_in_the_registry() -> None:
@@ -28,6 +32,34 @@ def test_every_command_module_exposes_one_command_in_the_registry() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         COMMANDS[0].name = "other"  # type: ignore[misc]
     assert {c.name: c.usage_exit for c in COMMANDS if c.usage_exit != 2} == {"check": 125}
+    assert [(c.name, c.help) for c in COMMANDS] == [(x.name, x.help) for x in LISTED]
+
+
+@pytest.mark.parametrize(
+    ("argv", "imported"),
+    [
+        (["--help"], set()),
+        (["check", "--help"], {"check"}),
+        (["validate", "scenarios"], {"validate"}),
+        (["nope"], set()),
+    ],
+)
+def test_a_command_line_imports_only_the_command_it_names(
+    argv: list[str], imported: set[str]
+) -> None:
+    """`harness check` (the bisect oracle, once per step) does not pay for the bisect driver,
+    the report renderers or any other command's imports; `--help` imports none."""
+    script = (
+        "import sys\n"
+        "from harness import cli\n"
+        f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "names = {'harness.commands.' + x.module: x.name for x in cli.LISTED}\n"
+        "print(sorted(names[m] for m in sys.modules if m in names))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == repr(sorted(imported))
 
 
 # just enough for each parser to get past its required arguments

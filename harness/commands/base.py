@@ -1,8 +1,8 @@
 """The one shape every subcommand has: a frozen :class:`Command` value.
 
 A command module builds its arguments and runs; it knows nothing of the dispatcher. The CLI
-(:mod:`harness.cli`) reads only these fields, so adding a command is adding one value to
-:data:`harness.commands.registry.COMMANDS`.
+(:mod:`harness.cli`) reads only these fields, so adding a command is adding its module and
+one line to :data:`harness.commands.registry.LISTED`.
 """
 
 from __future__ import annotations

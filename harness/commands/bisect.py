@@ -18,7 +18,7 @@ from harness.bisect.model import (
     BisectRequest,
 )
 from harness.commands._common import positive_int, scenario_file
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.progress import choose_mode, make_progress
 
@@ -213,6 +213,4 @@ def main(ns: argparse.Namespace) -> int:
         return run_bisect(request_from(ns), out=sys.stdout, progress=progress)
 
 
-COMMAND = Command(
-    "bisect", "find the commit that introduced or fixed a regression", add_arguments, main
-)
+COMMAND = command("bisect", add_arguments, main)

@@ -33,7 +33,7 @@ from harness.commands._common import (
     start,
     write_json,
 )
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report.text import check_conclusion, check_run_line, held_by_lines, terminal_width
@@ -127,10 +127,5 @@ def decide(entry: RegressEntry, policy: str) -> int:
     return REGRESSION if bad else HEALTHY
 
 
-COMMAND = Command(
-    "check",
-    "bisect oracle: exit 0 healthy, 1 regression, 125 skip",
-    add_arguments,
-    main,
-    usage_exit=UNTESTABLE,  # bad input must skip the commit, not mark it bad (see above)
-)
+# Bad input must skip the commit, not mark it bad (see above).
+COMMAND = command("check", add_arguments, main, usage_exit=UNTESTABLE)

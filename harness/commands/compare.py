@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.report.compare import compare, render_comparison
 from harness.report.jsonfile import load_summary
 
@@ -27,4 +27,4 @@ def main(ns: argparse.Namespace) -> int:
     return 1 if result.worse else 0
 
 
-COMMAND = Command("compare", "compare two results.json files; exit 1 if worse", add_arguments, main)
+COMMAND = command("compare", add_arguments, main)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from harness.commands._common import add_max_duration_argument, positive_number
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.importer import FORMATS, Imported, auto_compress, import_trace, read_trace
 from harness.report.layout import atomic_write_text
@@ -95,4 +95,4 @@ def _check_output(output: Path, trace: Path) -> None:
         raise UsageError(f"{output}: its folder does not exist; create it or choose another -o")
 
 
-COMMAND = Command("import", "turn a trace of LLM calls into a scenario", add_arguments, main)
+COMMAND = command("import", add_arguments, main)

@@ -1,39 +1,72 @@
-"""Every subcommand, in the order ``harness --help`` lists them."""
+"""Every subcommand, in the order ``harness --help`` lists them, imported only when used.
+
+The table holds each command's name, one-line help and module, so ``harness --help`` and a
+run of one command import only that command's module: ``harness check`` (the bisect oracle,
+run once per step) skips the bisect driver, the report renderers and the rest. A module
+builds its :class:`~harness.commands.base.Command` with :func:`command`, which takes the
+help from here.
+"""
 
 from __future__ import annotations
 
-from harness.commands import (
-    bisect,
-    check,
-    compare,
-    import_,
-    regress,
-    report,
-    run,
-    scenarios,
-    serve,
-    shrink,
-    validate,
-    watch,
-)
+import argparse
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from harness.commands.base import Command
 
-__all__ = ["COMMANDS"]
+__all__ = ["LISTED", "Listed", "all_commands", "command", "load"]
 
-COMMANDS: tuple[Command, ...] = tuple(
-    module.COMMAND
-    for module in (
-        run,
-        regress,
-        check,
-        bisect,
-        shrink,
-        watch,
-        import_,
-        serve,
-        validate,
-        scenarios,
-        report,
-        compare,
-    )
+
+@dataclass(frozen=True)
+class Listed:
+    """A subcommand as ``--help`` lists it, and the module under ``harness.commands``."""
+
+    name: str
+    help: str
+    module: str
+
+
+LISTED: tuple[Listed, ...] = (
+    Listed("run", "run one scenario against one variant or factory", "run"),
+    Listed("regress", "run every scenario across its variants", "regress"),
+    Listed("check", "bisect oracle: exit 0 healthy, 1 regression, 125 skip", "check"),
+    Listed("bisect", "find the commit that introduced or fixed a regression", "bisect"),
+    Listed(
+        "shrink", "shrink a scenario to the smallest one that still catches a factory", "shrink"
+    ),
+    Listed(
+        "watch",
+        "show a running process's TCP sockets per endpoint over time (CLOSE_WAIT leaks)",
+        "watch",
+    ),
+    Listed("import", "turn a trace of LLM calls into a scenario", "import_"),
+    Listed("serve", "run the mock OpenAI server standalone", "serve"),
+    Listed("validate", "check scenario files without running them", "validate"),
+    Listed("scenarios", "list the bundled scenarios and the variants each judges", "scenarios"),
+    Listed("report", "re-render reports from a saved results.json, or merge several", "report"),
+    Listed("compare", "compare two results.json files; exit 1 if worse", "compare"),
 )
+_BY_NAME = {listed.name: listed for listed in LISTED}
+
+
+def command(
+    name: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    main: Callable[[argparse.Namespace], int],
+    usage_exit: int = 2,
+) -> Command:
+    """The command ``name`` as its module defines it, with the help listed here."""
+    return Command(name, _BY_NAME[name].help, add_arguments, main, usage_exit)
+
+
+def load(listed: Listed) -> Command:
+    """Import the command's module and return its ``COMMAND``."""
+    found: Command = importlib.import_module(f"harness.commands.{listed.module}").COMMAND
+    return found
+
+
+def all_commands() -> tuple[Command, ...]:
+    """Every command, each module imported."""
+    return tuple(load(listed) for listed in LISTED)

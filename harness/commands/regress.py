@@ -35,7 +35,7 @@ from harness.commands._common import (
     refuse_untestable,
     start,
 )
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.interrupts import handling
 from harness.matrix import Cell, default_jobs, expected_seconds, plan, run_matrix, usable_cores
@@ -187,4 +187,4 @@ def _key(scenario: str, variant: str) -> str:
     return f"{scenario} / {variant}"
 
 
-COMMAND = Command("regress", "run every scenario across its variants", add_arguments, main)
+COMMAND = command("regress", add_arguments, main)

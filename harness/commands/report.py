@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.report import load_summary, write_reports
 from harness.report.layout import LATEST, latest_run, new_run_id
@@ -88,6 +88,4 @@ def results_file(path: Path) -> Path:
     )
 
 
-COMMAND = Command(
-    "report", "re-render reports from a saved results.json, or merge several", add_arguments, main
-)
+COMMAND = command("report", add_arguments, main)

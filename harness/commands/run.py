@@ -27,7 +27,7 @@ from harness.commands._common import (
     start,
     write_json,
 )
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.report import write_reports
@@ -99,4 +99,4 @@ def main(ns: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-COMMAND = Command("run", "run one scenario against one variant or factory", add_arguments, main)
+COMMAND = command("run", add_arguments, main)

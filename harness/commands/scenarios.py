@@ -12,7 +12,7 @@ import argparse
 import math
 
 from harness import bundled
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.scenario import Scenario, load_scenario
 
 __all__ = ["COMMAND", "describe", "first_sentence"]
@@ -50,6 +50,4 @@ def first_sentence(text: str) -> str:
     return head + "." if sep else head
 
 
-COMMAND = Command(
-    "scenarios", "list the bundled scenarios and the variants each judges", add_arguments, main
-)
+COMMAND = command("scenarios", add_arguments, main)

@@ -12,7 +12,7 @@ import math
 import threading
 
 from harness.commands._common import scenario_file
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.interrupts import Interrupted, handling, in_slices
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.server import (
@@ -100,4 +100,4 @@ def main(ns: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command("serve", "run the mock OpenAI server standalone", add_arguments, main)
+COMMAND = command("serve", add_arguments, main)

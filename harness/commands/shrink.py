@@ -27,7 +27,7 @@ from harness.commands._common import (
     positive_int,
     scenario_file,
 )
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.matrix import Cell, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
@@ -166,9 +166,4 @@ def _conclude(progress: Progress, result: ShrinkResult, out: Path) -> None:
     progress.conclude(f"shrunk in {result.runs} oracle runs: {out}")
 
 
-COMMAND = Command(
-    "shrink",
-    "shrink a scenario to the smallest one that still catches a factory",
-    add_arguments,
-    main,
-)
+COMMAND = command("shrink", add_arguments, main)

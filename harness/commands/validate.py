@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.commands._common import add_max_duration_argument, discover
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import ScenarioError, UsageError
 from harness.scenario import load_scenario
 
@@ -50,4 +50,4 @@ def _each_file(paths: list[str]) -> list[Path | UsageError]:
     return found
 
 
-COMMAND = Command("validate", "check scenario files without running them", add_arguments, main)
+COMMAND = command("validate", add_arguments, main)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from harness.commands.base import Command
+from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.interrupts import handling, ignoring, in_slices
 from harness.progress import choose_mode
@@ -169,9 +169,4 @@ class _LiveTable(_JsonLines):
         self.live.update(Text(text, no_wrap=True, overflow="ellipsis"), refresh=True)
 
 
-COMMAND = Command(
-    "watch",
-    "show a running process's TCP sockets per endpoint over time (CLOSE_WAIT leaks)",
-    add_arguments,
-    main,
-)
+COMMAND = command("watch", add_arguments, main)
