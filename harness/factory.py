@@ -31,7 +31,7 @@ from typing import Any
 from harness.errors import FactoryError
 from harness.variants import BUNDLED, is_bundled, module_name
 
-__all__ = ["TERMINATE_HOOK", "Factory", "resolve_factory", "terminate_hook"]
+__all__ = ["TERMINATE_HOOK", "Factory", "check_spec", "resolve_factory", "terminate_hook"]
 
 # create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI
 Factory = Callable[..., Any]
@@ -60,17 +60,32 @@ def resolve_factory(spec: str, root: Path) -> Factory:
     """The factory ``spec`` names; raises :class:`FactoryError` when it cannot be had."""
     if is_bundled(spec):
         return _attribute(spec, _import(spec, module_name(spec), root), "create_openai_client")
+    target, attr, is_file = _parts(spec)
+    # an absolute file target stays as is under `root /`
+    module = _load_file(spec, root / target, root) if is_file else _import(spec, target, root)
+    return _attribute(spec, module, attr)
+
+
+def check_spec(spec: str, root: Path) -> None:
+    """The :class:`FactoryError` of :func:`resolve_factory` that needs no import (a spec of
+    no known form, a file that is not there), so a command can refuse a mistyped spec before
+    any worker starts; nothing of the user's code runs here."""
+    if is_bundled(spec):
+        return
+    target, _, is_file = _parts(spec)
+    if is_file and not (root / target).is_file():
+        raise _no_file(spec, root / target)
+
+
+def _parts(spec: str) -> tuple[str, str, bool]:
+    """(module or file, function, whether it names a file) of a non-bundled ``spec``."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
         raise FactoryError(
             f"factory {spec!r}: not a known variant or spec; "
             f"use {_FORMS.format(', '.join(BUNDLED))}"
         )
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        module = _load_file(spec, root / target, root)  # an absolute target stays as is
-    else:
-        module = _import(spec, target, root)
-    return _attribute(spec, module, attr)
+    return target, attr, target.endswith(".py") or "/" in target or "\\" in target
 
 
 _FILE_MODULE_PREFIX = "_harness_factory_"
@@ -94,12 +109,16 @@ def _import(spec: str, name: str, root: Path) -> ModuleType:
         ) from exc
 
 
+def _no_file(spec: str, path: Path) -> FactoryError:
+    return FactoryError(
+        f"factory {spec!r}: no file {str(path)!r}; a relative path is relative to --root "
+        "(the checkout under test), an absolute one is used as is"
+    )
+
+
 def _load_file(spec: str, path: Path, root: Path) -> ModuleType:
     if not path.is_file():
-        raise FactoryError(
-            f"factory {spec!r}: no file {str(path)!r}; a relative path is relative to --root "
-            "(the checkout under test), an absolute one is used as is"
-        )
+        raise _no_file(spec, path)
     # A stable, unique module name per file, so two checkouts never share a module.
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     name = f"{_FILE_MODULE_PREFIX}{path.stem}_{digest}"

@@ -13,10 +13,11 @@ Three modes, chosen once per invocation by :func:`choose_mode`:
 A :class:`Progress` is fed from worker threads (a matrix runs cells on a thread pool), so
 every method is thread-safe. With a :meth:`Progress.plan` the time left is estimated from
 the planned durations of the items not finished yet (less what the running ones have done),
-scaled by how long finished items took against their plan, and divided among the items that
-run at once: quick items finishing first do not make the rest look quick, and one long
-scenario left at the end is not mistaken for a quick one. With a :meth:`Progress.budget`
-(items not known ahead) it is rich's estimate from the units done so far.
+scaled by how long finished items (and running ones already past their plan) took against
+their plan, and divided among the items that run at once: quick items finishing first do not
+make the rest look quick, a loaded machine shows in the estimate before the first item ends,
+and one long scenario left at the end is not mistaken for a quick one. With a
+:meth:`Progress.budget` (items not known ahead) it is rich's estimate from the units done.
 """
 
 from __future__ import annotations
@@ -224,6 +225,14 @@ class Live(Progress):
         if not self.weights:
             return None
         pace = self.took / self.planned_done if self.planned_done > 0 else 1.0
+        # Running items already past their plan at that pace are evidence too: without them a
+        # loaded machine shows the plan until the first item ends, and the estimate jumps then.
+        over = [(w, now - running[k]) for k, w in self.weights.items() if k in running]
+        over = [(w, took) for w, took in over if took > w * pace]
+        if over:
+            pace = (self.took + sum(t for _, t in over)) / (
+                self.planned_done + sum(w for w, _ in over)
+            )
         todo = [
             max(0.0, w * pace - (now - running[k] if k in running else 0.0))
             for k, w in self.weights.items()

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -923,10 +924,14 @@ def test_on_a_tty_bisect_shows_live_progress_and_quiet_prints_the_conclusion(
     tmp_path: Path,
 ) -> None:
     shas, argv = _state_repo(tmp_path)
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
-    code, out = run_in_pty([*argv, "--report-dir", str(tmp_path / "tty")], env)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    code, out = run_in_pty(
+        [*argv, "--report-dir", str(tmp_path / "tty")], {**env, "TERM": "xterm"}, columns=100
+    )
     assert code == 0, out
     text = ANSI.sub("", out)
+    drawn = ANSI.sub("", re.sub(r"\x1b\[[0-9]*[AK]", "\n", out)).replace("\r", "")
+    assert max(len(line) for line in drawn.split("\n")) <= 100, out  # a 100-column terminal
     assert "\x1b[?25l" in out  # the live region is drawn
     assert "running: good bound " in text and "running: step " in text
     assert "0/" in text and " oracle runs" in text and "1 untestable" in text

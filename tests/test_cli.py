@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ from harness.commands.base import Command
 from harness.commands.registry import LISTED, all_commands
 
 COMMANDS = all_commands()
+
+PACKAGE = Path(harness.commands.__file__).resolve().parent.parent
 
 
 def test_every_command_module_exposes_one_command_in_the_registry() -> None:
@@ -98,3 +102,33 @@ def test_a_bad_flag_exits_with_the_command_usage_code(
         capsys.readouterr().err
         == f"harness {name}: error: unrecognized arguments: --no-such-flag\n"
     )
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (``from x import y`` counts as ``x`` and ``x.y``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_only_the_cli_imports_the_command_layer() -> None:
+    # commands parse arguments and print what the library renders; the library (testing.py,
+    # the plugin, report/, bisect/) never reaches back into a command module
+    outside = [
+        path
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "commands" not in path.relative_to(PACKAGE).parts and path.name != "cli.py"
+    ]
+    assert len(outside) > 20 and PACKAGE / "testing.py" in outside
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            m for m in _imports(path) if (m + ".").startswith("harness.commands.")
+        )
+        for path in outside
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -488,6 +488,19 @@ def test_validate_a_folder_reports_every_file(
     assert main(["validate", "--max-duration", "9000", str(tmp_path / "e-long.yaml")]) == 0
 
 
+def test_validate_reports_every_missing_path_and_still_checks_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(USE_AFTER_CLOSE)
+    argv = ["validate", "nope-1.yaml", str(good), "nope-2.yaml", "use-after-close"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"{good}: ok (good, 2 variants)"
+    assert out.splitlines()[1].endswith("use-after-close.yaml: ok (use-after-close, 8 variants)")
+    assert [line.split(": ")[2] for line in err.splitlines()] == ["nope-1.yaml", "nope-2.yaml"]
+
+
 def test_the_duration_limit_applies_to_run_regress_and_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,6 +14,7 @@ Commands run in a temporary folder that holds the bundled ``scenarios/`` plus th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -31,11 +32,23 @@ from harness.result import ServerStats
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```console\n(.*?)^```", re.M | re.S)
+
+
+def _results_with(**run: object) -> str:
+    """The golden results.json with the first run's fields replaced by ``run``."""
+    data = json.loads((ROOT / "tests" / "data" / "results.json").read_text(encoding="utf-8"))
+    data["entries"][0]["runs"][0].update(run)
+    return json.dumps(data)
+
+
 FILES = {"scenarios/bad.yaml": "version: 1\nserver:\n  latency_ms: 0\nclient: {}\n"
          "session:\n  stream: false\n  turns: 0\n",
          # docs/import.md's trace, and one with a bad line
          "gateway.jsonl": (ROOT / "tests" / "data" / "import" / "gateway.jsonl").read_text(),
-         "broken.jsonl": '{"ts": 1796119200, "duration_ms": 5}\n{"ts": "yesterday"}\n'}  # fmt: skip
+         "broken.jsonl": '{"ts": 1796119200, "duration_ms": 5}\n{"ts": "yesterday"}\n',
+         # docs/scenarios.md's absurd plan, docs/reports.md's results.json that breaks schema 1
+         "long.yaml": "version: 1\nsession: {turns: 100000, idle_between_turns_ms: 3600000}\n",
+         "r.json": _results_with(errors="3")}  # fmt: skip
 VOLATILE = (
     (re.compile(r"\b\d+\.\d+ s\b"), "<time> s"),
     (re.compile(r"\b\d+ ms\b"), "<time> ms"),

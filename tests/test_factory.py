@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import FactoryError, UsageError
-from harness.factory import resolve_factory
+from harness.factory import check_spec, resolve_factory
 from harness.variants import BUNDLED, module_name
 
 
@@ -163,6 +163,18 @@ def test_missing_attribute(root: Path) -> None:
     assert _error("clients.py:nope", root) == (
         f"{str(root / 'clients.py')!r} has no function 'nope'; check the name after ':' in the spec"
     )
+
+
+def test_check_spec_refuses_without_running_user_code(root: Path) -> None:
+    with pytest.raises(FactoryError, match=r"^factory 'nope\.py:make': no file "):
+        check_spec("nope.py:make", root)
+    with pytest.raises(FactoryError, match=r"^factory 'missing': not a known variant or spec"):
+        check_spec("missing", root)
+    # what only an import can tell is left to the worker: nothing here runs the user's code
+    (root / "loud.py").write_text("raise SystemExit('imported')\n")
+    for spec in ("loud.py:make", "no_such_module:make", "keepalive-fixed"):
+        check_spec(spec, root)
+    assert not [name for name in sys.modules if "loud" in name]
 
 
 def test_attribute_that_is_not_callable(root: Path) -> None:

@@ -49,6 +49,20 @@ def test_the_pace_of_finished_items_scales_the_rest() -> None:
     assert live.left() == 0.5 * 2 + 86 * 2.0 * 2
 
 
+def test_items_running_past_their_plan_raise_the_estimate_before_any_ends() -> None:
+    clock = Clock()
+    live = Live(io.StringIO(), clock=clock)
+    live.plan([("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0)])
+    live.started("a")
+    live.started("b")
+    clock.now = 3.0  # a loaded machine: both have run three times their plan, none has ended
+    before = live.left()
+    assert before == 3.0  # c and d at that pace, two at a time (the plan alone says 1.0)
+    live.finished("a", "", failed=False)
+    live.finished("b", "", failed=False)
+    assert live.left() == before  # the first items to end confirm it: no jump
+
+
 def test_the_last_long_item_is_not_divided_among_idle_jobs() -> None:
     clock = Clock()
     live = Live(io.StringIO(), clock=clock)

@@ -65,6 +65,12 @@ def test_factory_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert err.startswith("harness regress: error: nope.py:make: untestable: ")
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()  # one line, no junk report
+    # a spec no worker can load is refused before any cell runs: no opening, no BAD lines
+    for spec in ("nope.py:make", "no-such-variant"):
+        assert main([*argv[:-1], "--factory", spec, "--root", str(tmp_path)]) == 2
+        printed = capsys.readouterr()
+        assert printed.out == "" and printed.err.count("\n") == 1, printed
+        assert printed.err.startswith(f"harness regress: error: {spec}: untestable: factory ")
     assert main([*argv, "--factory", "x.py:f", "--variant", "baseline"]) == 2
     assert capsys.readouterr().err == (
         "harness regress: error: --factory and --variant exclude each other; pass one of them\n"

@@ -70,7 +70,7 @@ def test_html_grid_comes_first_and_every_cell_links_to_its_row() -> None:
         r'<td class="(\w+)"><a class="\1" href="#([^"]+)" title="([^"]+)"><b>([^<]+)</b>(.*?)</a>',
         html,
     )
-    healthy = "<small>errors 0 · retries 0</small><small>CLOSE_WAIT held 0</small>"
+    healthy = "<small>errors 0 · retries 0</small><small>CLOSE_<wbr>WAIT held 0</small>"
     # The outcome and what it means: a caught bug never reads as a bare "fail".
     assert links == [
         ("healthy", "cell-reap--baseline", "reap / baseline: pass, expected pass", "pass",

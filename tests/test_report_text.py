@@ -14,11 +14,13 @@ from _tty import ANSI, run_in_pty
 
 from harness.report import load_summary
 from harness.report.text import (
+    REGRESS_COLUMNS,
     WIDE,
     check_conclusion,
     fit_table,
     plural,
     regress_opening,
+    regress_ranks,
     render_regress,
     wrap,
 )
@@ -70,6 +72,23 @@ def test_at_80_columns_the_verdict_columns_stay_and_the_recap_wraps(
         "\n"
         "6 cells, 5 as expected, 1 not, in 11.4 s"
     )
+
+
+def test_the_columns_the_runs_thresholds_bound_outrank_the_others(
+    summary: RegressSummary,
+) -> None:
+    # the golden run bounds close_wait_peak and close_wait_growth; bound live-after-gc instead
+    unbound = {"close_wait_peak": None, "close_wait_growth": None, "close_wait_live_after_gc": 0}
+    scenarios = {
+        k: {**v, "expect": {**v["expect"], **unbound}} for k, v in summary.scenarios.items()
+    }
+    bounded = dataclasses.replace(summary, scenarios=scenarios)
+    header = "  variant             expect  outcome  errors  retries  cw peak  "
+    assert render_regress(summary, 80).splitlines()[1] == header + "cw growth"
+    assert render_regress(bounded, 80).splitlines()[1] == header + "cw live gc"
+    assert regress_ranks(dataclasses.replace(summary, scenarios={})) == [
+        c.rank for c in REGRESS_COLUMNS
+    ]  # an older results.json without its scenarios: the fixed order
 
 
 def test_a_name_is_cut_only_when_three_columns_do_not_fit() -> None:

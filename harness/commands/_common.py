@@ -13,7 +13,8 @@ from pathlib import Path
 
 from harness import bundled
 from harness.environment import fingerprint
-from harness.errors import UsageError
+from harness.errors import FactoryError, UsageError
+from harness.factory import check_spec
 from harness.matrix import MatrixOutcome
 from harness.report.layout import atomic_write_text, new_run_id
 from harness.scenario import DEFAULT_MAX_DURATION_S, Scenario, load_scenario
@@ -34,6 +35,7 @@ __all__ = [
     "load_all",
     "monotonic",
     "positive_int",
+    "refuse_bad_spec",
     "refuse_untestable",
     "scenario_file",
     "start",
@@ -204,6 +206,17 @@ def check_output_paths(json_file: Path | None, report_dir: Path | None) -> None:
         )
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise UsageError(f"--report-dir {str(report_dir)!r} is a file; pick a folder")
+
+
+def refuse_bad_spec(spec: str | None, root: Path) -> None:
+    """Before anything runs: the UsageError :func:`refuse_untestable` would raise after the
+    run for a spec no worker can load whatever it does (no known form, no such file)."""
+    if spec is None:
+        return
+    try:
+        check_spec(spec, root)
+    except FactoryError as exc:
+        raise UsageError(f"{spec}: untestable: {exc}") from None
 
 
 def refuse_untestable(spec: str, summary: RegressSummary) -> None:

@@ -32,6 +32,7 @@ from harness.commands._common import (
     check_output_paths,
     load_all,
     positive_int,
+    refuse_bad_spec,
     refuse_untestable,
     start,
 )
@@ -109,6 +110,7 @@ def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
     cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
+    refuse_bad_spec(ns.factory, ns.root.resolve())  # one line, not a BAD line per scenario
     if ns.jobs is None:
         ns.jobs = default_jobs(cells, usable_cores())
     begun = start("regress")

@@ -22,6 +22,7 @@ from harness.commands._common import (
     build_summary,
     check_output_paths,
     positive_int,
+    refuse_bad_spec,
     refuse_untestable,
     scenario_file,
     start,
@@ -69,6 +70,7 @@ def main(ns: argparse.Namespace) -> int:
             "or --factory SPEC for your own factory"
         )
     check_output_paths(ns.json, ns.report_dir)
+    refuse_bad_spec(ns.factory, ns.root.resolve())
     expected = scenario.variant_expectations().get(variant, "pass")
     begun = start("run")
     outcome = run_matrix(

@@ -59,10 +59,10 @@ td.err{white-space:normal;min-width:8em}td.no{color:#b00020;font-weight:bold}td.
 .swatch{display:inline-block;width:22px;height:4px;margin:0 6px 3px 0;vertical-align:middle}
 .reasons li{margin:.2em 0}code{font-size:.95em}details{margin:.4em 0}
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.85em}
-table.grid{font-size:.85em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}
-table.grid td{padding:0;white-space:normal;text-align:left}
-table.grid th{white-space:normal;text-align:left}table.grid td a{display:block;padding:5px 8px;
- color:inherit;text-decoration:none}table.grid td a:hover{outline:2px solid #333}
+table.grid{font-size:.8em;width:100%;table-layout:fixed}table.grid small{overflow-wrap:anywhere}
+table.grid col.scenario{width:8.5em}table.grid td{padding:0;white-space:normal;text-align:left}
+table.grid th{white-space:normal;text-align:left;padding:4px}table.grid td a{display:block;
+ padding:4px 5px;color:inherit;text-decoration:none}table.grid td a:hover{outline:2px solid #333}
 .grid a+a{border-top:2px solid #fff}.grid b{display:block}
 .grid small{display:block;color:#333;font-size:.85em}
 td.none{background:#fafafa;color:#999}
@@ -140,7 +140,9 @@ def _overview(summary: RegressSummary) -> str:
         "<p>Each cell: the verdict of one variant in one scenario. A buggy variant is "
         "<em>meant</em> to fail: its failure means the harness caught the bug.</p>"
         f'<p class="legend">{legend}</p><div class="fit">'
-        f'<table class="grid"><thead><tr><th class="l">scenario</th>{head}</tr></thead>'
+        # the scenario column is wide enough for a name's longest part (15 variants fit 1280 px)
+        '<table class="grid"><colgroup><col class="scenario"></colgroup>'
+        f'<thead><tr><th class="l">scenario</th>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
@@ -162,9 +164,15 @@ def _block(cell: GridCell) -> str:
     return (
         f'<a class="{cell.state}" href="#{row_anchor(entry)}" title="{_e(title)}">'
         f"<b>{_e(where + CELL_WORDS[cell.state].format(outcome=v.outcome))}</b>"
-        + "".join(f"<small>{_e(text)}</small>" for text in cell.figure)
+        + "".join(f"<small>{_breakable(text)}</small>" for text in cell.figure)
         + "</a>"
     )
+
+
+def _breakable(text: str) -> str:
+    """``text`` escaped, with a line-break chance after each ``_``: a narrow grid cell breaks
+    ``close_wait_live_after_gc`` between its words, not inside one."""
+    return _e(text).replace("_", "_<wbr>")
 
 
 def _table(entries: Sequence[RegressEntry], pen_of: Mapping[str, Pen]) -> str:

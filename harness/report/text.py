@@ -7,9 +7,9 @@ A renderer beside JSON, JUnit, Markdown and HTML: it reads the same
 Width: every function takes ``width``, the terminal's columns, or :data:`WIDE` (off a TTY,
 or ``--wide``). At :data:`WIDE` the output is the stable format scripts and CI logs read:
 every column, one line per row, nothing cut. At a finite width no line is longer than it:
-table columns are dropped from the least important up (:data:`REGRESS_COLUMNS` is in order
-of importance: the columns a verdict is decided on come first), a name still too long is
-cut with ``…``, and prose lines wrap with an indent.
+table columns are dropped from the least important up (the columns a verdict is decided on,
+those the run's ``expect:`` thresholds bound, come first: :func:`regress_ranks`), a name
+still too long is cut with ``…``, and prose lines wrap with an indent.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "recap",
     "regress_line",
     "regress_opening",
+    "regress_ranks",
     "render_regress",
     "run_heading",
     "run_totals",
@@ -174,6 +175,7 @@ class _Column:
     title: str
     rank: int
     value: Callable[[RegressEntry], object]
+    threshold: str = ""  # the `expect:` key that bounds this column, if any
 
 
 def _outcome(entry: RegressEntry) -> str:
@@ -182,22 +184,46 @@ def _outcome(entry: RegressEntry) -> str:
 
 REGRESS_COLUMNS: tuple[_Column, ...] = (
     # in display order; rank: which go first when the terminal is narrow (the highest).
-    # The verdict is decided on expect:'s thresholds, so those columns rank first.
+    # The verdict is decided on expect:'s thresholds, so the columns a scenario of the run
+    # sets one for rank first (:func:`regress_ranks`), then these ranks decide.
     _Column("variant", 0, lambda e: e.label),
     _Column("expect", 1, lambda e: e.verdict.expected),
     _Column("outcome", 2, _outcome),
-    _Column("errors", 3, lambda e: e.result.errors),
-    _Column("retries", 4, lambda e: e.result.retries),
-    _Column("sdk retries", 9, lambda e: e.result.sdk_retries),
-    _Column("cw peak", 5, lambda e: e.result.close_wait_peak),
-    _Column("cw growth", 6, lambda e: e.result.close_wait_growth),
-    _Column("cw live gc", 7, lambda e: e.result.close_wait_live_after_gc),
-    _Column("cw after gc", 8, lambda e: e.result.close_wait_after_gc),
-    _Column("conns", 10, lambda e: e.result.connections),
-    _Column("p95 ms", 11, lambda e: f"{e.result.latency_p95_ms:.0f}"),
+    _Column("errors", 3, lambda e: e.result.errors, "errors"),
+    _Column("retries", 4, lambda e: e.result.retries, "retries"),
+    _Column("sdk retries", 9, lambda e: e.result.sdk_retries, "sdk_retries"),
+    _Column("cw peak", 5, lambda e: e.result.close_wait_peak, "close_wait_peak"),
+    _Column("cw growth", 6, lambda e: e.result.close_wait_growth, "close_wait_growth"),
+    _Column(
+        "cw live gc", 7, lambda e: e.result.close_wait_live_after_gc, "close_wait_live_after_gc"
+    ),
+    _Column("cw after gc", 8, lambda e: e.result.close_wait_after_gc, "close_wait_after_gc"),
+    _Column("conns", 10, lambda e: e.result.connections, "connections"),
+    _Column("p95 ms", 11, lambda e: f"{e.result.latency_p95_ms:.0f}", "p95_latency_ms"),
     _Column("wall s", 12, lambda e: f"{e.result.wall_s:.2f}"),
 )
 """The comparison table's columns, most important first (see the module docstring)."""
+
+_UNBOUNDED = 100  # added to the rank of a column no scenario of the run sets a threshold for
+
+
+def regress_ranks(summary: RegressSummary) -> list[int]:
+    """The rank of each of :data:`REGRESS_COLUMNS` for ``summary``: variant, expect and outcome
+    first, then the columns an ``expect:`` threshold of one of its scenarios bounds (they
+    decide verdicts), then the rest; :data:`REGRESS_COLUMNS`' order within each group. A
+    summary without its scenarios (an older results.json) keeps the fixed order."""
+    bounded = {
+        key
+        for scenario in summary.scenarios.values()
+        for key, limit in (scenario.get("expect") or {}).items()
+        if limit is not None
+    }
+    if not bounded:
+        return [c.rank for c in REGRESS_COLUMNS]
+    return [
+        c.rank if c.rank < 3 or c.threshold in bounded else c.rank + _UNBOUNDED
+        for c in REGRESS_COLUMNS
+    ]
 
 
 def regress_opening(cells: int, repeat: int, scenarios: int, jobs: int, shard: str) -> str:
@@ -231,7 +257,7 @@ def render_regress(summary: RegressSummary, width: float = WIDE) -> str:
     the :func:`recap` of cells not as expected."""
     blocks = []
     header = [c.title for c in REGRESS_COLUMNS]
-    ranks = [c.rank for c in REGRESS_COLUMNS]
+    ranks = regress_ranks(summary)
     every = [[c.value(e) for c in REGRESS_COLUMNS] for e in summary.entries]
     fit = _fit(header, every, width - 2, ranks)  # the same columns in every block
     for scenario, entries in summary.by_scenario().items():
