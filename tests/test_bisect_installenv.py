@@ -27,6 +27,7 @@ from test_bisect import (
     SCENARIO,
     _checker_venv,
     _commit,
+    _git,
     _new_repo,
     only_report,
     repo_state,
@@ -111,10 +112,27 @@ def installed_harness_venv(harness_venv: Path) -> Path:
     return harness_venv
 
 
-def _project(tmp_path: Path, pins: list[str], mutate_from: int) -> tuple[Path, list[str]]:
+def _project(
+    tmp_path: Path, pins: list[str], mutate_from: int, *, dead_submodule: bool = False
+) -> tuple[Path, list[str]]:
     """One commit per pin: requirements.txt pins gwpin at it, the factory refuses to import
-    on any other version, and mutates the caller's dict from commit ``mutate_from`` on."""
+    on any other version, and mutates the caller's dict from commit ``mutate_from`` on. With
+    ``dead_submodule``, the first commit adds submodule ``vendored`` from a local repository
+    that is deleted at the end: nothing can fetch it."""
     repo = _new_repo(tmp_path / "repo")
+    if dead_submodule:
+        source = _new_repo(tmp_path / "vendored-src")
+        _commit(source, "vendored 1", README="vendored\n")
+        _git(
+            repo,
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            str(source),
+            "vendored",
+        )
     shas = []
     for i, pin in enumerate(pins):
         factory = (HEALTHY if i < mutate_from else MUTATING).format(i=i)
@@ -126,6 +144,8 @@ def _project(tmp_path: Path, pins: list[str], mutate_from: int) -> tuple[Path, l
         }
         shas.append(_commit(repo, f"c{i}", **files))
     (repo / "scratch.txt").write_text("untracked\n", encoding="utf-8")
+    if dead_submodule:
+        shutil.rmtree(tmp_path / "vendored-src")
     return repo, shas
 
 
@@ -235,11 +255,12 @@ def test_an_installed_harness_does_not_shadow_the_projects_pins(
 ) -> None:
     """From a wheel install the harness's folder is a site-packages: were it first on the
     oracle's and workers' PYTHONPATH, the gwpin 1.0 beside it would hide the venv's 2.0 and
-    every commit would be untestable (as openai 3 hid a project's openai<3)."""
+    every commit would be untestable (as openai 3 hid a project's openai<3). The project
+    also has a submodule nobody can fetch: the issue's case, with the documented command."""
     wheels = tmp_path / "wheels"
     build_wheel(wheels, "gwpin", "2.0")
     pins = ["2.0"] * 4
-    repo, shas = _project(tmp_path, pins, mutate_from=2)
+    repo, shas = _project(tmp_path, pins, mutate_from=2, dead_submodule=True)
     python = installed_harness_venv / "bin" / "python"
     env_before, repo_before = freeze(python), repo_state(repo)
     install = PIP_INSTALL.format(wheels=wheels)
@@ -252,6 +273,8 @@ def test_an_installed_harness_does_not_shadow_the_projects_pins(
     done, report, _ = _bisect(python, repo, shas, tmp_path, install, cwd=outside)
     assert done.returncode == 0, done.stdout + done.stderr
     assert report["result"]["sha"] == shas[2] and report["skipped"] == []
+    assert [u["name"] for u in report["unfetched_submodules"]] == ["vendored"]
+    assert [s["install"] for s in report["steps"]].count("ran") == 1
     assert freeze(python) == env_before
     assert repo_state(repo) == repo_before
 
