@@ -63,14 +63,21 @@ def target_commit(root: Path) -> str | None:
 
 
 def harness_env(base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` with this harness's source first on PYTHONPATH.
+    """``base`` with this harness's source first on PYTHONPATH, when it is a checkout.
 
     Child processes (workers, the bisect oracle) import this very harness, whatever
-    interpreter or checkout they run in, installed or not.
+    interpreter or checkout they run in. An installed harness (a wheel's: its folder is a
+    site-packages holding its .dist-info) is left off: its environment's interpreters find it
+    there (the bisect's private venv through its path file), and that folder first on the path
+    would put every package beside it ahead of the child's own (the harness's openai 3 ahead
+    of the openai 2 a project installs into the private venv).
     """
-    source = str(Path(__file__).resolve().parent.parent)
+    source = Path(__file__).resolve().parent.parent
     env = dict(base)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    if not any(source.glob("lifecycle_harness-*.dist-info")):
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(source), env.get("PYTHONPATH", "")) if p
+        )
     return env
 
 

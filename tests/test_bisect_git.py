@@ -201,3 +201,33 @@ def test_rates_words_reads_the_issue_case() -> None:
         "has it and in 1% on one that does not"
     )
     assert rates_words(Observed(3, 5, 0, 2), 0.7, 0.001).endswith("on a commit that has it")
+
+
+def test_a_git_failure_past_validation_exits_3_with_gits_cause(tmp_path: Path) -> None:
+    """A repository missing an object the good bound needs (a damaged or partial clone):
+    its checkout fails in the private clone; exit 3 (the documented code), git's own words."""
+    repo = _new_repo(tmp_path / "repo")
+    shas = [_commit(repo, f"c{i}", STATE=s, **{"NOTES.md": f"{i}\n"}) for i, s in enumerate(STATES)]
+    blob = _git(repo, "rev-parse", f"{shas[0]}:NOTES.md").strip()
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    oracle = tmp_path / "state_oracle.py"
+    oracle.write_text(STATE_ORACLE, encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
+    reports = tmp_path / "reports"
+    done = harness_bisect(
+        *("--repo", repo, "--good", shas[0], "--bad", shas[-1]),
+        *("--scenario", tmp_path / "s.yaml", "--factory", "unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}", "--report-dir", reports),
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    clone = line.split(" in ")[1].split(" (exit")[0]
+    said = f"harness bisect: error: git failed to check out {shas[0][:12]} in {clone} (exit "
+    assert line.startswith(said), line
+    # git's own lines (their wording varies by version; the missing blob's id is git's)
+    cause = line.split("): ", 1)[1]
+    assert cause.startswith(("error: ", "fatal: ")) and blob in cause, line
+    report = json.loads((only_report(reports) / "bisect.json").read_text(encoding="utf-8"))
+    assert (report["status"], report["exit_code"]) == ("git-error", 3)
+    assert not Path(clone).exists()

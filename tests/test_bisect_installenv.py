@@ -27,6 +27,7 @@ from test_bisect import (
     SCENARIO,
     _checker_venv,
     _commit,
+    _git,
     _new_repo,
     only_report,
     repo_state,
@@ -34,6 +35,7 @@ from test_bisect import (
 
 from harness.bisect.installenv import dependency_key, is_dependency_file, venv_env
 
+CHECKOUT = Path(__file__).resolve().parent.parent
 FACTORY = "gateway/factory.py:create_openai_client"
 PIN_CHECK = """import gwpin
 
@@ -77,24 +79,60 @@ def freeze(python: Path) -> list[str]:
     return sorted(out.stdout.splitlines())
 
 
+def _site_packages(venv: Path) -> Path:
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", PURELIB], capture_output=True, text=True, check=True
+    )
+    return Path(done.stdout.strip())
+
+
 @pytest.fixture
 def harness_venv(tmp_path: Path) -> Path:
     """The harness's environment for the test: sees this interpreter's packages, plus gwpin
     1.0 installed into its own site-packages (unpacked, as an installer would)."""
     venv = _checker_venv(tmp_path / "harness-venv")
-    purelib = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", PURELIB],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
     with zipfile.ZipFile(build_wheel(tmp_path / "old-wheels", "gwpin", "1.0")) as zf:
-        zf.extractall(purelib)
+        zf.extractall(_site_packages(venv))
     return venv
 
 
-def _project(tmp_path: Path, pins: list[str], mutate_from: int) -> tuple[Path, list[str]]:
+@pytest.fixture
+def installed_harness_venv(harness_venv: Path) -> Path:
+    """``harness_venv`` with the harness installed as a wheel leaves it: the package and its
+    .dist-info in the venv's site-packages, beside gwpin 1.0 (run from outside the checkout,
+    nothing else on the path holds a ``harness``)."""
+    site = _site_packages(harness_venv)
+    shutil.copytree(CHECKOUT / "harness", site / "harness", ignore=shutil.ignore_patterns("__py*"))
+    dist = site / f"lifecycle_harness-{importlib.metadata.version('lifecycle-harness')}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: lifecycle-harness\nVersion: {dist.stem.split('-')[1]}\n",
+        encoding="utf-8",
+    )
+    return harness_venv
+
+
+def _project(
+    tmp_path: Path, pins: list[str], mutate_from: int, *, dead_submodule: bool = False
+) -> tuple[Path, list[str]]:
     """One commit per pin: requirements.txt pins gwpin at it, the factory refuses to import
-    on any other version, and mutates the caller's dict from commit ``mutate_from`` on."""
+    on any other version, and mutates the caller's dict from commit ``mutate_from`` on. With
+    ``dead_submodule``, the first commit adds submodule ``vendored`` from a local repository
+    that is deleted at the end: nothing can fetch it."""
     repo = _new_repo(tmp_path / "repo")
+    if dead_submodule:
+        source = _new_repo(tmp_path / "vendored-src")
+        _commit(source, "vendored 1", README="vendored\n")
+        _git(
+            repo,
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            str(source),
+            "vendored",
+        )
     shas = []
     for i, pin in enumerate(pins):
         factory = (HEALTHY if i < mutate_from else MUTATING).format(i=i)
@@ -106,11 +144,13 @@ def _project(tmp_path: Path, pins: list[str], mutate_from: int) -> tuple[Path, l
         }
         shas.append(_commit(repo, f"c{i}", **files))
     (repo / "scratch.txt").write_text("untracked\n", encoding="utf-8")
+    if dead_submodule:
+        shutil.rmtree(tmp_path / "vendored-src")
     return repo, shas
 
 
 def _bisect(
-    python: Path, repo: Path, shas: list[str], tmp_path: Path, install: str
+    python: Path, repo: Path, shas: list[str], tmp_path: Path, install: str, *, cwd: Path = CHECKOUT
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
@@ -119,7 +159,7 @@ def _bisect(
         [str(python), "-m", "harness", "bisect", "--repo", str(repo), "--good", shas[0],
          "--bad", shas[-1], "--scenario", str(scenario), "--factory", FACTORY,
          "--install", install, "--report-dir", str(reports)],
-        capture_output=True, text=True, timeout=400, check=False,
+        capture_output=True, text=True, timeout=400, check=False, cwd=cwd,
         # UV_PYTHON aimed at the harness's env (as nox sets it): uv must still install into
         # the private venv, which freeze() before and after checks
         env={**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
@@ -206,6 +246,35 @@ def test_install_runs_again_where_the_dependency_files_change(
     installs = [s["install"] for s in report["steps"]]
     assert installs == _expected_installs(report, pins, shas)
     assert installs.count("ran") >= 2  # the bounds pin different versions
+    assert freeze(python) == env_before
+    assert repo_state(repo) == repo_before
+
+
+def test_an_installed_harness_does_not_shadow_the_projects_pins(
+    tmp_path: Path, installed_harness_venv: Path
+) -> None:
+    """From a wheel install the harness's folder is a site-packages: were it first on the
+    oracle's and workers' PYTHONPATH, the gwpin 1.0 beside it would hide the venv's 2.0 and
+    every commit would be untestable (as openai 3 hid a project's openai<3). The project
+    also has a submodule nobody can fetch: the issue's case, with the documented command."""
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "gwpin", "2.0")
+    pins = ["2.0"] * 4
+    repo, shas = _project(tmp_path, pins, mutate_from=2, dead_submodule=True)
+    python = installed_harness_venv / "bin" / "python"
+    env_before, repo_before = freeze(python), repo_state(repo)
+    install = PIP_INSTALL.format(wheels=wheels)
+    if shutil.which("uv"):  # no pip to seed: seconds, not a minute
+        install = install.replace('"$HARNESS_PYTHON" -m pip', "uv pip").replace(
+            "--disable-pip-version-check ", ""
+        )
+    outside = tmp_path / "elsewhere"  # `-m harness` from the checkout would import its copy
+    outside.mkdir()
+    done, report, _ = _bisect(python, repo, shas, tmp_path, install, cwd=outside)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report["result"]["sha"] == shas[2] and report["skipped"] == []
+    assert [u["name"] for u in report["unfetched_submodules"]] == ["vendored"]
+    assert [s["install"] for s in report["steps"]].count("ran") == 1
     assert freeze(python) == env_before
     assert repo_state(repo) == repo_before
 
