@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness.agateway import AsyncGateway
+from harness.bisect.git import git_env
 from harness.cli import main
 from harness.errors import FactoryError, ScenarioError, UsageError
 from harness.factory import resolve_factory
@@ -471,6 +472,65 @@ def test_the_bisect_oracle_takes_the_scenarios(variant: str, code: int) -> None:
         check=False,
     )
     assert done.returncode == code, done.stdout + done.stderr
+
+
+# A gateway's own provider module: its terminate policy is what its history changes.
+PROVIDER_MODULE = """\
+from harness.variants._provider import make_sync, terminate
+
+
+def create_openai_client(client_kwargs, *, shared):
+    return make_sync(client_kwargs, shared=shared, policy={policy!r})
+
+
+def terminate_openai_client(client, *, shared):
+    terminate(client)
+"""
+
+
+def _provider_history(repo: Path, policies: list[str]) -> list[str]:
+    """A git repository whose commit i holds a provider with ``policies[i]``; the shas."""
+    env = {**git_env(), "GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "CI", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, check=True)
+        return done.stdout.decode().strip()
+
+    (repo / "gateway").mkdir(parents=True)
+    git("init", "--quiet", "--initial-branch=main")
+    shas = []
+    for i, policy in enumerate(policies):
+        source = PROVIDER_MODULE.format(policy=policy)
+        (repo / "gateway" / "provider.py").write_text(source, encoding="utf-8")
+        git("add", "-A")
+        git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", f"c{i}: provider {policy}")
+        shas.append(git("rev-parse", "HEAD"))
+    return shas
+
+
+def test_bisect_takes_a_bundled_event_scenario_unchanged(tmp_path: Path) -> None:
+    """The commit that replaced the atomic swap by rebuild-on-closed, found by the bundled
+    in-flight scenario as it ships (named, not copied), a factory spec it does not list."""
+    shas = _provider_history(tmp_path / "repo", ["swap", "rebuild", "rebuild"])
+    reports = tmp_path / "reports"
+    argv = ["--repo", str(tmp_path / "repo"), "--good", shas[0], "--bad", shas[2]]
+    argv += ["--scenario", "terminate-in-flight", "--report-dir", str(reports)]
+    argv += ["--factory", "gateway/provider.py:create_openai_client"]
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "bisect", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"first bad commit: {shas[1]} 'c1: provider rebuild'" in done.stdout
+    (run_dir,) = reports.glob("bisect-*")
+    report = json.loads((run_dir / "bisect.json").read_text(encoding="utf-8"))
+    for step in report["steps"]:  # the in-flight calls fail only where the provider rebuilds
+        want = 0 if step["sha"] == shas[0] else 2
+        assert step["metrics"]["errors"] == [want] * len(step["metrics"]["errors"]), step
 
 
 @pytest.mark.sdk
