@@ -16,7 +16,10 @@ that could be a secret. Two rules, both pure functions of a mapping:
    variable at least :data:`MIN_SECRET_CHARS` long is replaced by :data:`REDACTED`. Shorter
    values (``1``, ``true``) are left alone: replacing them would garble the text and they
    hide nothing. Values of other variables are not searched for (``LANG=C.UTF-8`` would
-   garble every report); rule 1 keeps them out of what the harness composes.
+   garble every report); rule 1 keeps them out of what the harness composes. Values the
+   user gave the harness itself to pass on (bisect's ``--env``) are few and known:
+   :func:`given_values` adds those rule 1 would hide to the net of the files bisect's
+   children write (:func:`scrub_file`'s ``also``).
 
 The fingerprint (Python, SDK and HTTP stack versions, OS) is not read from the environment
 (:mod:`harness.environment`), so no report needs an environment value to say what ran.
@@ -24,6 +27,7 @@ The fingerprint (Python, SDK and HTTP stack versions, OS) is not read from the e
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +38,7 @@ __all__ = [
     "REDACTED",
     "SECRET_NAME_PARTS",
     "SHOWN_KEYS",
+    "given_values",
     "looks_secret",
     "redact_env",
     "redact_pairs",
@@ -96,6 +101,14 @@ def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
 
+def given_values(pairs: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The values of ``pairs`` (bisect's ``--env``) that :func:`redact_pairs` would not show
+    (secret-named or off the allowlist), at least :data:`MIN_SECRET_CHARS` long, longest
+    first: the user named them, so the net looks for them whatever their names."""
+    found = {v for k, v in pairs if k not in SHOWN_KEYS and len(v) >= MIN_SECRET_CHARS}
+    return tuple(sorted(found, key=lambda v: (-len(v), v)))
+
+
 def replace_values(text: str, values: Sequence[str]) -> str:
     """``text`` with every one of ``values`` (as :func:`secret_values` orders them) replaced
     by :data:`REDACTED`. For a hot path that computed ``values`` once."""
@@ -111,10 +124,14 @@ def scrub(text: str, env: Mapping[str, str] = os.environ) -> str:
     return replace_values(text, secret_values(env))
 
 
-def scrub_file(path: Path, env: Mapping[str, str]) -> bool:
-    """Rewrite ``path`` (a log another process wrote) with :func:`scrub` applied, if it holds
-    a secret value; return whether it did. Bytes that are not UTF-8 are kept as they were."""
-    values = [v.encode("utf-8", "surrogateescape") for v in secret_values(env)]
+def scrub_file(path: Path, env: Mapping[str, str], also: Sequence[str] = ()) -> bool:
+    """Rewrite ``path`` (a log or JSON file another process wrote) with every value of
+    :func:`secret_values` of ``env`` and of ``also`` (:func:`given_values`) replaced by
+    :data:`REDACTED`, as written or as a JSON string spells it; return whether it held one.
+    Bytes that are not UTF-8 are kept as they were."""
+    texts = {*secret_values(env), *also}
+    forms = {f for v in texts for f in (v, json.dumps(v)[1:-1])}
+    values = sorted((f.encode("utf-8", "surrogateescape") for f in forms), key=lambda b: -len(b))
     data = path.read_bytes()
     if not any(v in data for v in values):
         return False

@@ -253,7 +253,10 @@ def refusal_message(refusal: Refusal, spec: str) -> str:
     where = (
         f"from {refusal.origin}"
         if refusal.origin is not None
-        else f"from the client that factory {spec!r} built (no line of the factory ran it)"
+        # The SDK's own call from the gateway, or a library thread (asyncio's resolver) doing
+        # work the factory handed it: no frame to name, so name the factory.
+        else f"from the client that factory {spec!r} built or library code it called "
+        "(no line of the code under test on the thread's stack)"
     )
     return (
         f"refused {refusal.action} {refusal.destination} {where} ({refusal.event}): "

@@ -34,6 +34,7 @@ client: {kwargs: {timeout: 5}}
 session: {turns: 2, idle_between_turns_ms: 0}
 """
 FACTORIES = """\
+import asyncio
 import socket
 
 import openai
@@ -73,6 +74,17 @@ def raw_socket_caught(client_kwargs, *, shared):
     return openai.OpenAI(**client_kwargs)
 
 
+def raw_asyncio_lookup(client_kwargs, *, shared):
+    async def connect():
+        await asyncio.open_connection("tracker.example.invalid", 443)  # in a resolver thread
+
+    try:
+        asyncio.run(connect())
+    except OSError:
+        pass
+    return openai.OpenAI(**client_kwargs)
+
+
 def udp_packet(client_kwargs, *, shared):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.sendto(b"ping", ("192.0.2.1", 53))  # refused: udp
@@ -96,7 +108,10 @@ def _line(marker: str) -> int:
 
 
 def _by_sdk(spec: str) -> str:
-    return f"from the client that factory {spec!r} built (no line of the factory ran it)"
+    return (
+        f"from the client that factory {spec!r} built or library code it called "
+        "(no line of the code under test on the thread's stack)"
+    )
 
 
 # factory -> the one line the run reports
@@ -115,6 +130,9 @@ REFUSED = {
     f"from f.py:{_line('raw')} (socket.connect)",
     "raw_socket_caught": "refused a connection to 192.0.2.1:443 "
     f"from f.py:{_line('caught')} (socket.getaddrinfo)",
+    # the factory's own lookup, run in asyncio's executor thread: no factory frame to name
+    "raw_asyncio_lookup": "refused a name lookup of tracker.example.invalid:443 "
+    f"{_by_sdk('f.py:raw_asyncio_lookup')} (socket.getaddrinfo)",
     "udp_packet": f"refused a packet to 192.0.2.1:53 from f.py:{_line('udp')} (socket.sendto)",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from harness.redact import (
     REDACTED,
     SHOWN_KEYS,
+    given_values,
     looks_secret,
     redact_env,
     redact_pairs,
@@ -106,3 +108,24 @@ def test_scrub_file_rewrites_only_a_file_that_holds_a_secret(tmp_path: Path) -> 
     assert scrub_file(clean, env) is False
     assert dirty.read_bytes() == b"\xff binary then <redacted> end\n"
     assert clean.stat().st_mtime_ns == before
+
+
+def test_given_values_are_the_long_values_redact_pairs_hides_whatever_their_names() -> None:
+    pairs = (
+        ("GATEWAY_MODE", "mode-0123456789"),  # a harmless name: hidden all the same
+        ("MY_TOKEN", "tok-0123456789abc"),
+        ("HOME", "/home/somebody"),  # on the allowlist: written, so not searched for
+        ("MODE", "fast"),  # 4 characters: it would garble text
+    )
+    assert given_values(pairs) == ("tok-0123456789abc", "mode-0123456789")
+
+
+def test_scrub_file_also_removes_given_values_raw_and_as_json_spells_them(tmp_path: Path) -> None:
+    given = 'mode "quoted" \\ caf\u00e9-0123'  # JSON escapes the quotes, \\ and é
+    log = tmp_path / "check.json"
+    text = f"{given}\n" + json.dumps({"error": f"RuntimeError: {given}"}) + "\n"
+    log.write_text(text, encoding="utf-8")
+    assert scrub_file(log, {}, (given,)) is True
+    assert log.read_text(encoding="utf-8") == (
+        f'{REDACTED}\n{{"error": "RuntimeError: {REDACTED}"}}\n'
+    )

@@ -74,6 +74,15 @@ MUTATING = ENV_KEY.replace(
     "    client = openai.OpenAI(**kwargs)\n",
 )
 
+# A later revision that also fails with an --env value of a harmless-looking name in its
+# error: the oracle's check.json holds it until bisect scrubs it (harness.redact.given_values).
+MODE_IN_ERROR = ENV_KEY.replace(
+    "    return client\n",
+    "    if not shared:\n"
+    "        raise RuntimeError('gateway mode ' + os.environ['GATEWAY_MODE'])\n"
+    "    return client\n",
+)
+
 SCENARIO = """\
 version: 1
 name: secrets
@@ -226,17 +235,17 @@ def test_bisect_writes_a_redacted_environment_and_no_secret(planted: Planted) ->
     repo.mkdir()
     subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], cwd=repo, check=True)
     shas = []
-    for i, source in enumerate((ENV_KEY, ENV_KEY, MUTATING)):
+    for i, source in enumerate((ENV_KEY, ENV_KEY, MUTATING, MODE_IN_ERROR)):
         (repo / "factory.py").write_text(f"# revision {i}\n{source}")
         shas.append(_commit(repo, f"c{i}"))
     (root / "bisect.yaml").write_text(BISECT_SCENARIO)
     done = planted.harness(
-        "bisect", "--repo", repo, "--good", shas[0], "--bad", shas[2],
+        "bisect", "--repo", repo, "--good", shas[0], "--bad", shas[3],
         "--scenario", root / "bisect.yaml", "--factory", "factory.py:make",
         "--env", f"GATEWAY_TOKEN={values['GATEWAY_TOKEN']}",
         "--env", f"GATEWAY_MODE={values['GATEWAY_MODE']}",
         # the install command echoes secrets into its log, which is scrubbed
-        "--install", 'echo "install sees $GATEWAY_TOKEN and $OPENAI_API_KEY"',
+        "--install", 'echo "install sees $GATEWAY_TOKEN, $GATEWAY_MODE and $OPENAI_API_KEY"',
         "--report-dir", root / "reports",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -251,8 +260,10 @@ def test_bisect_writes_a_redacted_environment_and_no_secret(planted: Planted) ->
     assert set(planted.env["PATH"].split(os.pathsep)) <= set(config["PATH"].split(os.pathsep))
     logs = sorted((run_dir / "steps").glob("*.install.log"))
     assert logs and all(
-        log.read_text() == "install sees <redacted> and <redacted>\n" for log in logs
+        log.read_text() == "install sees <redacted>, <redacted> and <redacted>\n" for log in logs
     )
+    checks = [p.read_text() for p in (run_dir / "steps").glob("*.check.json")]
+    assert any("RuntimeError: gateway mode <redacted>" in text for text in checks)
     planted.assert_nowhere()
 
 

@@ -84,6 +84,7 @@ from harness.bisect.step import StepConfig, checker_env, run_step
 from harness.errors import BisectInputError, GitError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
 from harness.progress import Progress
+from harness.redact import given_values
 from harness.report.layout import atomic_write_text
 
 __all__ = ["GIT_FAILED", "Interrupted", "run_bisect", "validate"]
@@ -202,6 +203,7 @@ class _Run:
             steps_dir=str(self.run_dir / "steps"),
             terms=req.terms,
             env=env,
+            hide=given_values(req.env),
         )
         atomic_write_text(self.run_dir / "step-config.json", config.to_json() + "\n")
         t = time.monotonic()

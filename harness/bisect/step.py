@@ -11,7 +11,8 @@ interpreter that runs ``harness bisect`` (``$HARNESS_PYTHON``), its virtualenv's
 on ``PATH`` and ``VIRTUAL_ENV`` set when it runs in one, plus every ``--env KEY=VALUE``.
 The children get that environment whole; what is written of it is redacted
 (:mod:`harness.redact`): ``step-config.json`` holds :func:`~harness.redact.redact_env` of it,
-and each log is scrubbed of secret values once its child has exited.
+and each log, and the oracle's ``--json`` file, is scrubbed of secret values and of the
+``--env`` values it hides (:func:`~harness.redact.given_values`) once its child has exited.
 
 Every child is started by :func:`harness.processes.spawn` (its own session, a lifeline): on
 any interruption its whole process tree is killed there, the one way the harness kills.
@@ -62,10 +63,11 @@ class StepConfig:
     steps_dir: str  # outside the checkout
     terms: Terms
     env: Mapping[str, str]  # the whole environment of install command and oracle
+    hide: tuple[str, ...] = ()  # --env values scrubbed from what the children write; unwritten
 
     def to_json(self) -> str:
         """The config as ``step-config.json`` holds it: ``env`` redacted (never a secret)."""
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "hide"}
         data["terms"] = {"old": self.terms.old, "new": self.terms.new}
         return json.dumps(
             {**data, "oracle": list(self.oracle), "env": redact_env(self.env)}, indent=2
@@ -75,9 +77,17 @@ class StepConfig:
 # --- processes --------------------------------------------------------------------------------
 
 
-def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
+def run_logged(
+    argv: Sequence[str] | str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    hide: Sequence[str] = (),
+) -> int:
     """Run a child (argv: the oracle; a str: the user's shell command) with its output in
-    ``log``, scrubbed of the secret values in ``env``; return its exit code. However we leave
+    ``log``, scrubbed of the secret values in ``env`` and of ``hide``; return its exit code.
+    However we leave
     (Ctrl-C included), its whole tree is killed (:mod:`harness.processes`)."""
     command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
     try:
@@ -88,7 +98,7 @@ def run_logged(argv: Sequence[str] | str, *, cwd: Path, env: Mapping[str, str], 
             code = child.wait()
     finally:
         if log.is_file():  # also when interrupted: an install command may echo its secrets
-            scrub_file(log, env)
+            scrub_file(log, env, hide)
     assert code is not None  # no timeout given: wait returns only once the child exited
     return code
 
@@ -141,7 +151,11 @@ def run_step(
             installed = "ran"
             files["install_log"] = f"steps/{stem}.install.log"
             code = run_logged(
-                config.install, cwd=checkout, env=config.env, log=steps / f"{stem}.install.log"
+                config.install,
+                cwd=checkout,
+                env=config.env,
+                log=steps / f"{stem}.install.log",
+                hide=config.hide,
             )
             install_s = time.monotonic() - t0
             if code != 0:
@@ -205,9 +219,12 @@ def _oracle(
         str(json_path),
     ]
     # cwd outside the checkout: nothing the oracle writes by accident lands in the tree
-    code = run_logged(argv, cwd=steps, env=config.env, log=log_path)
+    code = run_logged(argv, cwd=steps, env=config.env, log=log_path, hide=config.hide)
     metrics = CheckMetrics()
     if json_path.is_file():
+        # the oracle scrubbed its environment's secret-named values; the --env ones it cannot
+        # tell from the rest of its environment
+        scrub_file(json_path, config.env, config.hide)
         data = json.loads(json_path.read_text("utf-8"))
         metrics = read_check(data)
         packages.update(read_versions(data))
