@@ -377,8 +377,9 @@ class Scenario:
 
         When ``variants:`` is absent every bundled variant runs: fixed ones must pass, buggy
         ones are only observed; with lifecycle events (``session.events``) only the provider
-        variants keep those roles and the client-factory ones are observed, since they have no
-        terminate hook: a gateway keeps their closed client, so they cannot pass there.
+        variants keep those roles and the client-factory ones are observed: they have no
+        terminate hook, so they do not model the provider the events act on (with
+        ``calls_via: shared`` the gateway keeps their closed client and they fail).
         """
         if self.variants:
             return self.variants
