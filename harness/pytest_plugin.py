@@ -137,8 +137,9 @@ def _harness_workers() -> Iterator[ZygotePool]:
 def harness_check(
     request: pytest.FixtureRequest, _harness_workers: ZygotePool
 ) -> Callable[..., Checked]:
-    """``check(factory, scenario, *, root=None, expected="pass", watchdog_s=None,
-    attribute=False)``.
+    """``check(factory, scenario, *, root=None, expected=None, watchdog_s=None,
+    attribute=False)`` (``expected=None``: the scenario's role for the factory, as
+    ``harness run --factory``: its ``variants:`` entry, else ``pass``).
 
     ``factory`` is a spec string (resolved under ``root``, default the pytest rootdir) or a
     module-level function; ``scenario`` a :class:`Scenario`, a file (a relative path is

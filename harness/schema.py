@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from harness.variants import BUNDLED
+from harness.variants import BUNDLED, PROVIDERS
 
 __all__ = [
     "API",
@@ -376,22 +376,33 @@ class Scenario:
         """The variants this scenario runs, with what each must show.
 
         When ``variants:`` is absent every bundled variant runs: fixed ones must pass, buggy
-        ones are only observed.
+        ones are only observed; with lifecycle events (``session.events``) only the provider
+        variants keep those roles and the client-factory ones are observed: they have no
+        terminate hook, so they do not model the provider the events act on (with
+        ``calls_via: shared`` the gateway keeps their closed client and they fail).
         """
         if self.variants:
             return self.variants
+        events = bool(self.session.events)
         return MappingProxyType(
-            {name: ("pass" if fixed else "observe") for name, fixed in BUNDLED.items()}
+            {
+                name: "pass" if fixed and (name in PROVIDERS or not events) else "observe"
+                for name, fixed in BUNDLED.items()
+            }
         )
 
-    def role_of(self, variant: str) -> Expectation:
-        """What ``variant`` must show here: the role ``variants:`` gives it; else ``observe``
-        in a scenario with lifecycle events (they judge how a gateway terminates its provider,
-        which a client factory it does not name may not model at all), else ``pass``."""
-        listed = self.variant_expectations().get(variant)
+    def role_of(self, factory: str, *, named: bool) -> Expectation:
+        """What ``factory`` (``--factory``) must show here: the role ``variants:`` gives it;
+        else ``pass`` when the user named this scenario (a PATH or a bundled name on the
+        command line: ``run``, ``check``, ``regress PATH...``); else, in the default bundled
+        set, ``observe`` in a scenario with lifecycle events (they judge how a gateway
+        terminates its provider, which a factory they do not list may not model) and ``pass``
+        in the others. The implicit roles of a scenario without ``variants:`` are the
+        bundled variants' (:meth:`variant_expectations`), not a factory's."""
+        listed = self.variants.get(factory)
         if listed is not None:
             return listed
-        return "observe" if self.session.events else "pass"
+        return "observe" if self.session.events and not named else "pass"
 
     def to_dict(self) -> dict[str, Any]:
         """A plain-data copy (JSON-ready) of the validated scenario."""

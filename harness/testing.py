@@ -130,17 +130,20 @@ def check_factory(
     scenario: ScenarioRef,
     *,
     root: Path | None = None,
-    expected: Literal["pass", "fail", "observe"] = "pass",
+    expected: Literal["pass", "fail", "observe"] | None = None,
     watchdog_s: float | None = None,
     attribute: bool = False,
     workers: ZygotePool | None = None,
 ) -> Checked:
     """Run ``scenario`` against ``factory`` in a worker process and judge it (``expected``:
-    the factory's role, ``pass`` for a build that must be healthy; ``attribute``: say who
-    holds leaked sockets, docs/attribution.md). With ``workers`` (the plugin passes its
-    session's), repeated checks in one folder fork their workers from a zygote."""
+    the factory's role; by default the one ``harness run --factory`` gives it, the role the
+    scenario's ``variants:`` lists for its spec, else ``pass``, events or not; ``attribute``:
+    say who holds leaked sockets, docs/attribution.md). With ``workers`` (the plugin passes
+    its session's), repeated checks in one folder fork their workers from a zygote."""
     loaded = resolve_scenario(scenario)
     spec, run_root = factory_spec(factory, Path.cwd() if root is None else root)
+    if expected is None:
+        expected = loaded.role_of(spec, named=True)
     zygote = None if workers is None else workers.get(run_root)
     result = run_one(
         loaded, spec, root=run_root, watchdog_s=watchdog_s, attribute=attribute, zygote=zygote

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from harness.scenario import (
     parse_scenario,
     planned_duration_s,
 )
+from harness.variants import BUNDLED, PROVIDERS, module_name
 
 FULL = """\
 version: 1
@@ -120,6 +122,51 @@ def test_only_version_is_required_and_defaults_apply(tmp_path: Path) -> None:
         "provider-rebuild-on-closed-async": "observe",
         "provider-atomic-swap-async": "pass",
     }
+
+
+EVENTS = "version: 1\nsession: {turns: 2, events: [{action: reload, after_turn: 1}]}\n"
+
+
+def test_an_event_scenario_without_variants_observes_the_client_factory_variants() -> None:
+    """Without a terminate hook a client factory cannot pass a lifecycle event: only the
+    provider variants keep their roles (the fixed ones pass)."""
+    roles = parse_scenario(EVENTS, path="e.yaml").variant_expectations()
+    assert set(roles) == set(BUNDLED)
+    assert {name for name, role in roles.items() if role == "pass"} == {
+        "provider-atomic-swap",
+        "provider-atomic-swap-async",
+    }
+
+
+def test_providers_are_the_variants_with_a_terminate_hook() -> None:
+    hooked = {
+        name
+        for name in BUNDLED
+        if hasattr(importlib.import_module(module_name(name)), "terminate_openai_client")
+    }
+    assert hooked == PROVIDERS
+
+
+@pytest.mark.parametrize(
+    ("text", "named", "role"),
+    [
+        (EVENTS, True, "pass"),  # named: judged, events or not
+        (EVENTS, False, "observe"),  # the default set: an event scenario observes it
+        ("version: 1\n", False, "pass"),
+        (EVENTS + 'variants: {"g.py:f": fail}\n', True, "fail"),  # variants: wins
+        (EVENTS + 'variants: {"g.py:f": pass}\n', False, "pass"),
+        ('version: 1\nvariants: {"g.py:f": observe}\n', True, "observe"),
+    ],
+)
+def test_the_role_of_a_factory(text: str, named: bool, role: str) -> None:
+    assert parse_scenario(text, path="s.yaml").role_of("g.py:f", named=named) == role
+
+
+def test_a_factory_named_like_a_bundled_variant_is_judged_by_variants_only() -> None:
+    """The implicit roles of a scenario without `variants:` are the plan's, not a factory's."""
+    plain = parse_scenario("version: 1\n", path="s.yaml")
+    assert plain.variant_expectations()["keepalive-mutating"] == "observe"
+    assert plain.role_of("keepalive-mutating", named=False) == "pass"
 
 
 def test_scenario_is_frozen_and_serializable() -> None:

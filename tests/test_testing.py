@@ -200,3 +200,20 @@ def test_check_factory_catches_a_bug_on_a_user_scenario(tmp_path: Path) -> None:
     assert (checked.result.client_kind, checked.result.errors) == ("async", 2)
     assert (checked.verdict.reasons, checked.verdict.as_expected) == (("errors 2 > 0",), True)
     assert parse_scenario(path.read_text()).expect.errors == 0
+
+
+def test_check_factory_expects_the_role_run_gives_a_factory(tmp_path: Path) -> None:
+    """By default the scenario's role for the factory, as `harness run --factory`: `pass` in
+    an event scenario without `variants:` (a named scenario judges it), else what it lists."""
+    path = tmp_path / "reload.yaml"
+    text = (
+        "version: 1\nclient: {kwargs: {max_retries: 0, timeout: 5}, calls_via: shared}\n"
+        "session: {turns: 2, events: [{action: reload, after_turn: 1}]}\n"
+    )
+    path.write_text(text)
+    checked = check_factory("provider-keeps-closed", path)
+    assert (checked.verdict.expected, checked.verdict.as_expected) == ("pass", False)
+    path.write_text(text + "variants: {provider-keeps-closed: fail}\n")
+    checked = check_factory("provider-keeps-closed", path)
+    assert (checked.verdict.expected, checked.verdict.as_expected) == ("fail", True)
+    assert checked.verdict.reasons == ("errors 1 > 0",)

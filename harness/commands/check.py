@@ -91,6 +91,8 @@ def _check(ns: argparse.Namespace, scenario: Scenario) -> int:
     # Repeated runs fork from one zygote (one SDK import instead of one per run). It lives
     # as long as this check, so no two commits' code ever meet in it.
     with workers_for(root, fresh=ns.repeat == 1) as zygote:
+        # Health decides, whatever role the scenario's variants: gives the factory: the
+        # oracle's question is whether this commit is healthy (events or not).
         outcome = run_matrix(
             [Cell(scenario, ns.factory, "pass")],
             repeat=ns.repeat,

@@ -84,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--factory",
         metavar="SPEC",
         help="run every scenario against this factory (package.module:function or "
-        "path/to/file.py:function) instead of the variants the scenarios list; it must pass",
+        "path/to/file.py:function) instead of the variants the scenarios list; it must pass "
+        "unless a scenario's variants: gives it a role (with no PATH, the bundled event "
+        "scenarios only observe it)",
     )
     parser.add_argument(
         "--shard",
@@ -109,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
-    cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard)
+    cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard, named=bool(ns.paths))
     refuse_bad_spec(ns.factory, ns.root.resolve())  # one line, not a BAD line per scenario
     if ns.jobs is None:
         ns.jobs = default_jobs(cells, usable_cores())
@@ -141,10 +143,16 @@ def main(ns: argparse.Namespace) -> int:
 
 
 def select_cells(
-    scenarios: Sequence[Scenario], only: Sequence[str], factory: str | None, shard: Shard | None
+    scenarios: Sequence[Scenario],
+    only: Sequence[str],
+    factory: str | None,
+    shard: Shard | None,
+    *,
+    named: bool,
 ) -> list[Cell]:
     """The cells to run: the plan (``only`` some variants), or ``factory`` in every scenario
-    (:meth:`Scenario.role_of`); then this shard's part of them."""
+    with the role :meth:`Scenario.role_of` gives it (``named``: the scenarios came from PATHs
+    on the command line, not the default bundled set); then this shard's part of them."""
     known = {name for s in scenarios for name in s.variant_expectations()}
     unknown = [name for name in only if name not in known]
     if unknown:
@@ -155,7 +163,7 @@ def select_cells(
     if factory and only:
         raise UsageError("--factory and --variant exclude each other; pass one of them")
     cells = (
-        [Cell(s, factory, s.role_of(factory)) for s in scenarios]
+        [Cell(s, factory, s.role_of(factory, named=named)) for s in scenarios]
         if factory
         else plan(scenarios, only)
     )

@@ -1,8 +1,10 @@
 """``harness run SCENARIO (--variant NAME | --factory SPEC)``: one scenario, one client factory.
 
 Prints a per-turn table and the verdict. Exit 0 when every run's verdict is what the scenario
-expects of this variant (its role in ``variants:``; ``pass`` for a variant or factory the
-scenario does not name), 1 otherwise, 2 on bad input, a factory that cannot be imported
+expects: of ``--variant``, its role in the scenario's plan (``variants:``, else the bundled
+defaults; ``pass`` for one the scenario does not list); of ``--factory``, the role
+``variants:`` gives it, else ``pass``, events or not (:meth:`Scenario.role_of`, as
+``regress PATH --factory``). 1 otherwise, 2 on bad input, a factory that cannot be imported
 included.
 """
 
@@ -71,7 +73,11 @@ def main(ns: argparse.Namespace) -> int:
         )
     check_output_paths(ns.json, ns.report_dir)
     refuse_bad_spec(ns.factory, ns.root.resolve())
-    expected = scenario.variant_expectations().get(variant, "pass")
+    expected = (
+        scenario.role_of(ns.factory, named=True)
+        if ns.factory
+        else scenario.variant_expectations().get(variant, "pass")
+    )
     begun = start("run")
     outcome = run_matrix(
         [Cell(scenario, variant, expected)],

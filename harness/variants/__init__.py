@@ -5,8 +5,10 @@ contract in docs/factories.md) and a docstring saying which real change it model
 ``provider-*`` ones also ``terminate_openai_client``, and return a provider object for the
 shared client); each
 ``*-async`` module is its sync twin's change on ``AsyncOpenAI`` and the stack's ``AsyncClient``.
-``FIXED`` says whether the variant is meant to be healthy; a scenario that does not list its
-variants runs every bundled one, expecting fixed variants to pass and only observing the rest.
+``BUNDLED`` says whether the variant is meant to be healthy, ``PROVIDERS`` which ones model a
+provider (a terminate hook); a scenario that does not list its variants runs every bundled one,
+expecting fixed variants to pass and only observing the rest (in a scenario with lifecycle
+events, every client-factory variant is observed: ``Scenario.variant_expectations``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["BUNDLED", "FIXED_VARIANTS", "is_bundled", "module_name"]
+__all__ = ["BUNDLED", "FIXED_VARIANTS", "PROVIDERS", "is_bundled", "module_name"]
 
 # name -> True when the variant is a fixed (healthy) build, False when it carries a bug.
 BUNDLED: Final = MappingProxyType(
@@ -38,6 +40,18 @@ BUNDLED: Final = MappingProxyType(
     }
 )
 FIXED_VARIANTS: Final = tuple(name for name, fixed in BUNDLED.items() if fixed)
+# The variants whose module defines ``terminate_openai_client``: the only ones that model how a
+# gateway terminates its provider, which is what a scenario's lifecycle events judge.
+PROVIDERS: Final = frozenset(
+    {
+        "provider-keeps-closed",
+        "provider-rebuild-on-closed",
+        "provider-atomic-swap",
+        "provider-keeps-closed-async",
+        "provider-rebuild-on-closed-async",
+        "provider-atomic-swap-async",
+    }
+)
 
 
 def is_bundled(name: str) -> bool:
