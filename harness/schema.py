@@ -393,9 +393,9 @@ class Scenario:
 
     def role_of(self, factory: str, *, named: bool) -> Expectation:
         """What ``factory`` (``--factory``) must show here: the role ``variants:`` gives it;
-        else ``pass`` when the user named this scenario (a PATH or a bundled name on the
-        command line: ``run``, ``check``, ``regress PATH...``); else, in the default bundled
-        set, ``observe`` in a scenario with lifecycle events (they judge how a gateway
+        else ``pass`` when the user named this scenario (its file or bundled name on the
+        command line: ``run``, ``check``, ``regress FILE...``); else (found in a folder, or
+        the default bundled set) ``observe`` in a scenario with lifecycle events (they judge how a gateway
         terminates its provider, which a factory they do not list may not model) and ``pass``
         in the others. The implicit roles of a scenario without ``variants:`` are the
         bundled variants' (:meth:`variant_expectations`), not a factory's."""

@@ -9,6 +9,7 @@ import pytest
 
 from harness import bundled
 from harness.cli import main
+from harness.commands._common import named_files
 from harness.commands.regress import select_cells
 from harness.report import load_summary
 from harness.scenario import load_scenario
@@ -129,10 +130,23 @@ def test_a_named_bundled_event_scenario_judges_the_factory(
     assert (code, cells) == (1, [("terminate-in-flight", spec, "pass", 2)])
     default_set = [load_scenario(bundled.resolve(n)) for n in bundled.names()]
     roles = {
-        c.scenario.name: c.expected for c in select_cells(default_set, (), spec, None, named=False)
+        c.scenario.name: c.expected
+        for c in select_cells(default_set, (), spec, None, named=lambda s: False)
     }
     assert roles["terminate-in-flight"] == roles["reload-between-turns"] == "observe"
     assert {roles[n] for n in bundled.client_names()} == {"pass"}
+
+
+def test_a_folder_names_none_of_its_scenarios_one_by_one(tmp_path: Path) -> None:
+    """`nox -s regress -- --factory F` passes the bundled folder: its event scenarios observe
+    a plain client factory, as with no PATH; a file or a bundled name given alone is named."""
+    folder = bundled.directory()
+    named = named_files([str(folder), "terminate-in-flight"])
+    assert named == {(folder / "terminate-in-flight.yaml").resolve()}
+    assert named_files([str(folder)]) == frozenset()
+    own = tmp_path / "mine.yaml"
+    own.write_text("version: 1\n")
+    assert named_files([str(own)]) == {own.resolve()}
 
 
 def test_run_and_regress_judge_a_factory_alike_in_a_users_event_scenario(

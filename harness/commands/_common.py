@@ -62,6 +62,12 @@ def discover(paths: Iterable[str]) -> list[Path]:
     return list(found.values())
 
 
+def named_files(paths: Iterable[str]) -> frozenset[Path]:
+    """The scenario files ``paths`` name one by one (a file or a bundled name, resolved),
+    not those found by searching a folder: what the user asked about by name."""
+    return frozenset(path.resolve() for path in map(bundled.resolve, paths) if not path.is_dir())
+
+
 def load_all(
     paths: Iterable[str], max_duration_s: float = DEFAULT_MAX_DURATION_S
 ) -> list[Scenario]:

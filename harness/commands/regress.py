@@ -18,7 +18,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.commands._common import (
@@ -31,6 +31,7 @@ from harness.commands._common import (
     build_summary,
     check_output_paths,
     load_all,
+    named_files,
     positive_int,
     refuse_bad_spec,
     refuse_untestable,
@@ -111,7 +112,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(ns: argparse.Namespace) -> int:
     scenarios = load_all(ns.paths, ns.max_duration)
     check_output_paths(None, ns.report_dir)
-    cells = select_cells(scenarios, ns.variant, ns.factory, ns.shard, named=bool(ns.paths))
+    named = named_files(ns.paths)
+    cells = select_cells(
+        scenarios,
+        ns.variant,
+        ns.factory,
+        ns.shard,
+        named=lambda s: Path(s.path).resolve() in named,
+    )
     refuse_bad_spec(ns.factory, ns.root.resolve())  # one line, not a BAD line per scenario
     if ns.jobs is None:
         ns.jobs = default_jobs(cells, usable_cores())
@@ -148,11 +156,12 @@ def select_cells(
     factory: str | None,
     shard: Shard | None,
     *,
-    named: bool,
+    named: Callable[[Scenario], bool],
 ) -> list[Cell]:
     """The cells to run: the plan (``only`` some variants), or ``factory`` in every scenario
-    with the role :meth:`Scenario.role_of` gives it (``named``: the scenarios came from PATHs
-    on the command line, not the default bundled set); then this shard's part of them."""
+    with the role :meth:`Scenario.role_of` gives it (``named``: whether the user named the
+    scenario's file, or its bundled name, on the command line; a folder's files are not
+    named one by one); then this shard's part of them."""
     known = {name for s in scenarios for name in s.variant_expectations()}
     unknown = [name for name in only if name not in known]
     if unknown:
@@ -163,7 +172,7 @@ def select_cells(
     if factory and only:
         raise UsageError("--factory and --variant exclude each other; pass one of them")
     cells = (
-        [Cell(s, factory, s.role_of(factory, named=named)) for s in scenarios]
+        [Cell(s, factory, s.role_of(factory, named=named(s))) for s in scenarios]
         if factory
         else plan(scenarios, only)
     )
