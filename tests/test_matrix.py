@@ -72,18 +72,18 @@ def test_plan_and_variant_filter() -> None:
 
 def test_default_jobs_from_planned_waiting_versus_cpu() -> None:
     quick, slow = parse_scenario(QUICK), parse_scenario(SLOW)
-    mid = parse_scenario("version: 1\nsession: {turns: 5, idle_between_turns_ms: 100}\n")
+    mid = parse_scenario("version: 1\nsession: {turns: 5, idle_between_turns_ms: 20}\n")
     four = parse_scenario("version: 1\nsession: {turns: 2, concurrency: 4}\n")
-    # 0.25 s per run + 0.03 s per call, every session's calls counted
-    assert cpu_seconds(quick) == pytest.approx(0.28, abs=1e-9)
-    assert cpu_seconds(four) == pytest.approx(0.25 + 0.03 * 8, abs=1e-9)
+    # 0.08 s per run + 0.006 s per call, every session's calls counted
+    assert cpu_seconds(quick) == pytest.approx(0.086, abs=1e-9)
+    assert cpu_seconds(four) == pytest.approx(0.08 + 0.006 * 8, abs=1e-9)
     # nothing to wait on: the floor, max(2, cores)
     assert [default_jobs(plan([quick]), cores) for cores in (1, 2, 4)] == [2, 2, 4]
-    # (0.4 s CPU + 0.5 s gaps) / 0.4 s CPU = 2.25 per core: 4.5 rounds to 5 on 2 cores
-    assert [default_jobs(plan([mid]), cores) for cores in (1, 2, 4)] == [2, 5, 9]
-    # 5 s of gaps against 1.75 s of CPU: 3.86 per core, capped at 4 per core
-    assert [default_jobs(plan([slow]), cores) for cores in (1, 2, 4)] == [4, 8, 15]
-    # over all the cells: 2 x (14 x 6.75 + 2 x 0.28) / (14 x 1.75 + 2 x 0.28) = 7.59
+    # (0.11 s CPU + 0.1 s gaps) / 0.11 s CPU = 1.91 per core: 3.82 rounds to 4 on 2 cores
+    assert [default_jobs(plan([mid]), cores) for cores in (1, 2, 4)] == [2, 4, 8]
+    # 5 s of gaps against 0.38 s of CPU: 14 per core, capped at 4 per core
+    assert [default_jobs(plan([slow]), cores) for cores in (1, 2, 4)] == [4, 8, 16]
+    # over all the cells, (5.49 s CPU + 70 s gaps) / 5.49 s: capped at 8 on 2 cores
     assert default_jobs(plan([quick, slow]), 2) == 8
     assert usable_cores() >= 1
 
