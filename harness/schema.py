@@ -1,16 +1,18 @@
 """Scenario schema v1 as frozen values: the one place each key's default, range and choices live.
 
 Every field of the dataclasses below carries its default, and numeric fields carry their
-range in ``metadata`` (:func:`number`); the choices of a text field are its ``Literal`` type.
-A field that must be given carries :data:`REQUIRED`; ``client.kwargs`` names the section
-whose set keys it keeps (:func:`section_of`); a rule across fields of one section is that
-section's ``problem`` method (:class:`Problem`). A ``tuple[int, ...]`` is a list of 1-based
-call numbers, and a union of dataclasses is told apart by the ``Literal`` field they share
-(``kind``). A rule about a section's lists is its ``list_problem`` method, checked once
-they are read. The YAML loader (:mod:`harness.scenario`) reads all of this from here, field by
-field, with no per-key code, and the reference (docs/scenarios.md) states the same values.
-:meth:`Scenario.from_dict` rebuilds a value from :meth:`Scenario.to_dict`, which is how a
-validated scenario reaches the worker.
+range in ``metadata`` (:func:`~harness.fields.number`); the choices of a text field are its
+``Literal`` type. A field that must be given carries :data:`~harness.fields.REQUIRED`;
+``client.kwargs`` names the section whose set keys it keeps (:func:`~harness.fields.section_of`);
+a rule across fields of one section is that section's ``problem`` method
+(:class:`~harness.fields.Problem`). A ``tuple[int, ...]`` is a list of 1-based call numbers,
+and a union of dataclasses is told apart by the ``Literal`` field they share (``kind``). A
+rule about a section's lists is its ``list_problem`` method, checked once they are read.
+:mod:`harness.fields` says how these declarations are read: the YAML loader
+(:mod:`harness.scenario`) reads them field by field, with no per-key code, and so does
+:meth:`Scenario.from_dict`, which rebuilds a value from :meth:`Scenario.to_dict` (how a
+validated scenario reaches the worker); the reference (docs/scenarios.md) states the same
+values.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from harness.fields import REQUIRED, Problem, from_plain, number, section_of
 from harness.variants import BUNDLED
 
 __all__ = [
@@ -57,39 +60,9 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # A scenario that plans to spend longer than this on purpose is refused unless the caller
 # raises the limit (--max-duration): a typo like 100000 turns must not start a day-long run.
 DEFAULT_MAX_DURATION_S: Final = 600.0
-_HOUR_MS: Final = 3_600_000
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
 MAX_TURNS: Final = 100_000  # turns per session (a timeline's calls per session)
 MAX_SESSIONS: Final = 256  # concurrency (a timeline's sessions)
-
-
-def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS, cast: Any = None) -> Any:
-    """A numeric field: its default and its inclusive range, read by the loader; ``cast``
-    (e.g. ``float``) converts the value read, for a key handed on as given to the SDK."""
-    meta: dict[str, Any] = {"lo": lo, "hi": hi}
-    if cast is not None:
-        meta["cast"] = cast
-    return field(default=default, metadata=meta)
-
-
-# The metadata of a choice that must be given (``missing; use one of: ...``); its default
-# only fills the dataclass.
-REQUIRED: Final[Mapping[str, Any]] = MappingProxyType({"required": True})
-
-
-def section_of(cls: type[Any]) -> Any:
-    """A mapping field read as section ``cls``, keeping only the keys the file sets."""
-    return field(default_factory=lambda: _EMPTY, metadata={"section": cls})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A rule across a section's fields broken: ``key`` at fault (None: the section), and
-    whose line the error names: the key's, its value's, or the section's (a missing key)."""
-
-    key: str | None
-    message: str
-    at: Literal["key", "value", "section"] = "key"
 
 
 @dataclass(frozen=True)
@@ -419,25 +392,8 @@ class Scenario:
 
         For values this program wrote; files from users go through the loader.
         """
-        server, client = data["server"], data["client"]
-        spec = {
-            **server,
-            "reply": Reply(**server["reply"]),
-            "keepalive": Keepalive(**server["keepalive"]),
-            "faults": tuple(_fault_from_dict(f) for f in server["faults"]),
-        }
-        return cls(
-            **{
-                **data,
-                "server": ServerSpec(**spec),
-                "client": ClientSpec(
-                    **{**client, "kwargs": MappingProxyType(dict(client["kwargs"]))}
-                ),
-                "session": _session_from_dict(data["session"]),
-                "expect": Expectations(**data["expect"]),
-                "variants": MappingProxyType(dict(data["variants"])),
-            }
-        )
+        value: Scenario = from_plain(cls, data)
+        return value
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
@@ -448,30 +404,6 @@ def _event_dict(event: Event) -> dict[str, Any]:
     else:
         data.update(during_turn=event.during_turn, at_ms=event.at_ms)
     return data
-
-
-def _session_from_dict(data: Mapping[str, Any]) -> SessionSpec:
-    values = dict(data)
-    values["events"] = tuple(Event(**e) for e in values.get("events", ()))
-    values["timeline"] = tuple(
-        TimelineSession(
-            s["start_ms"], tuple(TimelineCall(**c) for c in s["calls"]), s.get("name", "")
-        )
-        for s in values.get("timeline", ())
-    )
-    return SessionSpec(**values)
-
-
-def _fault_from_dict(data: Mapping[str, Any]) -> Fault:
-    values = dict(data)
-    if values.get("calls") is not None:
-        values["calls"] = tuple(values["calls"])
-    return FAULTS[values["kind"]](**values)
-
-
-def field_names(cls: type[Any]) -> tuple[str, ...]:
-    """The YAML keys of a section: its dataclass fields."""
-    return tuple(f.name for f in fields(cls))
 
 
 def planned_duration_s(scenario: Scenario) -> float:
