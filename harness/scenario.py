@@ -11,7 +11,7 @@ Hostile files are refused, never crashed on: nesting deeper than :data:`MAX_DEPT
 refused before the tree is built (PyYAML's composer recurses), any tag but the plain YAML
 core types is refused, and a value YAML cannot construct (``!!int three``, a 5000-digit
 integer) is an error at its line. A scenario that plans to run longer than the limit
-(:func:`harness.schema.planned_duration_s`) is refused unless the caller raises the limit.
+(:func:`harness.planned.planned_duration_s`) is refused unless the caller raises the limit.
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from harness import schema
+from harness import planned, schema
 from harness.errors import ScenarioError
 from harness.fields import Problem, field_names, tagged
+from harness.planned import DEFAULT_MAX_DURATION_S, planned_duration_s
 from harness.schema import *  # noqa: F403  (the values this module loads are its API too)
-from harness.schema import DEFAULT_MAX_DURATION_S, Expectation, Scenario, planned_duration_s
+from harness.schema import Expectation, Scenario
 from harness.variants import BUNDLED
 
 __all__ = ["MAX_DEPTH", "load_scenario", "parse_scenario"]
 __all__ += schema.__all__
+__all__ += planned.__all__
 
 _CALLS: Final = tuple[int, ...] | None  # a fault's `calls`: numbers, or `all`
 MAX_DEPTH: Final = 16  # nested mappings/lists; a valid scenario needs 4

@@ -18,7 +18,6 @@ values.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
@@ -29,7 +28,6 @@ from harness.variants import BUNDLED
 
 __all__ = [
     "API",
-    "DEFAULT_MAX_DURATION_S",
     "ClientKwargs",
     "ClientSpec",
     "Event",
@@ -49,7 +47,6 @@ __all__ = [
     "TimelineSession",
     "TruncateStream",
     "number",
-    "planned_duration_s",
 ]
 
 API = Literal["chat.completions", "responses"]
@@ -57,9 +54,6 @@ CloseMode = Literal["fin", "rst", "silent"]
 EventAction = Literal["terminate", "reload", "fallback"]
 Expectation = Literal["pass", "fail", "observe"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-# A scenario that plans to spend longer than this on purpose is refused unless the caller
-# raises the limit (--max-duration): a typo like 100000 turns must not start a day-long run.
-DEFAULT_MAX_DURATION_S: Final = 600.0
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
 MAX_TURNS: Final = 100_000  # turns per session (a timeline's calls per session)
 MAX_SESSIONS: Final = 256  # concurrency (a timeline's sessions)
@@ -404,28 +398,3 @@ def _event_dict(event: Event) -> dict[str, Any]:
     else:
         data.update(during_turn=event.during_turn, at_ms=event.at_ms)
     return data
-
-
-def planned_duration_s(scenario: Scenario) -> float:
-    """Seconds the scenario spends on purpose: idle gaps, latency, chunk delays and stalls.
-
-    An upper bound for one session (sessions run in parallel), counting every stall as if
-    each call it selects were in the same session. Timeouts and retries are not planned and
-    are not counted here (the watchdog bounds them).
-    """
-    session, server = scenario.session, scenario.server
-    calls = session.turns * session.calls_per_turn
-    chunks = server.reply.chunks if session.streams() else 0
-    per_call_ms = server.latency_ms + chunks * server.reply.chunk_delay_ms
-    stall_ms = 0.0
-    for fault in server.faults:
-        if isinstance(fault, Stall):
-            each = fault.ms * (1 if fault.at == "first_byte" else max(chunks, 1))
-            stall_ms += each * (calls if fault.calls is None else len(fault.calls))
-        elif isinstance(fault, HttpError) and fault.retry_after_s is not None:
-            # the SDK waits retry-after before each retry of a selected call
-            selected = calls if fault.calls is None else len(fault.calls)
-            stall_ms += fault.retry_after_s * 1000 * selected
-    total_ms = session.turns * session.idle_between_turns_ms + calls * per_call_ms + stall_ms
-    total_ms += session.timeline_idle_ms()
-    return total_ms / 1000 if math.isfinite(total_ms) else math.inf
