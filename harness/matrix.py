@@ -26,7 +26,7 @@ from harness.interrupts import deferring, ignoring, in_slices
 from harness.planned import planned_duration_s
 from harness.result import RunResult
 from harness.runner import run_one
-from harness.scenario import Expectation, Scenario
+from harness.schema import Expectation, Scenario
 from harness.verdict import RegressEntry, Verdict, judge
 
 __all__ = [
