@@ -7,7 +7,7 @@
 Prints, for the bundled matrix (or PATHS):
 - the wall time of one whole matrix run (at ``--jobs``, default: what ``regress`` picks), and
   each run's overhead beyond the scenario's own time (what it plans to spend asleep:
-  :func:`harness.schema.planned_duration_s`): process start, imports, server start, calls,
+  :func:`harness.planned.planned_duration_s`): process start, imports, server start, calls,
   sampling, measured around the whole run (``run_one``), workers forked from a zygote;
   ``--matrix-only`` stops there;
 - with ``--fresh-vs-zygote`` only: the same matrix with a fresh interpreter per run, with a
@@ -44,10 +44,10 @@ from harness.matrix import (
     run_matrix,
     usable_cores,
 )
+from harness.planned import planned_duration_s
 from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
 from harness.scenario import Scenario, load_scenario
-from harness.schema import planned_duration_s
 from harness.zygote import Zygote, workers_for
 
 

@@ -51,7 +51,7 @@ from harness.conversation import (
 from harness.factory import Factory, terminate_hook
 from harness.gateway import Gateway, fallback_kwargs
 from harness.result import CallRecord
-from harness.scenario import Event, Scenario
+from harness.schema import Event, Scenario
 
 __all__ = ["AsyncGateway", "ClientKind", "client_kind"]
 

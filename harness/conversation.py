@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from harness.result import CallRecord
-from harness.scenario import Event, Scenario, SessionSpec
+from harness.schema import Event, Scenario, SessionSpec
 
 __all__ = [
     "MODEL",

@@ -74,7 +74,7 @@ from harness.errors import FactoryError, UsageError
 from harness.factory import Factory, terminate_hook
 from harness.loopback import is_loopback
 from harness.result import CallRecord
-from harness.scenario import Event, Scenario
+from harness.schema import Event, Scenario
 from harness.timeline import replay_session, run_timeline
 
 __all__ = [

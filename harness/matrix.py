@@ -23,10 +23,10 @@ from typing import Final
 
 from harness.errors import RunCancelled
 from harness.interrupts import deferring, ignoring, in_slices
+from harness.planned import planned_duration_s
 from harness.result import RunResult
 from harness.runner import run_one
-from harness.scenario import Expectation, Scenario
-from harness.schema import planned_duration_s
+from harness.schema import Expectation, Scenario
 from harness.verdict import RegressEntry, Verdict, judge
 
 __all__ = [
@@ -104,7 +104,7 @@ def default_jobs(cells: Sequence[Cell], cores: int) -> int:
     """How many runs to keep in parallel so that ``cores`` cores stay busy, no more.
 
     A run computes for :func:`cpu_seconds` and waits for what its scenario plans to spend
-    asleep (:func:`~harness.schema.planned_duration_s`: idle gaps, latency, chunk delays,
+    asleep (:func:`~harness.planned.planned_duration_s`: idle gaps, latency, chunk delays,
     stalls, retry-after). While one run waits another can compute, so over all the cells
     ``cores x (CPU + waiting) / CPU`` runs keep the cores busy. Rounded, and kept between
     ``max(2, cores)`` (a worker and its server overlap even without waiting) and

@@ -50,7 +50,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
 from harness.errors import UsageError, WorkerError
 from harness.result import (  # the sample labels are defined with SocketSample
@@ -222,33 +222,31 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Untestable:
-    """The factory cannot be used (unresolvable, raised, wrong client kind); exit 3."""
+class _Text:
+    """A line that carries one ``message``."""
 
-    TYPE: ClassVar[str] = "untestable"
     message: str
 
     def fields(self) -> dict[str, Any]:
         return {"message": self.message}
 
     @classmethod
-    def from_fields(cls, data: Mapping[str, Any]) -> Untestable:
+    def from_fields(cls, data: Mapping[str, Any]) -> Self:
         return cls(str(data.get("message", "")))
 
 
 @dataclass(frozen=True)
-class Failed:
+class Untestable(_Text):
+    """The factory cannot be used (unresolvable, raised, wrong client kind); exit 3."""
+
+    TYPE: ClassVar[str] = "untestable"
+
+
+@dataclass(frozen=True)
+class Failed(_Text):
     """The worker itself failed (``"type": "error"``); exit 1."""
 
     TYPE: ClassVar[str] = "error"
-    message: str
-
-    def fields(self) -> dict[str, Any]:
-        return {"message": self.message}
-
-    @classmethod
-    def from_fields(cls, data: Mapping[str, Any]) -> Failed:
-        return cls(str(data.get("message", "")))
 
 
 @dataclass(frozen=True)

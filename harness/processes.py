@@ -108,8 +108,8 @@ class Handle(Protocol):
 
 
 class ClosedOnExit:
-    """The context-manager surface every :class:`Handle` shares: leaving the ``with``
-    (an exception, KeyboardInterrupt) calls :meth:`close`."""
+    """The context-manager surface every :class:`Handle` (and the zygote) shares: leaving
+    the ``with`` (an exception, KeyboardInterrupt) calls :meth:`close`."""
 
     def close(self) -> None:
         raise NotImplementedError

@@ -57,7 +57,7 @@ from harness.mockserver import MockServer
 from harness.processes import Handle
 from harness.redact import scrub
 from harness.result import RunResult, RunStatus, ServerStats, summarize
-from harness.scenario import HttpError, Scenario, Stall
+from harness.schema import HttpError, Scenario, Stall
 from harness.settle import SettleResponder
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ Hostile files are refused, never crashed on: nesting deeper than :data:`MAX_DEPT
 refused before the tree is built (PyYAML's composer recurses), any tag but the plain YAML
 core types is refused, and a value YAML cannot construct (``!!int three``, a 5000-digit
 integer) is an error at its line. A scenario that plans to run longer than the limit
-(:func:`harness.schema.planned_duration_s`) is refused unless the caller raises the limit.
+(:func:`harness.planned.planned_duration_s`) is refused unless the caller raises the limit.
 """
 
 from __future__ import annotations
@@ -26,21 +26,17 @@ from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from harness import schema
+from harness import planned, schema
 from harness.errors import ScenarioError
+from harness.fields import Problem, field_names, tagged
+from harness.planned import DEFAULT_MAX_DURATION_S, planned_duration_s
 from harness.schema import *  # noqa: F403  (the values this module loads are its API too)
-from harness.schema import (
-    DEFAULT_MAX_DURATION_S,
-    Expectation,
-    Problem,
-    Scenario,
-    field_names,
-    planned_duration_s,
-)
+from harness.schema import Expectation, Scenario
 from harness.variants import BUNDLED
 
 __all__ = ["MAX_DEPTH", "load_scenario", "parse_scenario"]
 __all__ += schema.__all__
+__all__ += planned.__all__
 
 _CALLS: Final = tuple[int, ...] | None  # a fault's `calls`: numbers, or `all`
 MAX_DEPTH: Final = 16  # nested mappings/lists; a valid scenario needs 4
@@ -166,13 +162,13 @@ class _Section:
         return tuple(sorted(set(calls)))
 
     def missing(self, name: str, choices: tuple[str, ...]) -> None:
-        """A required key (:data:`harness.schema.REQUIRED`, or a union's tag) not given."""
+        """A required key (:data:`harness.fields.REQUIRED`, or a union's tag) not given."""
         if name not in self.items:
             message = f"missing; use one of: {', '.join(choices)}"
             raise ScenarioError(self.ctx.path, self.line, self.sub(name), message)
 
     def refuse(self, problem: Problem) -> ScenarioError:
-        """The error for a rule the section's value broke (:class:`harness.schema.Problem`)."""
+        """The error for a rule the section's value broke (:class:`harness.fields.Problem`)."""
         key = self.key if problem.key is None else self.sub(problem.key)
         line = self.line
         if problem.key is not None and problem.at != "section":
@@ -369,10 +365,8 @@ def _given(cls: type[Any], sec: _Section, up: Any, skip: tuple[str | None, ...] 
 def _tagged(union: Any, sec: _Section) -> tuple[type[Any], str, tuple[str, ...]]:
     """The member of ``union`` that ``sec``'s tag names, the tag, and the keys it allows:
     the tag, then the keys every member shares, then its own."""
-    members = get_args(union)
+    tag, kinds, members = tagged(union)
     shared = [n for n in field_names(members[0]) if all(n in field_names(m) for m in members)]
-    tag = next(n for n in shared if get_origin(get_type_hints(members[0])[n]) is Literal)
-    kinds = tuple(get_args(get_type_hints(m)[tag])[0] for m in members)
     sec.missing(tag, kinds)
     cls = members[kinds.index(sec.choice(tag, kinds))]
     first = (tag, *(n for n in shared if n != tag))

@@ -1,32 +1,33 @@
 """Scenario schema v1 as frozen values: the one place each key's default, range and choices live.
 
 Every field of the dataclasses below carries its default, and numeric fields carry their
-range in ``metadata`` (:func:`number`); the choices of a text field are its ``Literal`` type.
-A field that must be given carries :data:`REQUIRED`; ``client.kwargs`` names the section
-whose set keys it keeps (:func:`section_of`); a rule across fields of one section is that
-section's ``problem`` method (:class:`Problem`). A ``tuple[int, ...]`` is a list of 1-based
-call numbers, and a union of dataclasses is told apart by the ``Literal`` field they share
-(``kind``). A rule about a section's lists is its ``list_problem`` method, checked once
-they are read. The YAML loader (:mod:`harness.scenario`) reads all of this from here, field by
-field, with no per-key code, and the reference (docs/scenarios.md) states the same values.
-:meth:`Scenario.from_dict` rebuilds a value from :meth:`Scenario.to_dict`, which is how a
-validated scenario reaches the worker.
+range in ``metadata`` (:func:`~harness.fields.number`); the choices of a text field are its
+``Literal`` type. A field that must be given carries :data:`~harness.fields.REQUIRED`;
+``client.kwargs`` names the section whose set keys it keeps (:func:`~harness.fields.section_of`);
+a rule across fields of one section is that section's ``problem`` method
+(:class:`~harness.fields.Problem`). A ``tuple[int, ...]`` is a list of 1-based call numbers,
+and a union of dataclasses is told apart by the ``Literal`` field they share (``kind``). A
+rule about a section's lists is its ``list_problem`` method, checked once they are read.
+:mod:`harness.fields` says how these declarations are read: the YAML loader
+(:mod:`harness.scenario`) reads them field by field, with no per-key code, and so does
+:meth:`Scenario.from_dict`, which rebuilds a value from :meth:`Scenario.to_dict` (how a
+validated scenario reaches the worker); the reference (docs/scenarios.md) states the same
+values.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from harness.fields import REQUIRED, Problem, from_plain, number, section_of
 from harness.variants import BUNDLED, PROVIDERS
 
 __all__ = [
     "API",
-    "DEFAULT_MAX_DURATION_S",
     "ClientKwargs",
     "ClientSpec",
     "Event",
@@ -46,7 +47,6 @@ __all__ = [
     "TimelineSession",
     "TruncateStream",
     "number",
-    "planned_duration_s",
 ]
 
 API = Literal["chat.completions", "responses"]
@@ -54,42 +54,9 @@ CloseMode = Literal["fin", "rst", "silent"]
 EventAction = Literal["terminate", "reload", "fallback"]
 Expectation = Literal["pass", "fail", "observe"]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-# A scenario that plans to spend longer than this on purpose is refused unless the caller
-# raises the limit (--max-duration): a typo like 100000 turns must not start a day-long run.
-DEFAULT_MAX_DURATION_S: Final = 600.0
-_HOUR_MS: Final = 3_600_000
 _NO_LIMIT: Final = 1e9  # thresholds: any finite count
 MAX_TURNS: Final = 100_000  # turns per session (a timeline's calls per session)
 MAX_SESSIONS: Final = 256  # concurrency (a timeline's sessions)
-
-
-def number(default: Any, *, lo: float = 0, hi: float = _HOUR_MS, cast: Any = None) -> Any:
-    """A numeric field: its default and its inclusive range, read by the loader; ``cast``
-    (e.g. ``float``) converts the value read, for a key handed on as given to the SDK."""
-    meta: dict[str, Any] = {"lo": lo, "hi": hi}
-    if cast is not None:
-        meta["cast"] = cast
-    return field(default=default, metadata=meta)
-
-
-# The metadata of a choice that must be given (``missing; use one of: ...``); its default
-# only fills the dataclass.
-REQUIRED: Final[Mapping[str, Any]] = MappingProxyType({"required": True})
-
-
-def section_of(cls: type[Any]) -> Any:
-    """A mapping field read as section ``cls``, keeping only the keys the file sets."""
-    return field(default_factory=lambda: _EMPTY, metadata={"section": cls})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A rule across a section's fields broken: ``key`` at fault (None: the section), and
-    whose line the error names: the key's, its value's, or the section's (a missing key)."""
-
-    key: str | None
-    message: str
-    at: Literal["key", "value", "section"] = "key"
 
 
 @dataclass(frozen=True)
@@ -395,10 +362,11 @@ class Scenario:
         """What ``factory`` (``--factory``) must show here: the role ``variants:`` gives it;
         else ``pass`` when the user named this scenario (its file or bundled name on the
         command line: ``run``, ``check``, ``regress FILE...``); else (found in a folder, or
-        the default bundled set) ``observe`` in a scenario with lifecycle events (they judge how a gateway
-        terminates its provider, which a factory they do not list may not model) and ``pass``
-        in the others. The implicit roles of a scenario without ``variants:`` are the
-        bundled variants' (:meth:`variant_expectations`), not a factory's."""
+        the default bundled set) ``observe`` in a scenario with lifecycle events (they judge
+        how a gateway terminates its provider, which a factory they do not list may not
+        model) and ``pass`` in the others. The implicit roles of a scenario without
+        ``variants:`` are the bundled variants' (:meth:`variant_expectations`), not a
+        factory's."""
         listed = self.variants.get(factory)
         if listed is not None:
             return listed
@@ -430,25 +398,8 @@ class Scenario:
 
         For values this program wrote; files from users go through the loader.
         """
-        server, client = data["server"], data["client"]
-        spec = {
-            **server,
-            "reply": Reply(**server["reply"]),
-            "keepalive": Keepalive(**server["keepalive"]),
-            "faults": tuple(_fault_from_dict(f) for f in server["faults"]),
-        }
-        return cls(
-            **{
-                **data,
-                "server": ServerSpec(**spec),
-                "client": ClientSpec(
-                    **{**client, "kwargs": MappingProxyType(dict(client["kwargs"]))}
-                ),
-                "session": _session_from_dict(data["session"]),
-                "expect": Expectations(**data["expect"]),
-                "variants": MappingProxyType(dict(data["variants"])),
-            }
-        )
+        value: Scenario = from_plain(cls, data)
+        return value
 
 
 def _event_dict(event: Event) -> dict[str, Any]:
@@ -459,52 +410,3 @@ def _event_dict(event: Event) -> dict[str, Any]:
     else:
         data.update(during_turn=event.during_turn, at_ms=event.at_ms)
     return data
-
-
-def _session_from_dict(data: Mapping[str, Any]) -> SessionSpec:
-    values = dict(data)
-    values["events"] = tuple(Event(**e) for e in values.get("events", ()))
-    values["timeline"] = tuple(
-        TimelineSession(
-            s["start_ms"], tuple(TimelineCall(**c) for c in s["calls"]), s.get("name", "")
-        )
-        for s in values.get("timeline", ())
-    )
-    return SessionSpec(**values)
-
-
-def _fault_from_dict(data: Mapping[str, Any]) -> Fault:
-    values = dict(data)
-    if values.get("calls") is not None:
-        values["calls"] = tuple(values["calls"])
-    return FAULTS[values["kind"]](**values)
-
-
-def field_names(cls: type[Any]) -> tuple[str, ...]:
-    """The YAML keys of a section: its dataclass fields."""
-    return tuple(f.name for f in fields(cls))
-
-
-def planned_duration_s(scenario: Scenario) -> float:
-    """Seconds the scenario spends on purpose: idle gaps, latency, chunk delays and stalls.
-
-    An upper bound for one session (sessions run in parallel), counting every stall as if
-    each call it selects were in the same session. Timeouts and retries are not planned and
-    are not counted here (the watchdog bounds them).
-    """
-    session, server = scenario.session, scenario.server
-    calls = session.turns * session.calls_per_turn
-    chunks = server.reply.chunks if session.streams() else 0
-    per_call_ms = server.latency_ms + chunks * server.reply.chunk_delay_ms
-    stall_ms = 0.0
-    for fault in server.faults:
-        if isinstance(fault, Stall):
-            each = fault.ms * (1 if fault.at == "first_byte" else max(chunks, 1))
-            stall_ms += each * (calls if fault.calls is None else len(fault.calls))
-        elif isinstance(fault, HttpError) and fault.retry_after_s is not None:
-            # the SDK waits retry-after before each retry of a selected call
-            selected = calls if fault.calls is None else len(fault.calls)
-            stall_ms += fault.retry_after_s * 1000 * selected
-    total_ms = session.turns * session.idle_between_turns_ms + calls * per_call_ms + stall_ms
-    total_ms += session.timeline_idle_ms()
-    return total_ms / 1000 if math.isfinite(total_ms) else math.inf

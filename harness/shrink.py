@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from harness.bisect.search import CALIBRATION_MAX, History, Posterior, wrong_bound
+from harness.planned import planned_duration_s
 from harness.result import RunResult
-from harness.scenario import Scenario, planned_duration_s
+from harness.schema import Scenario
 from harness.shrink_fields import (
     FIELDS,
     GAP_GRID,

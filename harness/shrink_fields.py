@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from harness.scenario import Scenario
+from harness.schema import Scenario
 
 __all__ = [
     "FIELDS",

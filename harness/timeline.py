@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 
 from harness.conversation import Round, TimelineTurns, rounds, start_ms
-from harness.scenario import SessionSpec
+from harness.schema import SessionSpec
 
 __all__ = ["replay_session", "run_timeline"]
 

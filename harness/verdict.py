@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from harness.result import SERVER_ERROR, RunResult
-from harness.scenario import Expectations
+from harness.schema import Expectations
 from harness.shard import Shard
 
 __all__ = ["REASON_KEYS", "RegressEntry", "RegressSummary", "Verdict", "judge", "reason_key"]

@@ -44,7 +44,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 from harness.environment import worker_env
@@ -133,7 +132,7 @@ class _Pending:
     error: str = ""
 
 
-class Zygote:
+class Zygote(ClosedOnExit):
     """A pre-started worker factory for one (interpreter, folder, environment).
 
     Use it as a context manager: leaving the ``with`` ends the zygote and every worker it
@@ -212,15 +211,7 @@ class Zygote:
         self._conn, self._child, self._reader, self._tmp = None, None, None, None
 
     def __enter__(self) -> Zygote:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return self.start()  # leaving the ``with`` closes it (ClosedOnExit)
 
     def _connect(self, path: str) -> socket.socket:
         """Spawn the zygote and accept its connection to ``path``."""

@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,11 @@ from typing import Any
 import psutil
 import pytest
 from _tty import ANSI, run_in_pty
+from _wait import until
 
 from harness.bisect import git as g
 from harness.bisect.driver import run_bisect
-from harness.bisect.model import REGRESSION_TERMS, BisectRequest
+from harness.bisect.model import FIX_TERMS, REGRESSION_TERMS, BisectRequest, Terms
 from harness.bisect.search import History, Posterior, calibration_next
 from harness.cli import build_parser
 from harness.commands.bisect import request_from
@@ -239,6 +239,24 @@ def harness_bisect(*args: str | Path, timeout: float = 240) -> subprocess.Comple
     )
 
 
+def bisect_args(
+    repo: Path,
+    old: str,
+    new: str,
+    scenario: Path,
+    reports: Path,
+    *,
+    terms: Terms = REGRESSION_TERMS,
+    factory: str = FACTORY,
+) -> list[str | Path]:
+    """The arguments every bisect here gives: the repository, the two bounds under ``terms``'
+    options (--good/--bad, or --broken/--fixed), the scenario, the factory, the report dir."""
+    return [
+        *("--repo", repo, f"--{terms.old}", old, f"--{terms.new}", new),
+        *("--scenario", scenario, "--factory", factory, "--report-dir", reports),
+    ]
+
+
 def only_report(report_dir: Path) -> Path:
     runs = sorted(report_dir.glob("bisect-*"))
     assert len(runs) == 1, runs
@@ -254,18 +272,7 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
     before = repo_state(repo)
     reports = tmp_path / "reports"
     done = harness_bisect(
-        "--repo",
-        repo,
-        "--good",
-        shas[0],
-        "--bad",
-        shas[BAD],
-        "--scenario",
-        scenario,
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        reports,
+        *bisect_args(repo, shas[0], shas[BAD], scenario, reports),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_untouched(repo, before)
@@ -341,18 +348,7 @@ def test_broken_fixed_names_the_fix_with_install_and_repeats(
     reports = tmp_path / "reports"
     # the install step litters the checkout; the driver must clean it before git moves on
     done = harness_bisect(
-        "--repo",
-        repo,
-        "--broken",
-        shas[M - 3],
-        "--fixed",
-        "main",
-        "--scenario",
-        scenario,
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        reports,
+        *bisect_args(repo, shas[M - 3], "main", scenario, reports, terms=FIX_TERMS),
         "--repeat",
         "2",
         "--policy",
@@ -385,18 +381,7 @@ def test_wrong_bound_is_refused_naming_it(
 ) -> None:
     before = repo_state(repo)
     done = harness_bisect(
-        "--repo",
-        repo,
-        "--good",
-        shas[K + 1],
-        "--bad",
-        shas[BAD],
-        "--scenario",
-        scenario,
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        tmp_path / "reports",
+        *bisect_args(repo, shas[K + 1], shas[BAD], scenario, tmp_path / "reports"),
     )
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.splitlines()
@@ -424,26 +409,16 @@ def test_signal_during_a_step_cleans_up_and_exits_128_plus_signal(
             "-m",
             "harness",
             "bisect",
-            "--repo",
-            str(repo),
-            "--good",
-            shas[0],
-            "--bad",
-            shas[BAD],
-            "--scenario",
-            str(scenario),
-            "--factory",
-            FACTORY,
-            "--report-dir",
-            str(reports),
+            *map(str, bisect_args(repo, shas[0], shas[BAD], scenario, reports)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        steps = _wait_for_running_step(reports, proc)
-        time.sleep(0.1)  # inside the oracle call, which takes about a second
+        steps = until(
+            lambda: _running_step(reports, proc), what="a step's oracle running", timeout_s=120
+        )
         os.kill(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -472,22 +447,19 @@ def test_signal_during_a_step_cleans_up_and_exits_128_plus_signal(
     assert leftovers == []
 
 
-def _wait_for_running_step(reports: Path, proc: subprocess.Popen[str]) -> Path:
-    """Wait until a ``git bisect run`` step (not a bound) has started its oracle."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for steps in reports.glob("bisect-*/steps"):
-            running = [
-                p
-                for p in steps.glob("*.check.log")
-                if int(p.name[:3]) >= 3  # after the two calibration calls
-                and not list(steps.glob(f"{p.name.split('.')[0]}.step.json"))
-            ]
-            if running:
+def _running_step(reports: Path, proc: subprocess.Popen[str]) -> Path | None:
+    """The steps folder once a ``git bisect run`` step (not a bound) has its oracle process
+    running, the call that takes about a second; None before."""
+    assert proc.poll() is None, proc.communicate()
+    for steps in reports.glob("bisect-*/steps"):
+        for log in steps.glob("*.check.log"):
+            stem = log.name.split(".")[0]
+            if int(stem[:3]) < 3 or (steps / f"{stem}.step.json").exists():
+                continue  # a calibration call (the first two), or a finished step
+            json_arg = str(steps / f"{stem}.check.json")  # the oracle's --json argument
+            if any(json_arg in (p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])):
                 return steps
-        time.sleep(0.05)
-    raise AssertionError("no bisect step started within 120 s")
+    return None
 
 
 def test_failed_install_skips_and_only_skipped_commits_left_exits_1(
@@ -499,18 +471,7 @@ def test_failed_install_skips_and_only_skipped_commits_left_exits_1(
     assert "refs/bisect/bad" in before["refs"]
     reports = tmp_path / "reports"
     done = harness_bisect(
-        "--repo",
-        repo,
-        "--broken",
-        shas[6],
-        "--fixed",
-        shas[11],
-        "--scenario",
-        scenario,
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        reports,
+        *bisect_args(repo, shas[6], shas[11], scenario, reports, terms=FIX_TERMS),
         "--install",
         f"! grep -q 'revision {M}' NOTES.md",
         "--install-always",  # the install fails on a file no dependency list names
@@ -593,18 +554,7 @@ def test_cli_bad_input_is_one_line_exit_2(
     repo: Path, shas: list[str], scenario: Path, tmp_path: Path
 ) -> None:
     done = harness_bisect(
-        "--repo",
-        repo,
-        "--good",
-        "v9.9",
-        "--bad",
-        shas[3],
-        "--scenario",
-        scenario,
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        tmp_path / "reports",
+        *bisect_args(repo, "v9.9", shas[3], scenario, tmp_path / "reports"),
         timeout=60,
     )
     assert done.returncode == 2
@@ -636,8 +586,7 @@ def test_cli_bad_input_is_one_line_exit_2(
 def test_bad_env_and_confidence_are_one_line_usage_errors(
     repo: Path, shas: list[str], scenario: Path, tmp_path: Path
 ) -> None:
-    base = ["--repo", repo, "--good", shas[0], "--bad", shas[3], "--scenario", scenario]
-    base += ["--factory", FACTORY, "--report-dir", tmp_path / "reports"]
+    base = bisect_args(repo, shas[0], shas[3], scenario, tmp_path / "reports")
     env = harness_bisect(*base, "--env", "NO_EQUALS_SIGN", timeout=60)
     assert env.returncode == 2
     assert env.stderr == (
@@ -747,18 +696,7 @@ def test_shallow_clone_without_the_bound_is_one_line_bad_input(tmp_path: Path) -
     _git(tmp_path, "clone", "--quiet", "--depth", "2", f"file://{repo}", str(shallow))
     (tmp_path / "x.yaml").write_text("version: 1\n")  # the scenario is resolved first
     done = harness_bisect(
-        "--repo",
-        shallow,
-        "--good",
-        shas[0],
-        "--bad",
-        "HEAD",
-        "--scenario",
-        tmp_path / "x.yaml",
-        "--factory",
-        FACTORY,
-        "--report-dir",
-        tmp_path / "reports",
+        *bisect_args(shallow, shas[0], "HEAD", tmp_path / "x.yaml", tmp_path / "reports"),
         timeout=60,
     )
     assert done.returncode == 2
@@ -826,16 +764,7 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
             "-m",
             "harness",
             "bisect",
-            "--repo",
-            str(repo),
-            "--good",
-            shas[0],
-            "--bad",
-            shas[-1],
-            "--scenario",
-            str(scenario),
-            "--factory",
-            FACTORY,
+            *map(str, bisect_args(repo, shas[0], shas[-1], scenario, reports)),
             "--install",
             install,
             "--env",
@@ -843,8 +772,6 @@ def test_install_runs_with_the_checker_environment_and_env_reaches_every_run(
             "--env",
             "UNUSED=a=b",
             "--install-always",
-            "--report-dir",
-            str(reports),
         ],
         capture_output=True,
         text=True,
@@ -956,9 +883,8 @@ def test_json_prints_only_the_report(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
     reports = tmp_path / "reports"
     done = harness_bisect(
-        *("--repo", repo, "--good", shas[0], "--bad", shas[5], "--json"),
-        *("--scenario", tmp_path / "s.yaml", "--factory", "unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}", "--report-dir", reports),
+        *bisect_args(repo, shas[0], shas[5], tmp_path / "s.yaml", reports, factory="unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}", "--json"),
         timeout=120,
     )
     assert (done.returncode, done.stderr) == (0, "")

@@ -15,6 +15,7 @@ from test_bisect import (
     _fast_bisect,
     _git,
     _new_repo,
+    bisect_args,
     harness_bisect,
     only_report,
     repo_state,
@@ -108,9 +109,8 @@ def test_submodules_require_makes_it_an_error_exit_3_with_gits_cause(tmp_path: P
     (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
     reports = tmp_path / "reports"
     done = harness_bisect(
-        *("--repo", repo, "--good", shas[0], "--bad", shas[-1], "--submodules", "require"),
-        *("--scenario", tmp_path / "s.yaml", "--factory", "unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}", "--report-dir", reports),
+        *bisect_args(repo, shas[0], shas[-1], tmp_path / "s.yaml", reports, factory="unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}", "--submodules", "require"),
         timeout=120,
     )
     assert done.returncode == 3, done.stdout + done.stderr

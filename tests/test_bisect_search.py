@@ -6,6 +6,7 @@ shows it with probability ``show``; a clean commit shows it with probability ``a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import replace
@@ -40,7 +41,6 @@ from harness.bisect.search import (
     calibration_next,
     decide,
     default_max_runs,
-    disagreeing,
     groups,
     log_marks,
     observed_runs,
@@ -96,8 +96,10 @@ def test_read_check_observed_runs_and_disagreeing() -> None:
         reasons=("errors 9 > 0",),
     )
     assert observed_runs(metrics, "regression") == (True, False, True)  # untestable: no vote
-    assert disagreeing(metrics, "regression") == 1
-    assert disagreeing(metrics, "healthy") == 2
+    for verdict, disagree in (("regression", 1), ("healthy", 2)):
+        observed = observed_runs(metrics, verdict)
+        record = dataclasses.replace(_record(1, 0.0, 1.0, 1.0), verdict=verdict, observed=observed)
+        assert record.disagree == disagree
     assert observed_runs(metrics, "untestable") == ()
     # an oracle without per-run results counts as one run of its verdict
     assert observed_runs(CheckMetrics(), "regression") == (True,)
@@ -311,7 +313,6 @@ def _record(index: int, started: float, step_s: float, scenario_s: float) -> Ste
         verdict="regression",
         term="bad",
         bisect_exit=1,
-        disagree=1,
         observed=(True, False),
         metrics=CheckMetrics(
             statuses=("completed", "completed"),

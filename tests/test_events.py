@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _wait import until
 
 from harness.agateway import AsyncGateway
 from harness.bisect.git import git_env
@@ -217,11 +218,12 @@ session:
 
 
 def _wait_for_calls(server: MockServer, count: int) -> None:
-    deadline = time.monotonic() + POLL_LIMIT_S
-    while server.stats().total_calls < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the server never saw {count} calls")
-        time.sleep(0.002)
+    until(
+        lambda: server.stats().total_calls >= count,
+        what=f"the server seeing {count} calls",
+        timeout_s=POLL_LIMIT_S,
+        interval_s=0.002,
+    )
 
 
 def _run_sync(text: str, variant: str) -> list[CallRecord]:

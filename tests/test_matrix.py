@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _wait import blocked_in, until
 
-from harness.interrupts import handling
+from harness.interrupts import handling, in_slices
 from harness.matrix import (
     Cell,
     cpu_seconds,
@@ -126,7 +126,8 @@ def test_a_signal_handed_to_a_pool_thread_still_interrupts_the_matrix() -> None:
     cancelled: list[bool] = []
 
     def runner(scenario: Scenario, variant: str, *, cancel: threading.Event, **_: Any) -> RunResult:
-        time.sleep(0.2)  # the main thread is waiting for this cell by now
+        main = threading.main_thread()  # acts only once it waits for this cell
+        until(lambda: blocked_in(main, in_slices), what="the main thread waiting for the cell")
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # to this pool thread
         cancelled.append(cancel.wait(60))  # set only once the main thread ran the handler
         return _result(scenario, variant)

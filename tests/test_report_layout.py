@@ -18,7 +18,15 @@ import pytest
 
 from harness.cli import main as cli_main
 from harness.errors import UsageError
-from harness.report import latest_run, load_summary, render_json, write_reports
+from harness.report import (
+    FILES,
+    SCHEMA,
+    latest_run,
+    load_summary,
+    parse_summary,
+    render_json,
+    write_reports,
+)
 from harness.report.layout import (
     append_step_summary,
     atomic_write_text,
@@ -230,23 +238,14 @@ def test_a_run_interrupted_before_any_cell_finished_still_writes_every_file(
     )
 
 
-def test_the_public_api_is_what_all_names() -> None:
-    import harness.report
-
-    assert sorted(harness.report.__all__) == [
-        "FILES",
-        "SCHEMA",
-        "latest_run",
-        "load_summary",
-        "parse_summary",
-        "render_html",
-        "render_json",
-        "render_junit",
-        "render_markdown",
-        "write_reports",
-    ]
-    for name in harness.report.__all__:
-        assert getattr(harness.report, name) is not None
+def test_each_file_holds_its_renderers_text_and_results_json_reads_back(tmp_path: Path) -> None:
+    summary = _summary(OLD)
+    run = write_reports(summary, tmp_path, env={})
+    for name, render in FILES:
+        assert (run / name).read_text(encoding="utf-8") == render(summary), name
+    text = (run / "results.json").read_text(encoding="utf-8")
+    assert json.loads(text)["schema"] == SCHEMA
+    assert parse_summary(text) == summary
 
 
 def test_a_run_dir_that_is_a_planted_symlink_is_refused(tmp_path: Path) -> None:

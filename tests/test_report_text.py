@@ -183,7 +183,6 @@ def test_bisect_lines_stay_within_100_columns() -> None:
         base,
         subject="fix: a subject line much longer than any column",
         observed=(True,),
-        disagree=0,
         metrics=dataclasses.replace(
             base.metrics, errors=(3,), retries=(0,), close_wait_growth=(1,)
         ),

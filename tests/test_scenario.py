@@ -378,6 +378,19 @@ def test_from_dict_rebuilds_the_validated_value(text: str) -> None:
     assert isinstance(again.server.faults, tuple)
 
 
+def test_from_dict_refuses_what_the_schema_does_not_declare() -> None:
+    data = parse_scenario(FULL, path="x.yaml").to_dict()
+    with pytest.raises(KeyError, match="extra"):
+        Scenario.from_dict({**data, "extra": 1})
+    with pytest.raises(TypeError, match="name"):
+        Scenario.from_dict({k: v for k, v in data.items() if k != "name"})
+    faults = [{**data["server"]["faults"][0], "kind": "teleport"}]
+    with pytest.raises(ValueError, match="teleport"):
+        Scenario.from_dict({**data, "server": {**data["server"], "faults": faults}})
+    with pytest.raises(TypeError, match="ServerSpec: expected a mapping, got list"):
+        Scenario.from_dict({**data, "server": []})
+
+
 # --- planned duration ---------------------------------------------------------------------
 
 ABSURD = "version: 1\nsession:\n  turns: 100000\n  idle_between_turns_ms: 3600000\n"

@@ -163,7 +163,6 @@ class StepRecord:
     verdict: Word
     term: str  # terms.old, terms.new, "skip" or "abort"
     bisect_exit: int  # the exit code `git bisect run` would read as `term`
-    disagree: int  # testable runs whose health differs from the verdict
     observed: tuple[bool, ...]
     metrics: CheckMetrics
     install_s: float
@@ -183,6 +182,11 @@ class StepRecord:
         return len(self.observed)
 
     @property
+    def disagree(self) -> int:
+        """Testable runs whose health differs from the verdict (a measure of flakiness)."""
+        return sum(1 for shown in self.observed if shown != (self.verdict == "regression"))
+
+    @property
     def is_bound(self) -> bool:
         return self.role is Role.BOUND
 
@@ -192,9 +196,13 @@ class StepRecord:
         return f"{self.bound_term} {Role.BOUND}" if self.is_bound else str(Role.STEP)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["role"], data["bound_term"]
-        data = {"index": data.pop("index"), "label": self.label, **data}  # bisect.json's order
+        values = asdict(self)
+        del values["role"], values["bound_term"]
+        data: dict[str, Any] = {"index": values.pop("index"), "label": self.label}  # its order
+        for key, value in values.items():
+            if key == "observed":  # the derived count stands where bisect.json always had it
+                data["disagree"] = self.disagree
+            data[key] = value
         data["files"] = dict(self.files)
         data["packages"] = dict(self.packages)
         data["observed"] = list(self.observed)
@@ -203,7 +211,7 @@ class StepRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
-        skip = ("role", "bound_term")
+        skip = ("role", "bound_term")  # read from label; runs and disagree are derived
         values = {
             f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in skip
         }

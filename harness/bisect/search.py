@@ -54,7 +54,6 @@ __all__ = [
     "calibration_next",
     "decide",
     "default_max_runs",
-    "disagreeing",
     "groups",
     "log_marks",
     "observed_counts",
@@ -162,11 +161,6 @@ def observed_runs(metrics: CheckMetrics, word: Word) -> tuple[bool, ...]:
     pairs = zip(metrics.statuses, metrics.healthy, strict=True)
     runs = tuple(not healthy for status, healthy in pairs if status != "untestable")
     return runs or (word == "regression",)
-
-
-def disagreeing(metrics: CheckMetrics, word: Word) -> int:
-    """Testable runs that voted against the call's verdict (a measure of flakiness)."""
-    return sum(1 for u in observed_runs(metrics, word) if u != (word == "regression"))
 
 
 # --- calibration on the bounds ------------------------------------------------------------

@@ -34,7 +34,6 @@ from harness.bisect.git import commit_info, git, scrub
 from harness.bisect.model import CheckMetrics, Role, StepRecord, Terms
 from harness.bisect.search import (
     bisect_exit,
-    disagreeing,
     observed_runs,
     read_check,
     read_versions,
@@ -180,7 +179,6 @@ def run_step(
         verdict=word,
         term=term,
         bisect_exit=bisect_exit(term, config.terms),
-        disagree=disagreeing(metrics, word),
         observed=observed_runs(metrics, word),
         metrics=metrics,
         install_s=round(install_s, 3),

@@ -16,8 +16,9 @@ from harness.environment import fingerprint
 from harness.errors import FactoryError, UsageError
 from harness.factory import check_spec
 from harness.matrix import MatrixOutcome
+from harness.planned import DEFAULT_MAX_DURATION_S
 from harness.report.layout import atomic_write_text, new_run_id
-from harness.scenario import DEFAULT_MAX_DURATION_S, Scenario, load_scenario
+from harness.scenario import Scenario, load_scenario
 from harness.shard import Shard
 from harness.verdict import RegressSummary
 

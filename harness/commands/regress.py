@@ -45,7 +45,7 @@ from harness.progress import Progress, choose_mode, make_progress
 from harness.report import render_json, write_reports
 from harness.report.text import regress_line, regress_opening, render_regress, terminal_width
 from harness.runner import run_one
-from harness.scenario import Scenario
+from harness.schema import Scenario
 from harness.shard import Shard, parse_shard
 from harness.verdict import RegressSummary
 from harness.zygote import workers_for

@@ -29,12 +29,12 @@ from harness.commands._common import (
 )
 from harness.commands.registry import command
 from harness.errors import UsageError
+from harness.fields import field_names
 from harness.matrix import Cell, run_matrix
 from harness.progress import Progress, choose_mode, make_progress
 from harness.report.layout import atomic_write_text
 from harness.runner import run_one
 from harness.scenario import Expectations, Scenario, load_scenario
-from harness.schema import field_names
 from harness.shrink import NotReproduced, ShrinkResult, Step, expected_runs, shows, shrink
 from harness.shrink_yaml import render, summary_lines
 from harness.verdict import REASON_KEYS

@@ -18,7 +18,8 @@ from harness.importer.model import Trace, TraceCall
 from harness.importer.read import FORMATS, detect, read_trace
 from harness.importer.render import render
 from harness.importer.replay import Replay, auto_compress, plan
-from harness.scenario import DEFAULT_MAX_DURATION_S, Scenario, parse_scenario
+from harness.planned import DEFAULT_MAX_DURATION_S
+from harness.scenario import Scenario, parse_scenario
 
 __all__ = [
     "FORMATS",

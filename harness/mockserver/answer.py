@@ -23,7 +23,7 @@ from harness.mockserver.payload import Payload, Reject, error_payload, json_payl
 from harness.mockserver.request import ApiRequest, parse_api_request
 from harness.mockserver.routing import Endpoint, route
 from harness.mockserver.templates import template_for
-from harness.scenario import HttpError, ResetOnReuse, ServerSpec, Stall, TruncateStream
+from harness.schema import HttpError, ResetOnReuse, ServerSpec, Stall, TruncateStream
 
 __all__ = ["Answer", "Responder"]
 

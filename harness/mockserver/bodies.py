@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from harness.mockserver.payload import Payload, StreamPlan, dumps, json_payload
 from harness.mockserver.request import MODEL, ApiRequest
-from harness.scenario import Reply
+from harness.schema import Reply
 
 __all__ = ["ARGUMENTS", "build_payload", "build_stream", "models_payload", "split_text"]
 

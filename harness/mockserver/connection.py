@@ -42,7 +42,7 @@ from harness.mockserver.machine import (
     Write,
 )
 from harness.result import SERVER_ERROR
-from harness.scenario import ServerSpec
+from harness.schema import ServerSpec
 
 __all__ = ["Connection"]
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT, CallLog
 from harness.result import ServerStats
-from harness.scenario import Fault, ResetOnReuse, TruncateStream
+from harness.schema import Fault, ResetOnReuse, TruncateStream
 
 __all__ = ["IDLE_CLOSE", "CallLedger", "Ticket", "select_fault"]
 

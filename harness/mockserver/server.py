@@ -32,7 +32,7 @@ from harness.mockserver.calllog import DEFAULT_CALL_LOG_LIMIT
 from harness.mockserver.connection import Connection
 from harness.mockserver.faults import CallLedger
 from harness.result import ServerStats
-from harness.scenario import ServerSpec
+from harness.schema import ServerSpec
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",

@@ -31,7 +31,7 @@ from typing import Final
 from harness.mockserver.bodies import build_payload, build_stream
 from harness.mockserver.payload import Payload, StreamPlan, dumps
 from harness.mockserver.request import ApiRequest
-from harness.scenario import Reply
+from harness.schema import Reply
 
 __all__ = ["Template", "template_for"]
 
