@@ -129,7 +129,9 @@ def main(ns: argparse.Namespace) -> int:
     # further signal is ignored until their reports are written.
     root = ns.root.resolve()
     with handling() as caught:
-        with progress, workers_for(root, fresh=ns.fresh_workers) as zygote:
+        # One run alone costs less in a fresh interpreter than a zygote's start and a fork.
+        fresh = ns.fresh_workers or len(cells) * ns.repeat < 2
+        with progress, workers_for(root, fresh=fresh) as zygote:
             outcome = run_matrix(
                 cells,
                 repeat=ns.repeat,
