@@ -74,12 +74,6 @@ class Probe:
         )
         return Reading(found, self._process.num_fds())
 
-    def established_ports(self) -> frozenset[int]:
-        return self.read().established_ports()
-
-    def held(self) -> list[tuple[int, str]]:
-        return self.read().held()
-
     def counts(self) -> SocketCounts:
         return self.read().counts()
 

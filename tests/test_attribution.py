@@ -243,7 +243,8 @@ def test_in_process_pools_unwrapped_clients_and_unowned_sockets(tmp_path: Path) 
         bare = socket.create_connection(("127.0.0.1", server.port))
         try:
             client.post(f"{server.base_url}/chat/completions", json=_body())
-            sockets = [Socket(fd, status) for fd, status in Probe(server.port, os.getpid()).held()]
+            reading = Probe(server.port, os.getpid()).read()
+            sockets = [Socket(fd, status) for fd, status in reading.held()]
             held = {h.kind: h for h in attribution.holders(sockets)}
         finally:
             client.close()

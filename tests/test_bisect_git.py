@@ -215,9 +215,8 @@ def test_a_git_failure_past_validation_exits_3_with_gits_cause(tmp_path: Path) -
     (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
     reports = tmp_path / "reports"
     done = harness_bisect(
-        *("--repo", repo, "--good", shas[0], "--bad", shas[-1]),
-        *("--scenario", tmp_path / "s.yaml", "--factory", "unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}", "--report-dir", reports),
+        *bisect_args(repo, shas[0], shas[-1], tmp_path / "s.yaml", reports, factory="unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}"),
         timeout=120,
     )
     assert done.returncode == 3, done.stdout + done.stderr

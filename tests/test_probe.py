@@ -171,10 +171,10 @@ def test_counts_ipv6_loopback_and_v4_mapped_peers(family: object, reader: str) -
         conn, _ = server.accept()
         probe = Probe(port, os.getpid())
         assert probe.counts().established == 1
-        assert probe.established_ports() == {client.getsockname()[1]}
+        assert probe.read().established_ports() == {client.getsockname()[1]}
         conn.close()
         until(lambda: probe.counts().close_wait == 1)
-        assert probe.held() == [(client.fileno(), "CLOSE_WAIT")]
+        assert probe.read().held() == [(client.fileno(), "CLOSE_WAIT")]
     finally:
         client.close()
         server.close()

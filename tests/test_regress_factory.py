@@ -149,6 +149,19 @@ def test_a_folder_names_none_of_its_scenarios_one_by_one(tmp_path: Path) -> None
     assert named_files([str(own)]) == {own.resolve()}
 
 
+def test_regress_over_a_folder_observes_a_factory_its_event_scenario_does_not_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same scenario and factory that fail when the file is named (below) are observed
+    when regress finds the file in a folder."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text(RELOAD)
+    argv = [str(folder), "--factory", "provider-keeps-closed"]
+    code, cells = _regress(capsys, *argv, "--report-dir", str(tmp_path / "r"))
+    assert (code, cells) == (0, [("mine", "provider-keeps-closed", "observe", 1)])
+
+
 def test_run_and_regress_judge_a_factory_alike_in_a_users_event_scenario(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
