@@ -84,6 +84,12 @@ def tests(session: nox.Session, openai: str) -> None:
 
     Arguments after `--` go to pytest after the defaults (a later `-m` replaces `-m sdk`).
     """
+    # Hundreds of processes import openai (workers, zygotes, CLI children, pytest's own
+    # workers): with PYTHONDONTWRITEBYTECODE set, as on many CI images, each would compile
+    # openai from source (+0.5 s) and pytest would rewrite every test module (+5 s a worker).
+    # Compile once at install time and let the tests' own pyc files be written.
+    session.env["UV_COMPILE_BYTECODE"] = "1"
+    session.env["PYTHONDONTWRITEBYTECODE"] = None
     session.install("-e", ".[test]", OPENAI_LINES[openai])
     select = [] if openai == FULL_SUITE_LINE else ["-m", "sdk"]
     # Most tests wait on sockets, sleeps and child processes: four xdist workers keep two

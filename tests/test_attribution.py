@@ -22,6 +22,9 @@ from harness.runner import run_one
 from harness.scenario import Scenario, parse_scenario
 from harness.testing import assert_healthy, check_factory
 from harness.variants._http import sdk_stack
+from harness.zygote import Zygote
+
+CHECKOUT = Path(__file__).resolve().parent.parent  # bundled variants fork from `forks` here
 
 # What each SDK line builds is attributed on every line (`sdk`); the flag's plumbing through
 # the commands and the plugin runs once.
@@ -190,7 +193,9 @@ def test_class_method_adapter_names_the_method_not_the_adapter(tmp_path: Path, k
 
 @pytest.mark.sdk
 @pytest.mark.parametrize("variant", ["keepalive-mutating", "keepalive-mutating-async"])
-def test_bundled_mutating_variant_names_the_injected_client(variant: str) -> None:
+def test_bundled_mutating_variant_names_the_injected_client(
+    variant: str, forks: Zygote | None
+) -> None:
     """The shared client injected into the kept kwargs: built by the helper, called from the
     factory's injection line."""
     import harness.variants as variants
@@ -201,7 +206,7 @@ def test_bundled_mutating_variant_names_the_injected_client(variant: str) -> Non
     module = folder / f"{variant.replace('-', '_')}.py"
     asynchronous = ", asynchronous=True" if variant.endswith("-async") else ""
     injected = _line(module, f"keepalive_client(sdk_defaults=False{asynchronous})")
-    result = run_one(_scenario(), variant, attribute=True)
+    result = run_one(_scenario(), variant, attribute=True, root=CHECKOUT, zygote=forks)
     (holder,) = _live(result)
     assert (holder.site, holder.function) == (
         f"harness/variants/_http.py:{made}",
@@ -211,8 +216,8 @@ def test_bundled_mutating_variant_names_the_injected_client(variant: str) -> Non
     assert (holder.shared, holder.role, holder.request_clients) == (True, "both", 3)
 
 
-def test_off_by_default_writes_no_attribution(tmp_path: Path) -> None:
-    result = run_one(_scenario(), "keepalive-mutating")
+def test_off_by_default_writes_no_attribution(forks: Zygote | None) -> None:
+    result = run_one(_scenario(), "keepalive-mutating", root=CHECKOUT, zygote=forks)
     assert result.close_wait_live_after_gc > 0
     assert all(not s.held_by and "held_by" not in s.to_dict() for s in result.samples)
 

@@ -34,6 +34,7 @@ from harness.scenario import Event, Scenario, load_scenario, parse_scenario
 from harness.testing import Checked, check_factory
 from harness.variants._provider import Lifecycle
 from harness.verdict import RegressEntry, RegressSummary
+from harness.zygote import Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -643,9 +644,9 @@ def test_a_fallback_without_a_second_server_is_a_usage_error() -> None:
 
 
 @pytest.mark.sdk
-def test_the_runner_starts_the_fallback_server() -> None:
+def test_the_runner_starts_the_fallback_server(forks: Zygote | None) -> None:
     scenario = parse_scenario(FALLBACK.format(via="shared", close="true"), path="fallback.yaml")
-    result = run_one(scenario, "provider-keeps-closed", root=ROOT)
+    result = run_one(scenario, "provider-keeps-closed", root=ROOT, zygote=forks)
     assert (result.status, result.calls, result.errors) == ("completed", 3, 0)
     assert result.server.total_calls == 1  # turn 1; turns 2 and 3 went to the fallback
     assert event_marks(result) == "turn 1: terminate, fallback"

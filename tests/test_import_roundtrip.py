@@ -15,6 +15,7 @@ from harness.importer.model import Trace
 from harness.result import RunResult
 from harness.runner import run_one
 from harness.scenario import load_scenario, parse_scenario
+from harness.zygote import Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "import"
@@ -59,23 +60,25 @@ def _shape(trace: Trace) -> dict[str, tuple[list[bool], list[float]]]:
     }
 
 
-def _run(text: str, tmp_path: Path, name: str, variant: str = "baseline") -> RunResult:
+def _run(
+    text: str, tmp_path: Path, name: str, forks: Zygote | None, variant: str = "baseline"
+) -> RunResult:
     path = tmp_path / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
-    result = run_one(load_scenario(path), variant, root=ROOT)
+    result = run_one(load_scenario(path), variant, root=ROOT, zygote=forks)
     assert result.status == "completed", result.detail
     return result
 
 
-def test_a_runs_trace_replays_as_itself(tmp_path: Path) -> None:
-    first = _run(ORIGINAL, tmp_path, "original")
+def test_a_runs_trace_replays_as_itself(tmp_path: Path, forks: Zygote | None) -> None:
+    first = _run(ORIGINAL, tmp_path, "original", forks)
     assert first.errors == 0
     assert write_trace(first.server.calls, tmp_path / "first.jsonl") == 7
     traced = read_trace(tmp_path / "first.jsonl")
 
     imported = import_trace(traced, compress=COMPRESS, idle_timeout_ms=IDLE_MS, name="replay")
     assert imported.scenario.server.keepalive.idle_timeout_ms == IDLE_MS / COMPRESS
-    replayed = _run(imported.text, tmp_path, "replay")
+    replayed = _run(imported.text, tmp_path, "replay", forks)
     assert (replayed.errors, replayed.close_wait_live_after_gc) == (0, 0)
     write_trace(replayed.server.calls, tmp_path / "second.jsonl")
     again = read_trace(tmp_path / "second.jsonl")
@@ -94,10 +97,12 @@ def test_a_runs_trace_replays_as_itself(tmp_path: Path) -> None:
 
 
 @pytest.mark.sdk
-def test_the_imported_replay_catches_the_mutating_factory(tmp_path: Path) -> None:
+def test_the_imported_replay_catches_the_mutating_factory(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     traced = read_trace(DATA / "gateway.har")
     imported = import_trace(traced, compress=50, idle_timeout_ms=5000, name="har")
-    result = _run(imported.text, tmp_path, "har", "keepalive-mutating")
+    result = _run(imported.text, tmp_path, "har", forks, "keepalive-mutating")
     # the first request client to close closes the transport planted in the kept kwargs: only
     # calls in flight before that (each session's first, at most) can succeed
     assert result.calls - 2 <= result.errors < result.calls

@@ -21,9 +21,11 @@ from harness.result import CallRecord, RunResult, ServerStats, SocketSample
 from harness.runner import classify, run_one, watchdog_for
 from harness.scenario import Scenario, load_scenario, parse_scenario
 from harness.verdict import judge
+from harness.zygote import Zygote
 
 OPENAI_MAJOR = int(importlib.metadata.version("openai").split(".")[0])
 DEADLINE_S = 30.0
+CHECKOUT = Path(__file__).resolve().parent.parent  # bundled variants fork from `forks` here
 
 
 def _scenario(tmp_path: Path, text: str, name: str = "s") -> Scenario:
@@ -102,8 +104,12 @@ def test_a_healthy_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.sdk
-def test_use_after_close_fails_every_turn_after_the_first(tmp_path: Path) -> None:
-    result = run_one(_scenario(tmp_path, CLOSING), "keepalive-mutating", root=tmp_path)
+def test_use_after_close_fails_every_turn_after_the_first(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
+    result = run_one(
+        _scenario(tmp_path, CLOSING), "keepalive-mutating", root=CHECKOUT, zygote=forks
+    )
     assert result.status == "completed"
     assert [r.ok for r in result.records] == [True] + [False] * 4
     expected = "RuntimeError" if OPENAI_MAJOR >= 3 else "openai.APIConnectionError"
@@ -119,12 +125,14 @@ def test_use_after_close_fails_every_turn_after_the_first(tmp_path: Path) -> Non
 
 
 @pytest.mark.sdk
-def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> None:
+def test_abandoned_streams_grow_close_wait_by_one_per_turn(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     text = CLOSING.replace(
         "idle_between_turns_ms: 100}",
         "idle_between_turns_ms: 100, stream: true, abandon_streams: true}",
     )
-    result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=tmp_path)
+    result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=CHECKOUT, zygote=forks)
     assert result.status == "completed"
     assert result.errors == 0
     assert result.close_wait_series == tuple(range(1, 6))
@@ -135,9 +143,9 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(tmp_path: Path) -> No
 
 
 @pytest.mark.sdk
-def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
+def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path, forks: Zygote | None) -> None:
     text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
-    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
+    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=CHECKOUT, zygote=forks)
     assert (result.status, result.errors, result.retries) == ("completed", 0, 0)
     assert result.close_wait_series == (1,) * 5
     # Held by the live shared pool: a collection does not free it, only the shutdown does.
@@ -146,13 +154,15 @@ def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
 
 
 @pytest.mark.sdk
-def test_sdk_retries_the_server_sees_are_counted_on_both_sides(tmp_path: Path) -> None:
+def test_sdk_retries_the_server_sees_are_counted_on_both_sides(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     text = (
         "version: 1\nserver:\n  faults:\n"
         "    - {kind: http_error, status: 500, calls: [1, 2, 4]}\n"
         "client: {kwargs: {timeout: 10, max_retries: 2}}\nsession: {turns: 2}\n"
     )
-    result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=tmp_path)
+    result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=CHECKOUT, zygote=forks)
     assert (result.status, result.errors, result.calls) == ("completed", 0, 2)
     assert result.server.retry_counts == (0, 1, 2, 0, 1)
     assert (result.retries, result.sdk_retries) == (3, 3)
@@ -161,24 +171,28 @@ def test_sdk_retries_the_server_sees_are_counted_on_both_sides(tmp_path: Path) -
 
 @pytest.mark.sdk
 @pytest.mark.slow
-def test_a_shared_pool_hides_dropped_reuse_behind_retries(tmp_path: Path) -> None:
+def test_a_shared_pool_hides_dropped_reuse_behind_retries(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     text = (
         "version: 1\nserver: {faults: [{kind: reset_on_reuse, mode: rst}]}\n"
         "client: {kwargs: {timeout: 5, max_retries: 2}, close_request_clients: false}\n"
         "session: {turns: 5, idle_between_turns_ms: 20}\n"
     )
     scenario = _scenario(tmp_path, text)
-    shared = run_one(scenario, "shared-http-client", root=tmp_path)
+    shared = run_one(scenario, "shared-http-client", root=CHECKOUT, zygote=forks)
     # Every turn after the first reuses the pooled connection, is dropped, and is retried.
     assert (shared.status, shared.errors, shared.retries) == ("completed", 0, 4)
     assert shared.established_series == (1,) * 5
-    fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
+    fixed = run_one(scenario, "keepalive-fixed", root=CHECKOUT, zygote=forks)
     assert (fixed.status, fixed.errors, fixed.retries) == ("completed", 0, 0)
 
 
 @pytest.mark.sdk
 @pytest.mark.slow  # two runs of 105 calls, one waits the 1 s pool timeout
-def test_lost_connection_limits_run_dry_after_100_held_connections(tmp_path: Path) -> None:
+def test_lost_connection_limits_run_dry_after_100_held_connections(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     # Five sessions abandon a stream each per turn: 100 connections held after 20 turns, so
     # every call of turn 21 waits the 1 s pool timeout (the sessions wait it in parallel).
     text = (
@@ -186,14 +200,14 @@ def test_lost_connection_limits_run_dry_after_100_held_connections(tmp_path: Pat
         "session: {turns: 21, concurrency: 5, stream: true, abandon_streams: true}\n"
     )
     scenario = _scenario(tmp_path, text)
-    broken = run_one(scenario, "keepalive-mutating", root=tmp_path)
+    broken = run_one(scenario, "keepalive-mutating", root=CHECKOUT, zygote=forks)
     failed = [r for r in broken.records if not r.ok]
     assert (broken.status, broken.calls) == ("completed", 105)
     assert sorted((r.session, r.turn, r.error_type) for r in failed) == [
         (session, 21, "openai.APITimeoutError") for session in range(5)
     ]
     assert all(r.error_chain[1].endswith("PoolTimeout: ") for r in failed)
-    fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
+    fixed = run_one(scenario, "keepalive-fixed", root=CHECKOUT, zygote=forks)
     assert (fixed.status, fixed.calls, fixed.errors) == ("completed", 105, 0)
 
 
@@ -407,11 +421,11 @@ BUNDLED_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
     ],
 )
 def test_only_the_live_after_gc_threshold_catches_the_mutated_pool(
-    tmp_path: Path, name: str, series: dict[str, tuple[int, ...]], held: int
+    name: str, series: dict[str, tuple[int, ...]], held: int, forks: Zygote | None
 ) -> None:
     scenario = load_scenario(BUNDLED_SCENARIOS / f"{name}.yaml")
-    buggy = run_one(scenario, "keepalive-mutating", root=tmp_path)
-    fixed = run_one(scenario, "keepalive-fixed", root=tmp_path)
+    buggy = run_one(scenario, "keepalive-mutating", root=CHECKOUT, zygote=forks)
+    fixed = run_one(scenario, "keepalive-fixed", root=CHECKOUT, zygote=forks)
     for result in (buggy, fixed):
         assert (result.status, result.errors) == ("completed", 0)
         assert result.close_wait_series == series[result.variant]
