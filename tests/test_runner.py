@@ -143,9 +143,9 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(
 
 
 @pytest.mark.sdk
-def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path, forks: Zygote | None) -> None:
+def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
     text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
-    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=CHECKOUT, zygote=forks)
+    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
     assert (result.status, result.errors, result.retries) == ("completed", 0, 0)
     assert result.close_wait_series == (1,) * 5
     # Held by the live shared pool: a collection does not free it, only the shutdown does.
