@@ -74,10 +74,13 @@ def test_watchdog_grows_with_stalls_between_chunks() -> None:
 
 # --- runs ---------------------------------------------------------------------------------
 
+# The server reaps a connection 400 ms after its reply: a pool that has not taken its
+# connection back by then (a client held up on a loaded machine) finds it reaped and drops
+# it, leaving no CLOSE_WAIT to count; 50 ms read (0, 1, 1, 1, 1) once under load.
 CLOSING = """version: 1
-server: {keepalive: {idle_timeout_ms: 50}}
+server: {keepalive: {idle_timeout_ms: 400}}
 client: {kwargs: {timeout: 10}, close_request_clients: true}
-session: {turns: 5, idle_between_turns_ms: 100}
+session: {turns: 5, idle_between_turns_ms: 600}
 """
 
 
@@ -129,8 +132,8 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(
     tmp_path: Path, forks: Zygote | None
 ) -> None:
     text = CLOSING.replace(
-        "idle_between_turns_ms: 100}",
-        "idle_between_turns_ms: 100, stream: true, abandon_streams: true}",
+        "idle_between_turns_ms: 600}",
+        "idle_between_turns_ms: 600, stream: true, abandon_streams: true}",
     )
     result = run_one(_scenario(tmp_path, text), "keepalive-fixed", root=CHECKOUT, zygote=forks)
     assert result.status == "completed"
@@ -143,9 +146,9 @@ def test_abandoned_streams_grow_close_wait_by_one_per_turn(
 
 
 @pytest.mark.sdk
-def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path) -> None:
+def test_a_shared_mutated_pool_holds_one_close_wait(tmp_path: Path, forks: Zygote | None) -> None:
     text = CLOSING.replace("close_request_clients: true", "close_request_clients: false")
-    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=tmp_path)
+    result = run_one(_scenario(tmp_path, text), "keepalive-mutating", root=CHECKOUT, zygote=forks)
     assert (result.status, result.errors, result.retries) == ("completed", 0, 0)
     assert result.close_wait_series == (1,) * 5
     # Held by the live shared pool: a collection does not free it, only the shutdown does.
