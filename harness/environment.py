@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -72,13 +73,18 @@ def harness_env(base: Mapping[str, str]) -> dict[str, str]:
     would put every package beside it ahead of the child's own (the harness's openai 3 ahead
     of the openai 2 a project installs into the private venv).
     """
-    source = Path(__file__).resolve().parent.parent
     env = dict(base)
-    if not any(source.glob("lifecycle_harness-*.dist-info")):
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(source), env.get("PYTHONPATH", "")) if p
-        )
+    if (source := _checkout()) is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+@functools.cache
+def _checkout() -> str | None:
+    """The folder holding this harness's package when it is a checkout; None when it is a
+    site-packages (it holds the wheel's .dist-info). Looked up once: every run asks."""
+    source = Path(__file__).resolve().parent.parent
+    return None if any(source.glob("lifecycle_harness-*.dist-info")) else str(source)
 
 
 def worker_env(base: Mapping[str, str]) -> dict[str, str]:

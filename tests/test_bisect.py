@@ -633,10 +633,37 @@ def _new_repo(path: Path) -> Path:
     return path
 
 
-def _fast_bisect(tmp_path: Path, repo: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+def _state_oracle(tmp_path: Path, prefix: str = "") -> tuple[Path, Path]:
+    """(the STATE oracle's script, preceded by ``prefix``; a scenario it ignores)."""
     oracle = tmp_path / "state_oracle.py"
-    oracle.write_text(STATE_ORACLE, encoding="utf-8")
+    oracle.write_text(prefix + STATE_ORACLE, encoding="utf-8")
     (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
+    return oracle, tmp_path / "s.yaml"
+
+
+def state_bisect(
+    tmp_path: Path, repo: Path, old: str, new: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``harness bisect`` of ``repo`` from ``old`` to ``new`` with the STATE oracle, then
+    ``args``; its result and its report folder."""
+    oracle, scenario = _state_oracle(tmp_path)
+    reports = tmp_path / "reports"
+    done = harness_bisect(
+        *bisect_args(repo, old, new, scenario, reports, factory="unused:f"),
+        *("--oracle", f"{sys.executable} {oracle}", *args),
+        timeout=120,
+    )
+    return done, reports
+
+
+def add_submodule(repo: Path, source: Path, name: str = "vendored") -> None:
+    """Add the local repository ``source`` to ``repo`` as submodule ``name``."""
+    allow = ("-c", "protocol.file.allow=always")  # git refuses file:// submodules otherwise
+    _git(repo, *allow, "submodule", "add", "--quiet", str(source), name)
+
+
+def _fast_bisect(tmp_path: Path, repo: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    oracle, _ = _state_oracle(tmp_path)
     out = io.StringIO()
     reports = tmp_path / "reports"
     request = request_from(
@@ -713,8 +740,7 @@ def test_submodules_are_checked_out_at_every_commit(tmp_path: Path) -> None:
     states = ["healthy", "healthy", "healthy", "regression", "regression", "regression"]
     sub_shas = [_commit(sub, f"sub {i}", STATE=s) for i, s in enumerate(states)]
     repo = _new_repo(tmp_path / "repo")
-    allow = ("-c", "protocol.file.allow=always")
-    _git(repo, *allow, "submodule", "add", "--quiet", str(sub), "sub")
+    add_submodule(repo, sub, "sub")
     shas = []
     for i, sub_sha in enumerate(sub_shas):
         _git(repo / "sub", "checkout", "--quiet", sub_sha)
@@ -837,12 +863,10 @@ def _state_repo(tmp_path: Path) -> tuple[list[str], list[str]]:
     states = ["healthy" if i < K else "regression" for i in range(BAD + 1)]
     states[S] = "untestable"
     shas = [_commit(repo, f"c{i}", STATE=state) for i, state in enumerate(states)]
-    oracle = tmp_path / "state_oracle.py"
     # each run lasts a moment, as a real one does, so the live region redraws during it
-    oracle.write_text("import time; time.sleep(0.5)\n" + STATE_ORACLE, encoding="utf-8")
-    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
+    oracle, scenario = _state_oracle(tmp_path, "import time; time.sleep(0.5)\n")
     argv = [sys.executable, "-m", "harness", "bisect", "--repo", str(repo), "--good", shas[0],
-            "--bad", shas[BAD], "--scenario", str(tmp_path / "s.yaml"), "--factory", "unused:f",
+            "--bad", shas[BAD], "--scenario", str(scenario), "--factory", "unused:f",
             "--oracle", f"{sys.executable} {oracle}"]  # fmt: skip
     return shas, argv
 
@@ -878,15 +902,7 @@ def test_on_a_tty_bisect_shows_live_progress_and_quiet_prints_the_conclusion(
 def test_json_prints_only_the_report(tmp_path: Path) -> None:
     repo = _new_repo(tmp_path / "repo")
     shas = [_commit(repo, f"c{i}", STATE="healthy" if i < 3 else "regression") for i in range(6)]
-    oracle = tmp_path / "state_oracle.py"
-    oracle.write_text(STATE_ORACLE, encoding="utf-8")
-    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
-    reports = tmp_path / "reports"
-    done = harness_bisect(
-        *bisect_args(repo, shas[0], shas[5], tmp_path / "s.yaml", reports, factory="unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}", "--json"),
-        timeout=120,
-    )
+    done, reports = state_bisect(tmp_path, repo, shas[0], shas[5], "--json")
     assert (done.returncode, done.stderr) == (0, "")
     report = json.loads(done.stdout)  # the whole of stdout: no progress or conclusion lines
     assert done.stdout == (only_report(reports) / "bisect.json").read_text(encoding="utf-8")

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from test_bisect import (
-    STATE_ORACLE,
     _commit,
     _fast_bisect,
     _git,
     _new_repo,
-    bisect_args,
-    harness_bisect,
+    add_submodule,
     only_report,
     repo_state,
+    state_bisect,
 )
 
 from harness.bisect.git import cause
@@ -34,16 +32,7 @@ def _repo_with_dead_submodule(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     sub = _new_repo(tmp_path / "vendored-src")
     _commit(sub, "vendored 1", README="vendored\n")
     repo = _new_repo(tmp_path / "repo")
-    _git(
-        repo,
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "--quiet",
-        str(sub),
-        "vendored",
-    )
+    add_submodule(repo, sub)
     shas = [_commit(repo, f"c{i}", STATE=s, **{"NOTES.md": f"{i}\n"}) for i, s in enumerate(STATES)]
     shutil.rmtree(sub)  # the URL is dead from now on: nothing can fetch it
     return repo, sub, shas
@@ -104,15 +93,7 @@ def test_an_unreachable_submodule_is_a_warning_and_the_bisect_goes_on(tmp_path: 
 
 def test_submodules_require_makes_it_an_error_exit_3_with_gits_cause(tmp_path: Path) -> None:
     repo, sub, shas = _repo_with_dead_submodule(tmp_path)
-    oracle = tmp_path / "state_oracle.py"
-    oracle.write_text(STATE_ORACLE, encoding="utf-8")
-    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
-    reports = tmp_path / "reports"
-    done = harness_bisect(
-        *bisect_args(repo, shas[0], shas[-1], tmp_path / "s.yaml", reports, factory="unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}", "--submodules", "require"),
-        timeout=120,
-    )
+    done, reports = state_bisect(tmp_path, repo, shas[0], shas[-1], "--submodules", "require")
     assert done.returncode == 3, done.stdout + done.stderr
     [line] = done.stderr.splitlines()
     clone = line.split(" in ")[1].split(" (exit")[0]
@@ -210,15 +191,7 @@ def test_a_git_failure_past_validation_exits_3_with_gits_cause(tmp_path: Path) -
     shas = [_commit(repo, f"c{i}", STATE=s, **{"NOTES.md": f"{i}\n"}) for i, s in enumerate(STATES)]
     blob = _git(repo, "rev-parse", f"{shas[0]}:NOTES.md").strip()
     (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
-    oracle = tmp_path / "state_oracle.py"
-    oracle.write_text(STATE_ORACLE, encoding="utf-8")
-    (tmp_path / "s.yaml").write_text("version: 1\n", encoding="utf-8")
-    reports = tmp_path / "reports"
-    done = harness_bisect(
-        *bisect_args(repo, shas[0], shas[-1], tmp_path / "s.yaml", reports, factory="unused:f"),
-        *("--oracle", f"{sys.executable} {oracle}"),
-        timeout=120,
-    )
+    done, reports = state_bisect(tmp_path, repo, shas[0], shas[-1])
     assert done.returncode == 3, done.stdout + done.stderr
     [line] = done.stderr.splitlines()
     clone = line.split(" in ")[1].split(" (exit")[0]

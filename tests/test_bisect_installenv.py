@@ -27,8 +27,8 @@ from test_bisect import (
     SCENARIO,
     _checker_venv,
     _commit,
-    _git,
     _new_repo,
+    add_submodule,
     only_report,
     repo_state,
 )
@@ -123,16 +123,7 @@ def _project(
     if dead_submodule:
         source = _new_repo(tmp_path / "vendored-src")
         _commit(source, "vendored 1", README="vendored\n")
-        _git(
-            repo,
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            str(source),
-            "vendored",
-        )
+        add_submodule(repo, source)
     shas = []
     for i, pin in enumerate(pins):
         factory = (HEALTHY if i < mutate_from else MUTATING).format(i=i)

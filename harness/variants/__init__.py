@@ -42,16 +42,7 @@ BUNDLED: Final = MappingProxyType(
 FIXED_VARIANTS: Final = tuple(name for name, fixed in BUNDLED.items() if fixed)
 # The variants whose module defines ``terminate_openai_client``: the only ones that model how a
 # gateway terminates its provider, which is what a scenario's lifecycle events judge.
-PROVIDERS: Final = frozenset(
-    {
-        "provider-keeps-closed",
-        "provider-rebuild-on-closed",
-        "provider-atomic-swap",
-        "provider-keeps-closed-async",
-        "provider-rebuild-on-closed-async",
-        "provider-atomic-swap-async",
-    }
-)
+PROVIDERS: Final = frozenset(name for name in BUNDLED if name.startswith("provider-"))
 
 
 def is_bundled(name: str) -> bool:
