@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import os
 import resource
 import statistics
 import tempfile
@@ -84,8 +83,8 @@ def parts(clients: int, count: int) -> None:
             live = [stack.Client() for _ in range(clients)]
             for client in live:
                 client.post(f"{server.base_url}/chat/completions", json=_BODY)
-            probe = Probe(server.port, os.getpid())
-            sockets = [Socket(fd, status) for fd, status in probe.held()]
+            probe = Probe(server.port)
+            sockets = [Socket(fd, status) for fd, status in probe.read().held()]
             mapping = [_ms(lambda: attribution.holders(sockets)) for _ in range(count * 5)]
             for client in live:
                 client.close()

@@ -1,10 +1,10 @@
-"""Socket and fd sampling of one process, toward one server port.
+"""Socket and fd sampling of this process, toward one server port.
 
 The probe counts the process's TCP sockets whose REMOTE end is the mock server's port, so a
 server in the same process (tests) is not counted, and its open file descriptors. A socket
 the peer reset while the process still holds its fd is listed in no TCP state at all; the
-fd count is what catches it. On Linux it asks the kernel (:mod:`harness.sockdiag`, several
-times cheaper than psutil's reading of ``/proc/net/tcp``); elsewhere it asks psutil.
+fd count is what catches it. On Linux it asks each socket (:mod:`harness.ownsockets`, ten
+times cheaper than reading the kernel's connection table); elsewhere it asks psutil.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import psutil
 
-from harness import sockdiag
+from harness import ownsockets
 from harness.loopback import is_loopback
+from harness.ownsockets import Conn
 from harness.result import SocketSample
-from harness.sockdiag import Conn
 
 __all__ = ["Probe", "Reading", "SocketCounts"]
 
@@ -53,16 +53,15 @@ class Reading:
 
 
 class Probe:
-    """Samples process ``pid`` (``os.getpid()`` for this one) for sockets toward ``port``."""
+    """Samples this process for sockets toward ``port``."""
 
-    def __init__(self, port: int, pid: int) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.pid = pid
-        self._process = None if sockdiag.usable(pid) else psutil.Process(pid)
+        self._process = None if ownsockets.usable() else psutil.Process()
 
     def read(self) -> Reading:
         if self._process is None:
-            conns, fds = sockdiag.toward(self.pid, self.port)
+            conns, fds = ownsockets.toward(self.port)
             return Reading(tuple(conns), fds)
         found = tuple(
             Conn(conn.fd, str(conn.status), conn.laddr.port)
@@ -70,7 +69,7 @@ class Probe:
             if conn.raddr
             and conn.raddr.port == self.port
             and is_loopback(conn.raddr.ip)
-            and conn.status in sockdiag.STATES.values()
+            and conn.status in ownsockets.STATES.values()
         )
         return Reading(found, self._process.num_fds())
 

@@ -130,7 +130,7 @@ def run_job(job: Job, sink: _Sink) -> int:
         sink.write(Untestable(str(exc)))
         return EXIT_UNTESTABLE
     scenario = Scenario.from_dict(job.scenario)
-    probe = Probe(job.port, os.getpid())
+    probe = Probe(job.port)
     settler = None if job.settle_fd is None else Settler(job.settle_fd, probe)
 
     def sample(label: str, turn: int = 0) -> None:

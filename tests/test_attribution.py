@@ -4,7 +4,6 @@ call sites; each test checks the file:line the attribution names."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -249,7 +248,7 @@ def test_in_process_pools_unwrapped_clients_and_unowned_sockets(tmp_path: Path) 
         bare = socket.create_connection(("127.0.0.1", server.port))
         try:
             client.post(f"{server.base_url}/chat/completions", json=_body())
-            reading = Probe(server.port, os.getpid()).read()
+            reading = Probe(server.port).read()
             sockets = [Socket(fd, status) for fd, status in reading.held()]
             held = {h.kind: h for h in attribution.holders(sockets)}
         finally:

@@ -1,11 +1,10 @@
 """Probe: CLOSE_WAIT, ESTABLISHED and fds toward one port, on sockets put there on purpose.
 
-Every test runs twice: with the probe asking the kernel (harness.sockdiag) and with its
+Every test runs twice: with the probe asking each socket (harness.ownsockets) and with its
 psutil fallback, so both give the same counts."""
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -13,17 +12,17 @@ from collections.abc import Iterator
 import pytest
 from _wait import until
 
-from harness import sockdiag
+from harness import ownsockets
 from harness.probe import Probe
 from harness.result import SocketSample
 
 
-@pytest.fixture(autouse=True, params=["proc", "psutil"])
+@pytest.fixture(autouse=True, params=["sockets", "psutil"])
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "psutil":
-        monkeypatch.setattr(sockdiag, "usable", lambda pid: False)
-    elif not sockdiag.usable(os.getpid()):
-        pytest.skip("no sock_diag on this machine")
+        monkeypatch.setattr(ownsockets, "usable", lambda: False)
+    elif not ownsockets.usable():
+        pytest.skip("no TCP_INFO or /proc/self/fd on this machine")
     return str(request.param)
 
 
@@ -58,7 +57,7 @@ def _port(sock: socket.socket) -> int:
 def test_counts_close_wait_from_a_peer_that_closed(
     listener: socket.socket, clients: list[socket.socket]
 ) -> None:
-    probe = Probe(_port(listener), os.getpid())
+    probe = Probe(_port(listener))
     for _ in range(3):
         _connect(listener, clients)
         conn, _ = listener.accept()
@@ -70,7 +69,7 @@ def test_counts_close_wait_from_a_peer_that_closed(
 def test_counts_established_but_not_the_servers_own_end(
     listener: socket.socket, clients: list[socket.socket]
 ) -> None:
-    probe = Probe(_port(listener), os.getpid())
+    probe = Probe(_port(listener))
     accepted = []
     for _ in range(2):
         _connect(listener, clients)
@@ -94,8 +93,8 @@ def test_ignores_sockets_toward_other_ports(
         _connect(listener, clients)
         conn, _ = listener.accept()
         conn.close()
-        probe = Probe(_port(other), os.getpid())
-        own = Probe(_port(listener), os.getpid())
+        probe = Probe(_port(other))
+        own = Probe(_port(listener))
         until(lambda: own.counts().close_wait == 1)
         assert (probe.counts().close_wait, probe.counts().established) == (0, 0)
     finally:
@@ -105,7 +104,7 @@ def test_ignores_sockets_toward_other_ports(
 def test_a_socket_reset_by_the_peer_shows_only_in_fds(
     listener: socket.socket, clients: list[socket.socket]
 ) -> None:
-    probe = Probe(_port(listener), os.getpid())
+    probe = Probe(_port(listener))
     before = probe.counts().fds
     client = _connect(listener, clients)
     conn, _ = listener.accept()
@@ -129,7 +128,7 @@ def _reset_seen(client: socket.socket) -> bool:
 
 
 def test_fds_count_open_sockets(listener: socket.socket, clients: list[socket.socket]) -> None:
-    probe = Probe(_port(listener), os.getpid())
+    probe = Probe(_port(listener))
     before = probe.counts().fds
     _connect(listener, clients)
     accepted, _ = listener.accept()
@@ -141,7 +140,7 @@ def test_fds_count_open_sockets(listener: socket.socket, clients: list[socket.so
 
 
 def test_sample_is_a_socket_sample(listener: socket.socket, clients: list[socket.socket]) -> None:
-    probe = Probe(_port(listener), os.getpid())
+    probe = Probe(_port(listener))
     _connect(listener, clients)
     conn, _ = listener.accept()
     conn.close()
@@ -169,7 +168,7 @@ def test_counts_ipv6_loopback_and_v4_mapped_peers(family: object, reader: str) -
         port = _port(server)
         client.connect(("::1", port) if family == socket.AF_INET6 else ("::ffff:127.0.0.1", port))
         conn, _ = server.accept()
-        probe = Probe(port, os.getpid())
+        probe = Probe(port)
         assert probe.counts().established == 1
         assert probe.read().established_ports() == {client.getsockname()[1]}
         conn.close()
@@ -178,3 +177,28 @@ def test_counts_ipv6_loopback_and_v4_mapped_peers(family: object, reader: str) -
     finally:
         client.close()
         server.close()
+
+
+def test_reading_leaves_every_fd_as_it_was(
+    listener: socket.socket, clients: list[socket.socket]
+) -> None:
+    """Each socket is asked through a duplicate fd: the reading closes the duplicates only,
+    and a UDP socket or a socket pair is no TCP socket toward the port."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.connect(listener.getsockname())  # a datagram "peer" on the same port number
+    pair = socket.socketpair()
+    try:
+        client = _connect(listener, clients)
+        conn, _ = listener.accept()
+        probe = Probe(_port(listener))
+        before = probe.counts()
+        for _ in range(5):
+            assert probe.counts() == before
+        assert (before.close_wait, before.established) == (0, 1)
+        client.sendall(b"ping")  # the probed fd is still the open, connected socket
+        assert conn.recv(4) == b"ping"
+        conn.close()
+    finally:
+        udp.close()
+        for end in pair:
+            end.close()

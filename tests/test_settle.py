@@ -23,7 +23,7 @@ def connected() -> Iterator[tuple[socket.socket, socket.socket, Probe]]:
         client = socket.create_connection(("127.0.0.1", port))
         server_end, _ = listener.accept()
         try:
-            yield client, server_end, Probe(port, os.getpid())
+            yield client, server_end, Probe(port)
         finally:
             client.close()
             server_end.close()
