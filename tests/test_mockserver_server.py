@@ -41,8 +41,8 @@ from harness.scenario import (
     TruncateStream,
 )
 
-# The server must serve every SDK line's client, retries and stream errors.
-pytestmark = pytest.mark.sdk
+# The server must serve every SDK line's client, retries and stream errors: the tests that
+# drive it with the SDK (or httpx) are `sdk`; those on raw sockets run on one line.
 
 MESSAGES: list[Any] = [{"role": "user", "content": "ping"}]
 CHAT_TOOLS: list[Any] = [
@@ -148,6 +148,7 @@ def wait_for_idle_closes(server: MockServer, count: int) -> None:
 # --- the SDK parses every reply --------------------------------------------------------------
 
 
+@pytest.mark.sdk
 def test_sync_chat_plain_stream_and_usage() -> None:
     with serving() as server, sdk(server) as client:
         done = client.chat.completions.create(model="m", messages=MESSAGES)
@@ -166,6 +167,7 @@ def test_sync_chat_plain_stream_and_usage() -> None:
     ]
 
 
+@pytest.mark.sdk
 def test_sync_chat_tool_calls_plain_and_streamed() -> None:
     with serving() as server, sdk(server) as client:
         done = client.chat.completions.create(
@@ -186,6 +188,7 @@ def test_sync_chat_tool_calls_plain_and_streamed() -> None:
         assert text.choices[0].message.content == "pong"
 
 
+@pytest.mark.sdk
 def test_sync_responses_plain_stream_helper_and_function_call() -> None:
     with serving() as server, sdk(server) as client:
         assert client.responses.create(model="m", input="ping").output_text == "pong"
@@ -209,11 +212,13 @@ def test_sync_responses_plain_stream_helper_and_function_call() -> None:
         assert final.output[0].type == "function_call"
 
 
+@pytest.mark.sdk
 def test_models_list() -> None:
     with serving() as server, sdk(server) as client:
         assert [m.id for m in client.models.list()] == ["mock-model"]
 
 
+@pytest.mark.sdk
 def test_async_client_chat_and_responses() -> None:
     async def session(base_url: str) -> tuple[str, str, str]:
         client = openai.AsyncOpenAI(api_key="test", base_url=base_url)
@@ -342,6 +347,7 @@ def test_settle_needs_a_started_server() -> None:
         MockServer(ServerSpec()).settle()
 
 
+@pytest.mark.sdk
 def test_sdk_survives_fin_reaping_without_retries() -> None:
     # httpcore polls an idle pooled connection before reuse, so a reaped one costs nothing.
     with serving(_idle_spec("fin")) as server, sdk(server, max_retries=2) as client:
@@ -354,6 +360,7 @@ def test_sdk_survives_fin_reaping_without_retries() -> None:
     assert stats.faults_fired == {"idle_close": 3}
 
 
+@pytest.mark.sdk
 def test_silent_server_costs_a_read_timeout_and_a_retry() -> None:
     # A silent close leaves a pooled connection that looks alive: the next request on it waits
     # for the read timeout, and the SDK's retry (on a new connection) is the call that counts.
@@ -383,6 +390,7 @@ def test_expect_100_continue_gets_an_interim_response() -> None:
 # --- per-call faults --------------------------------------------------------------------------
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("mode", ["fin", "rst"])
 def test_reset_on_reuse_drops_exactly_the_reused_requests(mode: Any) -> None:
     spec = ServerSpec(faults=(ResetOnReuse(mode=mode),))
@@ -407,6 +415,7 @@ def test_reset_on_reuse_raw_rst() -> None:
             sock.recv(1024)
 
 
+@pytest.mark.sdk
 def test_http_429_with_retry_after_is_retried_by_the_sdk() -> None:
     spec = ServerSpec(faults=(HttpError(status=429, retry_after_s=0.05, calls=(1,)),))
     with serving(spec) as server:
@@ -425,6 +434,7 @@ def test_http_429_with_retry_after_is_retried_by_the_sdk() -> None:
     assert stats.faults_fired == {"http_error": 1}
 
 
+@pytest.mark.sdk
 def test_http_500_on_every_attempt_raises_after_retries() -> None:
     spec = ServerSpec(faults=(HttpError(status=500, retry_after_s=0.01),))
     with serving(spec) as server, sdk(server, max_retries=2) as client:
@@ -433,6 +443,7 @@ def test_http_500_on_every_attempt_raises_after_retries() -> None:
         assert server.stats().retry_counts == (0, 1, 2)
 
 
+@pytest.mark.sdk
 def test_latency_and_first_byte_stall_are_lower_bounds() -> None:
     spec = ServerSpec(latency_ms=100, faults=(Stall(ms=300, at="first_byte", calls=(2,)),))
     with serving(spec) as server, sdk(server, max_retries=0) as client:
@@ -447,6 +458,7 @@ def test_latency_and_first_byte_stall_are_lower_bounds() -> None:
     assert [c.fault for c in stats.calls] == [None, "stall"]
 
 
+@pytest.mark.sdk
 def test_between_chunks_stall_comes_after_the_first_chunk() -> None:
     spec = ServerSpec(faults=(Stall(ms=1500, at="between_chunks"),))
     with serving(spec) as server, sdk(server, max_retries=0) as client:
@@ -461,6 +473,7 @@ def test_between_chunks_stall_comes_after_the_first_chunk() -> None:
     assert arrivals[2][0] - arrivals[1][0] >= 1.0
 
 
+@pytest.mark.sdk
 def test_stall_beyond_the_client_timeout_is_a_timeout() -> None:
     spec = ServerSpec(faults=(Stall(ms=1500, at="first_byte"),))
     with (
@@ -479,6 +492,7 @@ TRUNCATED_STREAM_ERROR: type[Exception] = (
 )
 
 
+@pytest.mark.sdk
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_truncated_stream_makes_the_sdk_raise(api: str) -> None:
     spec = ServerSpec(faults=(TruncateStream(after_chunks=1, calls=(1,)),))
@@ -499,6 +513,7 @@ def test_truncated_stream_makes_the_sdk_raise(api: str) -> None:
     assert [(c.status, c.fault) for c in stats.calls] == [(200, "truncate_stream"), (200, None)]
 
 
+@pytest.mark.sdk
 def test_chunk_delay_spaces_the_chunks() -> None:
     spec = ServerSpec(reply=Reply(text="abcd", chunks=4, chunk_delay_ms=50))
     with serving(spec) as server, sdk(server) as client:
@@ -514,6 +529,7 @@ def test_chunk_delay_spaces_the_chunks() -> None:
 # --- bad input, and the server keeps serving ---------------------------------------------------
 
 
+@pytest.mark.sdk
 def test_malformed_request_gets_400_and_that_connection_closes() -> None:
     with serving() as server:
         with raw(server) as sock:
@@ -563,6 +579,7 @@ def test_connection_close_header_is_honoured() -> None:
 # --- control path, lifecycle --------------------------------------------------------------------
 
 
+@pytest.mark.sdk
 def test_control_path_stats_and_reset_are_not_api_traffic() -> None:
     with serving() as server, sdk(server) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)
@@ -576,6 +593,7 @@ def test_control_path_stats_and_reset_are_not_api_traffic() -> None:
         assert server.stats() == ServerStats()
 
 
+@pytest.mark.sdk
 def test_several_servers_at_once() -> None:
     one = ServerSpec(reply=Reply(text="one"))
     two = ServerSpec(reply=Reply(text="two"), faults=(HttpError(status=503, calls=(1,)),))
@@ -602,6 +620,7 @@ def test_non_loopback_host_is_refused(host: str) -> None:
         MockServer(ServerSpec(), host=host)
 
 
+@pytest.mark.sdk
 def test_other_loopback_address_and_base_url() -> None:
     with MockServer(ServerSpec(), host="127.0.0.2") as server:
         assert server.base_url == f"http://127.0.0.2:{server.port}/v1"
@@ -745,6 +764,7 @@ def test_hostile_bodies_each_get_a_400_on_a_connection_that_stays_open(
     assert stats.faults_fired == {}
 
 
+@pytest.mark.sdk
 def test_slowloris_connections_get_408_while_normal_requests_are_answered() -> None:
     head = request_bytes("POST", "/v1/chat/completions", CHAT_BODY)[:-2]  # never completes
     stop = threading.Event()
