@@ -462,6 +462,14 @@ def _running_step(reports: Path, proc: subprocess.Popen[str]) -> Path | None:
     return None
 
 
+REVISION_ORACLE = """\
+import pathlib, sys
+args = sys.argv[1:]
+notes = pathlib.Path(args[args.index("--root") + 1]) / "NOTES.md"
+sys.exit(1 if int(notes.read_text().split()[1]) < {fix} else 0)
+"""
+
+
 def test_failed_install_skips_and_only_skipped_commits_left_exits_1(
     repo: Path, shas: list[str], scenario: Path, tmp_path: Path
 ) -> None:
@@ -470,11 +478,16 @@ def test_failed_install_skips_and_only_skipped_commits_left_exits_1(
     before = repo_state(repo)
     assert "refs/bisect/bad" in before["refs"]
     reports = tmp_path / "reports"
+    # what judges a commit does not matter here (the real oracle has its own tests): this
+    # one reads the revision from NOTES.md, broken before the fix M, fixed from it on
+    oracle = tmp_path / "revision_oracle.py"
+    oracle.write_text(REVISION_ORACLE.format(fix=M), encoding="utf-8")
     done = harness_bisect(
         *bisect_args(repo, shas[6], shas[11], scenario, reports, terms=FIX_TERMS),
         "--install",
         f"! grep -q 'revision {M}' NOTES.md",
         "--install-always",  # the install fails on a file no dependency list names
+        *("--oracle", f"{sys.executable} {oracle}"),
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert_untouched(repo, before, own_bisect=True)
