@@ -5,8 +5,8 @@
     python benchmarks/bench_regress.py --fresh-vs-zygote [--jobs 2] [PATHS...]
 
 Prints, for the bundled matrix (or PATHS):
-- the wall time of one whole matrix run (at ``--jobs``, default: what ``regress`` picks), and
-  each run's overhead beyond the scenario's own time (what it plans to spend asleep:
+- the wall time of one whole matrix run (at ``--jobs``, default: what ``regress`` picks), its
+  longest run, and each run's overhead beyond the scenario's own time (what it plans to spend asleep:
   :func:`harness.planned.planned_duration_s`): process start, imports, server start, calls,
   sampling, measured around the whole run (``run_one``), workers forked from a zygote;
   ``--matrix-only`` stops there;
@@ -82,6 +82,8 @@ def matrix_wall(cells: list[Cell], jobs: int, root: Path, *, fresh: bool) -> Mat
         f"  per-run overhead beyond gaps/stalls: median {statistics.median(overheads):.3f} s, "
         f"mean {statistics.mean(overheads):.3f} s, max {max(overheads):.3f} s"
     )
+    longest = max(spent, key=spent.__getitem__)
+    print(f"  longest run: {spent[longest]:.2f} s ({' / '.join(longest)})")
     return outcome
 
 
