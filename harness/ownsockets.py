@@ -9,7 +9,9 @@ caller, so it can ask its own sockets instead: ``getsockopt(TCP_INFO)`` (whose f
 the kernel's TCP state) and ``getpeername`` on a duplicate of each socket fd, 0.3 ms for ten
 sockets, in any network namespace.
 
-The fds come from ``/proc/self/fd``, as psutil's do, so the counts are the same.
+The fds come from ``/proc/self/fd``, as psutil's do, so the counts are the same. A thread
+that closes a socket while it is being read sends its FIN when the duplicate is closed, some
+microseconds later; samples are taken between turns, not during calls.
 """
 
 from __future__ import annotations
