@@ -6,9 +6,9 @@
 
 Prints, for the bundled matrix (or PATHS):
 - the wall time of one whole matrix run (at ``--jobs``, default: what ``regress`` picks), its
-  longest run, and each run's overhead beyond the scenario's own time (what it plans to spend asleep:
-  :func:`harness.planned.planned_duration_s`): process start, imports, server start, calls,
-  sampling, measured around the whole run (``run_one``), workers forked from a zygote;
+  longest run, and each run's overhead beyond the scenario's own time (what it plans to spend
+  asleep: :func:`harness.planned.planned_duration_s`): process start, imports, server start,
+  calls, sampling, measured around the whole run (``run_one``), workers forked from a zygote;
   ``--matrix-only`` stops there;
 - with ``--fresh-vs-zygote`` only: the same matrix with a fresh interpreter per run, with a
   zygote, and fresh again, one after the other: each one's overhead per run, whether every
