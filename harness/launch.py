@@ -49,9 +49,10 @@ class FreshInterpreter:
 
 
 def launcher_for(python: str, root: Path, zygote: Zygote | None) -> Launcher:
-    """``zygote`` when it serves runs on ``python`` in ``root`` with this process's worker
-    environment (:func:`harness.environment.worker_env`), else a fresh interpreter."""
+    """``zygote``, forking in ``root``, when it serves runs on ``python`` there with this
+    process's worker environment (:func:`harness.environment.worker_env`), else a fresh
+    interpreter."""
     env = worker_env(os.environ)
     if zygote is not None and zygote.serves(python=python, root=root, env=env):
-        return zygote
+        return zygote.at(root)
     return FreshInterpreter(python, root, env)

@@ -75,6 +75,7 @@ __all__ = [
     "EXIT_USAGE",
     "LIVE_AFTER_GC",
     "MESSAGE_MAX",
+    "ORIGINS",
     "START",
     "TURN_PREFIX",
     "Call",
@@ -314,18 +315,23 @@ def parse_line(text: str) -> WorkerLine:
 
 # --- zygote messages ---------------------------------------------------------------------------
 
+# Beside the control socket: where each top-level module the zygote preloaded was loaded from,
+# written before Ready (too long for one message).
+ORIGINS: Final = "preloaded.json"
 MESSAGE_MAX: Final = 1 << 16  # one request or report: a JSON object with two paths
 
 
 @dataclass(frozen=True)
 class ForkRequest:
-    """Fork a worker for ``job``, its stderr to ``stderr``; ``fds`` are the runner's numbers
-    of the descriptors sent beside the message, in order (the worker gets them there)."""
+    """Fork a worker for ``job``, its stderr to ``stderr``, running in folder ``root``;
+    ``fds`` are the runner's numbers of the descriptors sent beside the message, in order
+    (the worker gets them there)."""
 
     TYPE: ClassVar[str] = "fork"
     id: int
     job: str
     stderr: str
+    root: str
     fds: tuple[int, ...] = ()
 
 

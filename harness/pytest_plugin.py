@@ -123,7 +123,7 @@ def mock_server(request: pytest.FixtureRequest, mock_server_factory: ServerPool)
 
 @pytest.fixture(scope="session")
 def _harness_workers() -> Iterator[ZygotePool]:
-    """The session's zygotes: a folder's checks after its first fork their workers."""
+    """The session's zygote: the checks after the first fork their workers from it."""
     from harness.zygote import ZygotePool
 
     pool = ZygotePool()

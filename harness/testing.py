@@ -139,7 +139,7 @@ def check_factory(
     the factory's role; by default the one ``harness run --factory`` gives it, the role the
     scenario's ``variants:`` lists for its spec, else ``pass``, events or not; ``attribute``:
     say who holds leaked sockets, docs/attribution.md). With ``workers`` (the plugin passes
-    its session's), repeated checks in one folder fork their workers from a zygote."""
+    its session's), the checks after the first fork their workers from one zygote."""
     loaded = resolve_scenario(scenario)
     spec, run_root = factory_spec(factory, Path.cwd() if root is None else root)
     if expected is None:

@@ -10,6 +10,13 @@ outlive the harness). It imports the stack, builds and closes one throwaway clie
 loads the SDK's lazily imported resources), collects its garbage, and from then on only
 forks: one child per run, asked for over a Unix socket (:mod:`harness.zygote_process`).
 
+The zygote runs in a folder of its own (its temporary folder, which holds nothing to import)
+and serves runs in any folder: a forked child changes into the run's folder and puts it
+first on ``sys.path``, as ``python -m`` started there would. What the zygote imported must be
+what a fresh interpreter in that folder would import, so :meth:`Zygote.serves` refuses a
+folder that holds a file or folder under the name of a module the zygote loaded from
+elsewhere (``yaml.py``, ``openai/``): such a run starts a fresh interpreter.
+
 A forked child is a clean process for the factory: the zygote never ran a session, so no
 module-level state, GC setting or socket of one run reaches another; the child starts its
 own session (process group), gets stdin and stdout on /dev/null and stderr on the run's
@@ -27,13 +34,15 @@ dies, the zygote's lifeline ends it and its supervisor kills every worker; if th
 dies, each worker's lifeline ends that worker, and runs waiting on it raise WorkerError.
 
 :func:`usable` says where a zygote can stand in for a fresh interpreter (Linux with
-``pidfd_open``); the runner falls back to a fresh interpreter for a run whose interpreter,
-folder or environment differs from the zygote's.
+``pidfd_open``); the runner falls back to a fresh interpreter for a run whose interpreter or
+environment differs from the zygote's, or whose folder shadows a module it preloaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import json
 import os
 import shutil
 import socket
@@ -51,6 +60,7 @@ from harness.errors import WorkerError
 from harness.interrupts import in_slices
 from harness.messages import (
     MESSAGE_MAX,
+    ORIGINS,
     Exited,
     ForkRequest,
     KillRequest,
@@ -88,34 +98,30 @@ def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
 
 
 class ZygotePool:
-    """Zygotes by folder for a sequence of single runs (the pytest plugin's checks): a
-    folder's first run starts a fresh interpreter, its second starts the zygote that serves
-    it and every later one (one run alone costs less fresh). :meth:`close` ends them all."""
+    """A zygote for a sequence of single runs (the pytest plugin's checks): the first run
+    starts a fresh interpreter (one run alone costs less fresh), the second starts the zygote
+    that serves every later run in any folder it can (:meth:`Zygote.serves`). :meth:`close`
+    ends it."""
 
     def __init__(self) -> None:
-        self._seen: set[Path] = set()
-        self._zygotes: dict[Path, Zygote | None] = {}
+        self._asked = 0
+        self._zygote: Zygote | None = None
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
 
     def get(self, root: Path) -> Zygote | None:
-        """The zygote for runs in ``root``, or None: run this one in a fresh interpreter."""
-        root = root.resolve()
+        """The zygote to offer a run in ``root``, or None: run it in a fresh interpreter."""
         with self._lock:
-            if root in self._zygotes:
-                return self._zygotes[root]
-            if root not in self._seen:
-                self._seen.add(root)
-                return None
-            zygote = self._stack.enter_context(workers_for(root))
-            self._zygotes[root] = zygote
-            return zygote
+            self._asked += 1
+            if self._asked == 2:
+                self._zygote = self._stack.enter_context(workers_for(root))
+            return self._zygote
 
     def close(self) -> None:
-        """End every zygote and the workers they forked; idempotent."""
+        """End the zygote and the workers it forked; idempotent."""
         with self._lock:
             self._stack.close()
-            self._zygotes.clear()
+            self._zygote = None
 
 
 # --- parent side ---------------------------------------------------------------------------
@@ -133,7 +139,8 @@ class _Pending:
 
 
 class Zygote(ClosedOnExit):
-    """A pre-started worker factory for one (interpreter, folder, environment).
+    """A pre-started worker factory for one interpreter and environment; its runs are in
+    ``root`` unless :meth:`fork` names another folder.
 
     Use it as a context manager: leaving the ``with`` ends the zygote and every worker it
     forked. Thread-safe: runs on several threads fork through one zygote.
@@ -150,6 +157,7 @@ class Zygote(ClosedOnExit):
         self._child: Child | None = None
         self._conn: socket.socket | None = None
         self._reader: threading.Thread | None = None
+        self._origins: dict[str, list[str]] = {}  # what it preloaded, from where (Ready)
 
     @property
     def forks(self) -> int:
@@ -157,8 +165,28 @@ class Zygote(ClosedOnExit):
         return self._next
 
     def serves(self, *, python: str, root: Path, env: Mapping[str, str]) -> bool:
-        """True when a run with these settings would start the same way from this zygote."""
-        return (python, root.resolve(), dict(env)) == (self.python, self.root, self.env)
+        """True when a run with these settings would start the same way from this zygote:
+        the same interpreter and environment, and a folder that shadows nothing it preloaded
+        (waits until the zygote is ready, which a fork does anyway)."""
+        if (python, dict(env)) != (self.python, self.env) or self._child is None:
+            return False  # another interpreter or environment, or never started
+        if not in_slices(self._ready.wait, START_S) or self._dead:
+            return False
+        return not self._shadowed(root)
+
+    def _shadowed(self, root: Path) -> bool:
+        """Whether ``root`` holds a module file or folder under the name of a module the
+        zygote loaded from somewhere else: a fresh interpreter in ``root`` would import it."""
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            return True  # a fresh interpreter will say what is wrong with the folder
+        for entry in entries:
+            name = _module_name(entry.name, is_dir=entry.is_dir())
+            where = self._origins.get(name) if name else None
+            if where is not None and os.path.realpath(entry.path) not in where:
+                return True
+        return False
 
     def start(self) -> Zygote:
         """Start the zygote process and return at once; :meth:`fork` waits until it is ready."""
@@ -175,24 +203,32 @@ class Zygote(ClosedOnExit):
         self._reader.start()
         return self
 
-    def fork(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
-        """Fork ``python -m harness.worker JOB`` for ``job``, its stderr to ``stderr``;
-        each of ``pass_fds`` is open in the worker under the same number (as Popen's)."""
+    def fork(
+        self, job: Path, stderr: Path, pass_fds: Sequence[int] = (), *, root: Path | None = None
+    ) -> Forked:
+        """Fork ``python -m harness.worker JOB`` for ``job`` in folder ``root`` (default: the
+        zygote's), its stderr to ``stderr``; each of ``pass_fds`` is open in the worker under
+        the same number (as Popen's). Ask :meth:`serves` first for another folder."""
+        folder = str((root or self.root).resolve())
         if not in_slices(self._ready.wait, START_S) and not self._dead:
             raise WorkerError(f"the zygote was not ready after {START_S:.0f} s")
         with self._lock:
             self._next += 1
             ident, pending = self._next, _Pending()
             self._pending[ident] = pending
-        self._send(ForkRequest(ident, str(job), str(stderr), tuple(pass_fds)), pass_fds)
+        self._send(ForkRequest(ident, str(job), str(stderr), folder, tuple(pass_fds)), pass_fds)
         in_slices(pending.started.wait)
         if pending.error:
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
         return Forked(self, ident, pending)
 
     def launch(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
-        """The :class:`harness.launch.Launcher` surface: :meth:`fork`."""
+        """The :class:`harness.launch.Launcher` surface: :meth:`fork` in :attr:`root`."""
         return self.fork(job, stderr, pass_fds)
+
+    def at(self, root: Path) -> InFolder:
+        """A :class:`harness.launch.Launcher` that forks runs in ``root``."""
+        return InFolder(self, root)
 
     def close(self) -> None:
         """End the zygote and every worker it forked; idempotent."""
@@ -224,7 +260,7 @@ class Zygote(ClosedOnExit):
             with open(self._tmp / "stderr.txt", "wb") as stderr:
                 self._child = spawn(
                     [self.python, "-m", "harness.zygote_process", path],
-                    cwd=self.root,
+                    cwd=self._tmp,  # nothing to import here: it serves any folder
                     env=self.env,
                     stderr=stderr,
                 )
@@ -269,6 +305,8 @@ class Zygote(ClosedOnExit):
 
     def _take(self, message: ZygoteReport) -> None:
         if isinstance(message, Ready):
+            assert self._tmp is not None
+            self._origins = json.loads((self._tmp / ORIGINS).read_text(encoding="utf-8"))
             self._ready.set()
             return
         with self._lock:
@@ -293,6 +331,25 @@ class Zygote(ClosedOnExit):
         except FileNotFoundError:
             return ""  # closed already
         return next((line for line in reversed(text.splitlines()) if line.strip()), "")
+
+
+def _module_name(filename: str, *, is_dir: bool) -> str | None:
+    """The module a folder entry would be imported as from ``sys.path``, or None."""
+    if is_dir:
+        return filename
+    suffix = next((x for x in importlib.machinery.all_suffixes() if filename.endswith(x)), None)
+    return filename[: -len(suffix)] if suffix else None
+
+
+@dataclass(frozen=True)
+class InFolder:
+    """A :class:`harness.launch.Launcher`: ``zygote`` forks each run in ``root``."""
+
+    zygote: Zygote
+    root: Path
+
+    def launch(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
+        return self.zygote.fork(job, stderr, pass_fds, root=self.root)
 
 
 class Forked(ClosedOnExit):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
+import json
 import os
 import selectors
 import socket
@@ -23,10 +24,12 @@ import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from harness.messages import (
     MESSAGE_MAX,
+    ORIGINS,
     Exited,
     ForkFailed,
     ForkRequest,
@@ -88,9 +91,10 @@ class _Server:
             _close(fds)
             self._send(ForkFailed(request.id, f"{threading.active_count()} threads"))
             return None
-        return self._fork(request.id, request.job, request.stderr, passed)
+        return self._fork(request, passed)
 
-    def _fork(self, ident: int, job: str, stderr: str, passed: dict[int, int]) -> list[str] | None:
+    def _fork(self, request: ForkRequest, passed: dict[int, int]) -> list[str] | None:
+        ident = request.id
         lifeline_r, lifeline_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -98,13 +102,14 @@ class _Server:
         if pid == 0:
             try:
                 os.setsid()
-                self._become_worker(stderr, lifeline_r, lifeline_w, passed)
+                self._become_worker(request.stderr, lifeline_r, lifeline_w, passed)
+                _enter(request.root)
             except BaseException:  # not back into the zygote's loop: this is the child
                 traceback.print_exc()
                 os._exit(EXIT_SETUP)
             from harness import worker
 
-            return [worker.__file__, job]
+            return [worker.__file__, request.job]
         _close([lifeline_r, *passed.values()])  # the child has its copies
         pidfd = os.pidfd_open(pid)
         self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
@@ -163,6 +168,32 @@ def _place(passed: dict[int, int], lifeline: int) -> int:
     return high_lifeline
 
 
+def _enter(root: str) -> None:
+    """Run in ``root`` as ``python -m`` started there would: its working directory, and
+    first on ``sys.path`` where the zygote's own folder was."""
+    before = os.getcwd()
+    os.chdir(root)
+    if sys.path and sys.path[0] == before:
+        sys.path[0] = os.getcwd()
+
+
+def _origins() -> dict[str, list[str]]:
+    """Where each top-level module the zygote imported was loaded from (a package's
+    folders, a module's file); built-in and frozen modules, found before any folder, are
+    left out. A run's folder that holds another file or folder under one of these names
+    would shadow it in a fresh interpreter (:meth:`harness.zygote.Zygote.serves`)."""
+    found: dict[str, list[str]] = {}
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if "." in name or spec is None or name == "__main__":
+            continue
+        if spec.submodule_search_locations is not None:
+            found[name] = [os.path.realpath(p) for p in spec.submodule_search_locations]
+        elif spec.has_location and spec.origin:
+            found[name] = [os.path.realpath(spec.origin)]
+    return found
+
+
 def _close(fds: Sequence[int]) -> None:
     for fd in fds:
         os.close(fd)
@@ -201,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.connect(args[0])
     _preload()
+    origins = Path(args[0]).with_name(ORIGINS)
+    origins.write_text(json.dumps(_origins()), encoding="utf-8")
     conn.send(encode(Ready()))
     worker_argv = _Server(conn).serve()
     sys.argv = worker_argv

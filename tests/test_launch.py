@@ -6,10 +6,12 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.environment import worker_env
 from harness.launch import FreshInterpreter, launcher_for
 from harness.messages import EXIT_USAGE
-from harness.zygote import Zygote
+from harness.zygote import Zygote, usable
 
 
 def test_without_a_zygote_a_run_gets_a_fresh_interpreter(tmp_path: Path) -> None:
@@ -18,17 +20,22 @@ def test_without_a_zygote_a_run_gets_a_fresh_interpreter(tmp_path: Path) -> None
     )
 
 
-def test_a_zygote_serves_only_runs_that_would_start_the_same_way(tmp_path: Path) -> None:
+@pytest.mark.skipif(not usable(), reason="needs fork and pidfd_open (Linux)")
+def test_a_zygote_forks_in_the_runs_folder_when_it_serves_it(tmp_path: Path) -> None:
+    with Zygote(python=sys.executable, root=tmp_path, env=worker_env(os.environ)) as zygote:
+        other = tmp_path / "other"
+        other.mkdir()
+        assert launcher_for(sys.executable, other, zygote) == zygote.at(other)
+        assert launcher_for("/usr/bin/python3.99", other, zygote) == FreshInterpreter(
+            "/usr/bin/python3.99", other, worker_env(os.environ)
+        )
+
+
+def test_an_unstarted_zygote_serves_nothing(tmp_path: Path) -> None:
     # An unstarted Zygote is a plain value: no process is involved in the choice.
     zygote = Zygote(python=sys.executable, root=tmp_path, env=worker_env(os.environ))
-    assert launcher_for(sys.executable, tmp_path, zygote) is zygote
-    other = tmp_path / "other"
-    other.mkdir()
-    assert launcher_for(sys.executable, other, zygote) == FreshInterpreter(
-        sys.executable, other, worker_env(os.environ)
-    )
-    assert launcher_for("/usr/bin/python3.99", tmp_path, zygote) == FreshInterpreter(
-        "/usr/bin/python3.99", tmp_path, worker_env(os.environ)
+    assert launcher_for(sys.executable, tmp_path, zygote) == FreshInterpreter(
+        sys.executable, tmp_path, worker_env(os.environ)
     )
 
 

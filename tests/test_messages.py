@@ -105,7 +105,7 @@ def test_an_unknown_line_is_a_worker_error_and_a_cut_line_is_a_value_error() -> 
 
 
 ZYGOTE = [
-    ForkRequest(3, "/tmp/j/job.json", "/tmp/j/stderr.txt", (5, 9)),
+    ForkRequest(3, "/tmp/j/job.json", "/tmp/j/stderr.txt", "/tmp/project", (5, 9)),
     KillRequest(3),
     Ready(),
     Started(3, 4242),

@@ -294,15 +294,17 @@ def test_a_cancelled_run_kills_the_worker_and_its_children(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("exit_at", "status", "calls"), [(1, "untestable", 0), (3, "crashed", 2)])
-def test_a_worker_that_dies(tmp_path: Path, exit_at: int, status: str, calls: int) -> None:
+def test_a_worker_that_dies(
+    tmp_path: Path, exit_at: int, status: str, calls: int, forks: Zygote | None
+) -> None:
     (tmp_path / "factory.py").write_text(EXITING.replace("EXIT_AT", str(exit_at)))
-    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path, zygote=forks)
     assert (result.status, result.calls, result.errors) == (status, calls, 0)
     assert result.detail == "worker exited with 7"
 
 
-def test_an_unimportable_factory_is_untestable(tmp_path: Path) -> None:
-    result = run_one(_scenario(tmp_path, SHORT), "gw_absent:make", root=tmp_path)
+def test_an_unimportable_factory_is_untestable(tmp_path: Path, forks: Zygote | None) -> None:
+    result = run_one(_scenario(tmp_path, SHORT), "gw_absent:make", root=tmp_path, zygote=forks)
     assert (result.status, result.calls) == ("untestable", 0)
     assert result.detail == (
         f"factory 'gw_absent:make': cannot import module 'gw_absent' (root {str(tmp_path)!r}): "
@@ -311,9 +313,10 @@ def test_an_unimportable_factory_is_untestable(tmp_path: Path) -> None:
     assert result.environment["python"] == sys.version.split()[0]
 
 
-def test_a_scenario_without_a_file_runs_as_validated(tmp_path: Path) -> None:
+def test_a_scenario_without_a_file_runs_as_validated(tmp_path: Path, forks: Zygote | None) -> None:
     # The worker gets the validated value itself, so a parsed string needs no file.
-    result = run_one(parse_scenario(SHORT, path="<string>"), "baseline", root=tmp_path)
+    scenario = parse_scenario(SHORT, path="<string>")
+    result = run_one(scenario, "baseline", root=tmp_path, zygote=forks)
     assert (result.scenario, result.status, result.errors) == ("scenario", "completed", 0)
     assert result.calls == 3
 
@@ -342,8 +345,8 @@ def test_a_worker_runs_with_an_empty_trust_store(tmp_path: Path) -> None:
     assert (tmp_path / "trust.txt").read_text() == repr([None, os.devnull])
 
 
-def test_results_round_trip(tmp_path: Path) -> None:
-    result = run_one(_scenario(tmp_path, SHORT), "baseline", root=tmp_path)
+def test_results_round_trip(tmp_path: Path, forks: Zygote | None) -> None:
+    result = run_one(_scenario(tmp_path, SHORT), "baseline", root=tmp_path, zygote=forks)
     assert RunResult.from_dict(result.to_dict()) == result
 
 
@@ -393,9 +396,11 @@ def make(client_kwargs, *, shared):
 """
 
 
-def test_a_worker_stderr_flood_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
+def test_a_worker_stderr_flood_is_bounded_and_says_what_was_cut(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     (tmp_path / "factory.py").write_text(LOUD)
-    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path)
+    result = run_one(_scenario(tmp_path, SHORT), "factory.py:make", root=tmp_path, zygote=forks)
     assert result.status == "untestable"
     cut_bytes = 2_000_001 - 64 * 1024
     full = f"worker exited with 5: [worker stderr: first {cut_bytes} bytes cut]" + "x" * 65535

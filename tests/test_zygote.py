@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import quopri
 import signal
 import subprocess
 import sys
@@ -170,20 +171,71 @@ def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
     assert len(records[0]["fds"]) == len(records[1]["fds"]) == len(records[2]["fds"])
 
 
-def test_a_run_elsewhere_starts_a_fresh_interpreter(root: Path) -> None:
-    env = worker_env(os.environ)
+# Records where it runs and what it imported: relative reads resolve in the run's folder.
+WHERE = """
+import json, os, pathlib, quopri, sys
+import openai
+
+def make(client_kwargs, *, shared):
+    if shared:
+        record = {
+            "cwd": os.getcwd(),
+            "path0": sys.path[0],
+            "main": sys.modules["__main__"].__spec__.name,
+            "quopri": quopri.__file__,
+            "note": pathlib.Path("note.txt").read_text(),
+        }
+        pathlib.Path("where.json").write_text(json.dumps(record))
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+def test_a_run_in_another_folder_forks_there_as_a_fresh_one_would_start(root: Path) -> None:
     elsewhere = root / "elsewhere"
-    folder = _folder(elsewhere, "state", STATE)
-    zygote = _zygote(root)  # never started: serves() only compares, run_one never forks
-    assert zygote.serves(python=sys.executable, root=root, env=env)
-    assert not zygote.serves(python="/usr/bin/python3", root=root, env=env)
-    assert not zygote.serves(python=sys.executable, root=root, env={**env, "X_HARNESS": "1"})
-    assert not zygote.serves(python=sys.executable, root=elsewhere, env=env)
+    folder = _folder(elsewhere, "pkg", WHERE)
+    (elsewhere / "note.txt").write_text("in elsewhere")
     scenario = _scenario(folder, SHORT)
-    result = run_one(scenario, "state/factory.py:make", root=elsewhere, zygote=zygote)
-    assert (result.status, zygote.forks) == ("completed", 0)
-    [record] = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
-    assert record["main"] == "harness.worker"
+    with _zygote(root / "unused") as zygote:
+        forked = run_one(scenario, "pkg/factory.py:make", root=elsewhere, zygote=zygote)
+        assert (forked.status, zygote.forks) == ("completed", 1)
+    record = json.loads((elsewhere / "where.json").read_text())
+    fresh = run_one(scenario, "pkg/factory.py:make", root=elsewhere)
+    assert fresh.status == "completed"
+    assert json.loads((elsewhere / "where.json").read_text()) == {
+        **record,
+        "main": "harness.worker",
+    }
+    assert record["main"] == "harness.zygote_process"
+    assert record["cwd"] == record["path0"] == str(elsewhere.resolve())
+    assert record["note"] == "in elsewhere"
+
+
+def test_a_folder_that_shadows_a_preloaded_module_starts_a_fresh_interpreter(
+    root: Path,
+) -> None:
+    """The zygote imported the standard library's ``quopri`` (through httpx's email use); a
+    folder with a ``quopri.py`` of its own would import that one in a fresh interpreter, so
+    its runs get one. (The copy works like the original: the fresh run must complete.)"""
+    env = worker_env(os.environ)
+    folder = _folder(root, "pkg", WHERE)
+    (root / "note.txt").write_text("here")
+    own = root / "quopri.py"
+    own.write_text(Path(quopri.__file__).read_text())
+    scenario = _scenario(folder, SHORT)
+    with _zygote(root / "unused") as zygote:
+        assert not zygote.serves(python="/usr/bin/python3", root=root, env=env)
+        assert not zygote.serves(python=sys.executable, root=root, env={**env, "X_HARNESS": "1"})
+        assert not zygote.serves(python=sys.executable, root=root, env=env)
+        own.rename(root / "kept.txt")
+        assert zygote.serves(python=sys.executable, root=root, env=env)
+        (root / "quopri").mkdir()  # a package folder shadows as a module file does
+        assert not zygote.serves(python=sys.executable, root=root, env=env)
+        (root / "quopri").rmdir()
+        (root / "kept.txt").rename(own)
+        result = run_one(scenario, "pkg/factory.py:make", root=root, zygote=zygote)
+        assert (result.status, zygote.forks) == ("completed", 0)
+    record = json.loads((root / "where.json").read_text())
+    assert (record["main"], record["quopri"]) == ("harness.worker", str(own))
 
 
 def test_the_watchdog_kills_a_forked_worker(root: Path) -> None:
@@ -301,9 +353,7 @@ def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None
 
 
 @pytest.mark.skipif(not usable(), reason="no zygote on this platform")
-def test_a_pool_starts_a_folders_zygote_at_its_second_run_and_ends_them_all(
-    tmp_path: Path,
-) -> None:
+def test_a_pool_starts_its_zygote_at_the_second_run_and_ends_it(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
@@ -312,9 +362,8 @@ def test_a_pool_starts_a_folders_zygote_at_its_second_run_and_ends_them_all(
     pool = ZygotePool()
     try:
         assert pool.get(one) is None  # a single run is cheaper in a fresh interpreter
-        zygote = pool.get(one)
-        assert zygote is not None and pool.get(one / ".." / "one") is zygote
-        assert pool.get(two) is None
+        zygote = pool.get(two)
+        assert zygote is not None and pool.get(one) is zygote  # one zygote for any folder
         # the zygote (and the supervisor its guard forks)
         started = [p for p in _zygote_processes() if p.pid not in before]
         assert started != []
