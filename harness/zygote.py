@@ -167,11 +167,11 @@ class Zygote(ClosedOnExit):
     def serves(self, *, python: str, root: Path, env: Mapping[str, str]) -> bool:
         """True when a run with these settings would start the same way from this zygote:
         the same interpreter and environment, and a folder that shadows nothing it preloaded
-        (waits until the zygote is ready, which a fork does anyway)."""
+        (waits until the zygote is ready, which a fork does anyway; a zygote that died or
+        never got ready serves, so that the fork says why it failed)."""
         if (python, dict(env)) != (self.python, self.env) or self._child is None:
             return False  # another interpreter or environment, or never started
-        if not in_slices(self._ready.wait, START_S) or self._dead:
-            return False
+        in_slices(self._ready.wait, START_S)
         return not self._shadowed(root)
 
     def _shadowed(self, root: Path) -> bool:
