@@ -2,16 +2,16 @@
 
 Why not a table: psutil's ``net_connections`` reads ``/proc/net/tcp*``, which the kernel
 builds by walking its whole connection table, and a sock_diag netlink dump walks the whole
-established hash (262,144 buckets on a 2-core CI box, for IPv4 and again for IPv6): 3 ms of
-CPU a reading whatever the process holds. A worker reads before each sample and polls while
-it settles, so that was the largest CPU cost of a regress. The sampled process is always the
-caller, so it can ask its own sockets instead: ``getsockopt(TCP_INFO)`` (whose first byte is
-the kernel's TCP state) and ``getpeername`` on a duplicate of each socket fd, 0.3 ms for ten
-sockets, in any network namespace.
+established hash (262,144 buckets on the 2-core box it was measured on, for IPv4 and again
+for IPv6): 3 ms of CPU a reading whatever the process holds. A worker reads before each
+sample and polls while it settles, so that was the largest CPU cost of a regress. The
+sampled process is always the caller, so it can ask its own sockets instead:
+``getsockopt(TCP_INFO)`` (whose first byte is the kernel's TCP state) and ``getpeername`` on
+a duplicate of each socket fd, 0.3 ms for ten sockets, in any network namespace.
 
-The fds come from ``/proc/self/fd``, as psutil's do, so the counts are the same. A thread
-that closes a socket while it is being read sends its FIN when the duplicate is closed, some
-microseconds later; samples are taken between turns, not during calls.
+The fds come from ``/proc/self/fd``, as psutil's do, so the counts are the same. A socket
+that another thread closes during a reading sends its FIN when the duplicate is closed,
+microseconds later.
 """
 
 from __future__ import annotations
