@@ -213,7 +213,7 @@ def test_a_run_in_another_folder_forks_there_as_a_fresh_one_would_start(root: Pa
 def test_a_folder_that_shadows_a_preloaded_module_starts_a_fresh_interpreter(
     root: Path,
 ) -> None:
-    """The zygote imported the standard library's ``quopri`` (through httpx's email use); a
+    """The zygote imported the standard library's ``quopri`` (``email.message`` does); a
     folder with a ``quopri.py`` of its own would import that one in a fresh interpreter, so
     its runs get one. (The copy works like the original: the fresh run must complete.)"""
     env = worker_env(os.environ)
