@@ -73,7 +73,7 @@ from harness.messages import (
 )
 from harness.processes import Child, ClosedOnExit, spawn
 
-__all__ = ["Forked", "Zygote", "ZygotePool", "usable", "workers_for"]
+__all__ = ["Forked", "InFolder", "Zygote", "ZygotePool", "usable", "workers_for"]
 
 START_S: Final = 60.0  # the zygote's imports: under a second idle, far more on a busy box
 KILL_S: Final = 30.0  # a kill message until the exit report (SIGKILL itself is immediate)
