@@ -204,6 +204,9 @@ def _preload() -> None:
     import openai
 
     import harness.worker  # noqa: F401 - the gateway, probe, scenario loader, factories
+    from harness.environment import fingerprint
+
+    fingerprint()  # the same in every fork: read once here
 
     client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
     # Each resource is imported on first access; `responses` is missing from older 1.x SDKs.

@@ -196,6 +196,16 @@ def test_environment_names_the_target_commit(tmp_path: Path) -> None:
     assert len(head) == 40
 
 
+def test_the_fingerprint_is_read_once_and_handed_out_as_a_copy() -> None:
+    # the worker adds target_commit to its copy; no later reader may see it
+    from harness.environment import fingerprint
+
+    first = fingerprint()
+    first["target_commit"] = "0" * 40
+    assert "target_commit" not in fingerprint()
+    assert fingerprint() == {k: v for k, v in first.items() if k != "target_commit"}
+
+
 def test_an_async_factory_runs_the_async_gateway(tmp_path: Path) -> None:
     code, lines, _ = _work(tmp_path, "keepalive-fixed-async")
     assert code == 0
