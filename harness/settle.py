@@ -70,7 +70,8 @@ class SettleResponder:
         self._parent.close()
 
     def _serve(self) -> None:
-        with self._parent.makefile("rwb") as stream:
+        stream = self._parent.makefile("rwb")
+        try:
             for line in stream:
                 if line.strip() != b"settle":
                     reply: dict[str, object] = {"error": f"unknown request {line[:40]!r}"}
@@ -79,11 +80,15 @@ class SettleResponder:
                         reply = {"open": sorted(self._settle(SETTLE_TIMEOUT_S))}
                     except Exception as exc:  # reported to the worker, which fails the run
                         reply = {"error": f"settle failed: {type(exc).__name__}: {exc}"}
-                try:
-                    stream.write(json.dumps(reply).encode() + b"\n")
-                    stream.flush()
-                except OSError:
-                    return  # the worker is gone; nobody is waiting for this answer
+                stream.write(json.dumps(reply).encode() + b"\n")
+                stream.flush()
+        except OSError:
+            pass  # the worker is gone (killed by the watchdog, say): nobody waits for an answer
+        finally:
+            # An answer the worker did not live to read is still buffered: closing the stream
+            # flushes it again, into the same broken pipe.
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 class Settler:

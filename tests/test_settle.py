@@ -111,3 +111,27 @@ def test_a_runner_that_went_away_is_an_error() -> None:
             settler.settle()
         settler.close()
     assert str(info.value) == "cannot reach the runner to settle: [Errno 32] Broken pipe"
+
+
+def test_an_answer_the_worker_did_not_live_to_read_is_dropped_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watchdog kills a worker that has asked to settle: the answer meets a closed
+    channel, and the responder's thread ends without an exception (it once raised when the
+    buffered answer was flushed a second time, as the stream closed)."""
+    raised: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    killed = threading.Event()
+
+    def settle(timeout_s: float) -> frozenset[int]:
+        killed.wait(10)
+        return frozenset({1234})
+
+    responder = SettleResponder(settle)
+    worker_end = socket.socket(fileno=os.dup(responder.child_fd))
+    responder.started_child()
+    worker_end.sendall(b"settle\n")
+    worker_end.close()  # the worker dies before the answer
+    killed.set()
+    responder.close()
+    assert raised == []
