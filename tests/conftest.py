@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,3 +22,15 @@ def forks() -> Iterator[Zygote | None]:
     start a fresh interpreter, as in the product."""
     with workers_for(CHECKOUT) as zygote:
         yield zygote
+
+
+@pytest.fixture
+def killed_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for a harness process the test kills with SIGKILL: the run folders and the
+    zygote's socket folder it can no longer remove go with the test, not into /tmp. Short
+    (directly in the system's temporary folder), so a zygote's socket path fits in it."""
+    path = Path(tempfile.mkdtemp(prefix="harness-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -183,12 +183,13 @@ def test_a_factory_daemon_does_not_survive_the_run(tmp_path: Path) -> None:
     assert not any(psutil.pid_exists(p) for p in (work, daemon, session))
 
 
-def test_sigkill_of_a_runner_leaves_no_worker(tmp_path: Path) -> None:
+def test_sigkill_of_a_runner_leaves_no_worker(tmp_path: Path, killed_tmpdir: Path) -> None:
     (tmp_path / "factory.py").write_text(FACTORY)
     slow = "version: 1\nclient: {kwargs: {timeout: 10}}\n"
     slow += "session: {turns: 2, idle_between_turns_ms: 60000}\n"
     (tmp_path / "s.yaml").write_text(slow)
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], env=_env())
+    env = {**_env(), "TMPDIR": str(killed_tmpdir)}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], env=env)
     try:
         work, daemon, session = _pids(tmp_path / "pids")
         supervisor = psutil.Process(work).ppid()
@@ -256,7 +257,7 @@ def test_leave_waits_for_threads_runs_atexit_and_skips_the_teardown(tmp_path: Pa
 
 
 def test_a_spawned_harness_command_dies_with_its_parent_and_takes_its_worker(
-    tmp_path: Path,
+    tmp_path: Path, killed_tmpdir: Path
 ) -> None:
     """`harness check` as the bisect starts it: when the bisect dies (its lifeline closes),
     the check and the worker it started end too, long before the scenario would."""
@@ -264,7 +265,8 @@ def test_a_spawned_harness_command_dies_with_its_parent_and_takes_its_worker(
     scenario.write_text("version: 1\nsession: {turns: 2, idle_between_turns_ms: 60000}\n")
     argv = [sys.executable, "-m", "harness", "check", "--scenario", str(scenario)]
     argv += ["--factory", "baseline", "--root", str(tmp_path)]
-    with spawn(argv, cwd=tmp_path, env=harness_env(os.environ)) as child:
+    env = {**harness_env(os.environ), "TMPDIR": str(killed_tmpdir)}
+    with spawn(argv, cwd=tmp_path, env=env) as child:
         tree = until(lambda: _worker_tree(child.pid), what="a worker of the check")
         os.close(child._lifeline)  # what the kernel does when the parent dies, SIGKILL included
         child._lifeline = -1

@@ -318,10 +318,13 @@ with workers_for(root) as zygote:
 """
 
 
-def test_a_killed_harness_takes_the_zygote_and_its_workers_along(root: Path) -> None:
+def test_a_killed_harness_takes_the_zygote_and_its_workers_along(
+    root: Path, killed_tmpdir: Path
+) -> None:
     folder = _folder(root, "killed", HANGING)
     _scenario(folder, SHORT)
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root)], cwd=root)
+    env = {**os.environ, "TMPDIR": str(killed_tmpdir)}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root)], cwd=root, env=env)
     try:
         until(lambda: bool(_pids(folder)))
     finally:
