@@ -1,10 +1,11 @@
 """How a worker starts: a :class:`Launcher` turns a job file into a running :class:`Handle`.
 
 Two launchers exist: :class:`FreshInterpreter` (``python -m harness.worker JOB`` through
-:func:`harness.processes.spawn`) and :class:`harness.zygote.Zygote` (a fork of a pre-started
-interpreter). Both give the same guarantees (the worker and all it starts die on every way
-out and with the harness), so the runner only chooses which one serves a run
-(:func:`launcher_for`) and otherwise treats them alike.
+:func:`harness.processes.spawn`) and :class:`harness.zygote.InFolder` (a fork of a
+pre-started interpreter in the run's folder, :meth:`harness.zygote.Zygote.at`). Both give
+the same guarantees (the worker and all it starts die on every way out and with the
+harness), so the runner only chooses which one serves a run (:func:`launcher_for`) and
+otherwise treats them alike.
 """
 
 from __future__ import annotations

@@ -222,10 +222,6 @@ class Zygote(ClosedOnExit):
             raise WorkerError(f"the zygote could not fork a worker: {pending.error}")
         return Forked(self, ident, pending)
 
-    def launch(self, job: Path, stderr: Path, pass_fds: Sequence[int] = ()) -> Forked:
-        """The :class:`harness.launch.Launcher` surface: :meth:`fork` in :attr:`root`."""
-        return self.fork(job, stderr, pass_fds)
-
     def at(self, root: Path) -> InFolder:
         """A :class:`harness.launch.Launcher` that forks runs in ``root``."""
         return InFolder(self, root)

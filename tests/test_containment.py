@@ -175,9 +175,11 @@ def _strace() -> tuple[str, ...]:
     """strace following the whole tree, stopping it only at the traced calls where the kernel
     can filter them (``--seccomp-bpf``, strace 5.3+): otherwise strace stops every process at
     every system call, which tripled each run's CPU."""
-    argv = ("strace", "-f", "-qq", "--seccomp-bpf", "-e", TRACED)
-    done = subprocess.run([*argv, "true"], capture_output=True, timeout=60, check=False)
-    return argv if done.returncode == 0 and not done.stderr else argv[:3] + argv[4:]
+    filtered = ("strace", "-f", "-qq", "--seccomp-bpf", "-e", TRACED)
+    done = subprocess.run([*filtered, "true"], capture_output=True, timeout=60, check=False)
+    if done.returncode == 0 and not done.stderr:
+        return filtered
+    return ("strace", "-f", "-qq", "-e", TRACED)
 
 
 def _traced(

@@ -196,7 +196,7 @@ def test_environment_names_the_target_commit(tmp_path: Path) -> None:
     assert len(head) == 40
 
 
-def test_the_fingerprint_is_read_once_and_handed_out_as_a_copy() -> None:
+def test_the_fingerprint_is_handed_out_as_a_copy() -> None:
     # the worker adds target_commit to its copy; no later reader may see it
     from harness.environment import fingerprint
 
