@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "NO_TRUST_STORE",
     "PACKAGES",
+    "ZYGOTE_FD_ENV",
     "fingerprint",
     "harness_env",
     "target_commit",
@@ -24,6 +25,9 @@ PACKAGES: Final = ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "h11")
 ABSENT: Final = "absent"
 # A CA directory that holds no certificate and never will: OpenSSL reads a capath lazily.
 NO_TRUST_STORE: Final = os.devnull
+# The descriptor of a connection to a zygote that another process started and handed this
+# one (harness.zygote.Zygote.share): read once by harness.zygote.workers_for, never a worker's.
+ZYGOTE_FD_ENV: Final = "HARNESS_ZYGOTE_FD"
 
 
 def _version(distribution: str) -> str:
@@ -109,10 +113,12 @@ def worker_env(base: Mapping[str, str]) -> dict[str, str]:
 
     ``PYTEST_CURRENT_TEST`` goes too: pytest changes it for every test, so a worker
     environment that kept it would differ from test to test, and the plugin's zygote (which
-    serves only runs that would start the same way) would serve none but its first.
+    serves only runs that would start the same way) would serve none but its first. So does
+    :data:`ZYGOTE_FD_ENV`: the connection is its runner's, not the worker's.
     """
     env = harness_env(base)
     env.pop("SSL_CERT_FILE", None)
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop(ZYGOTE_FD_ENV, None)
     env["SSL_CERT_DIR"] = NO_TRUST_STORE
     return env

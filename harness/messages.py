@@ -35,9 +35,10 @@ The runner scores a run from these lines, the exit code and whether its watchdog
 **Zygote messages.** One JSON object per SOCK_SEQPACKET message (at most
 :data:`MESSAGE_MAX` bytes), tagged by ``"type"``; a fork request carries the descriptors
 the worker inherits (``fds``: their numbers in the runner) as SCM_RIGHTS beside it.
-Requests: :class:`ForkRequest`, :class:`KillRequest`. Reports: :class:`Ready` once the
-zygote has imported the stack, then per run :class:`Started` (its pid) or
-:class:`ForkFailed`, and :class:`Exited` once reaped.
+Requests: :class:`ForkRequest`, :class:`KillRequest`, and from the zygote's owner
+:class:`AttachRequest` (one more connection, sent beside it). Reports, on each connection:
+:class:`Ready` once the zygote has imported the stack, then per run :class:`Started` (its
+pid) or :class:`ForkFailed`, and :class:`Exited` once reaped.
 
 **Settling.** Before each sample the worker asks the runner's mock server to settle over an
 inherited socket pair (``Job.settle_fd``), one line each way; :mod:`harness.settle` owns
@@ -46,6 +47,7 @@ that channel and documents it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -78,6 +80,7 @@ __all__ = [
     "ORIGINS",
     "START",
     "TURN_PREFIX",
+    "AttachRequest",
     "Call",
     "Client",
     "Done",
@@ -103,6 +106,7 @@ __all__ = [
     "parse_line",
     "parse_report",
     "parse_request",
+    "start_digest",
 ]
 
 # --- the worker's exit codes -----------------------------------------------------------------
@@ -344,10 +348,21 @@ class KillRequest:
 
 
 @dataclass(frozen=True)
+class AttachRequest:
+    """Serve the connection sent beside this request as one more client (its own runs; its
+    hang-up kills only them). Only the zygote's owner may ask."""
+
+    TYPE: ClassVar[str] = "attach"
+
+
+@dataclass(frozen=True)
 class Ready:
-    """The zygote has imported the stack and serves forks."""
+    """The zygote has imported the stack and serves forks: ``origins`` is the path of its
+    :data:`ORIGINS` file, ``digest`` the :func:`start_digest` of how it was started."""
 
     TYPE: ClassVar[str] = "ready"
+    origins: str
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -377,12 +392,21 @@ class Exited:
     exit: int
 
 
-ZygoteRequest = ForkRequest | KillRequest
+ZygoteRequest = ForkRequest | KillRequest | AttachRequest
 ZygoteReport = Ready | Started | ForkFailed | Exited
-_REQUESTS: Final[dict[str, type[ZygoteRequest]]] = {k.TYPE: k for k in (ForkRequest, KillRequest)}
+_REQUESTS: Final[dict[str, type[ZygoteRequest]]] = {
+    k.TYPE: k for k in (ForkRequest, KillRequest, AttachRequest)
+}
 _REPORTS: Final[dict[str, type[ZygoteReport]]] = {
     k.TYPE: k for k in (Ready, Started, ForkFailed, Exited)
 }
+
+
+def start_digest(python: str, env: Mapping[str, str]) -> str:
+    """A digest of an interpreter and environment: a client that did not start the zygote
+    compares its own with the zygote's (:class:`Ready`) without either being sent whole."""
+    text = json.dumps([python, sorted(env.items())], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def encode(message: ZygoteRequest | ZygoteReport) -> bytes:

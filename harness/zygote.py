@@ -33,6 +33,13 @@ heard the exit: a kill (watchdog, cancel) is a message that the zygote carries o
 dies, the zygote's lifeline ends it and its supervisor kills every worker; if the zygote
 dies, each worker's lifeline ends that worker, and runs waiting on it raise WorkerError.
 
+A zygote's owner can share it with a child process (:meth:`Zygote.share`: a connection the
+child inherits, named in :data:`~harness.environment.ZYGOTE_FD_ENV`): the child's
+:func:`workers_for` attaches to it (:meth:`Zygote.attached`) and forks its runs there when
+the zygote was started as the child would start them (:class:`~harness.messages.Ready`
+carries a digest of its interpreter and environment). The child's hang-up, however it dies,
+kills the runs it forked; the bisect driver shares its zygote with its oracle calls this way.
+
 :func:`usable` says where a zygote can stand in for a fresh interpreter (Linux with
 ``pidfd_open``); the runner falls back to a fresh interpreter for a run whose interpreter or
 environment differs from the zygote's, or whose folder shadows a module it preloaded.
@@ -55,12 +62,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from harness.environment import worker_env
+from harness.environment import ZYGOTE_FD_ENV, worker_env
 from harness.errors import WorkerError
 from harness.interrupts import in_slices
 from harness.messages import (
     MESSAGE_MAX,
-    ORIGINS,
+    AttachRequest,
     Exited,
     ForkRequest,
     KillRequest,
@@ -70,6 +77,7 @@ from harness.messages import (
     ZygoteRequest,
     encode,
     parse_report,
+    start_digest,
 )
 from harness.processes import Child, ClosedOnExit, spawn
 
@@ -89,12 +97,38 @@ def usable() -> bool:
 @contextlib.contextmanager
 def workers_for(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
     """A zygote for runs in ``root`` on this interpreter and environment, or None (every
-    run starts a fresh interpreter) when ``fresh`` is set or :func:`usable` is False."""
+    run starts a fresh interpreter) when ``fresh`` is set or :func:`usable` is False.
+
+    A process handed a connection to a running zygote (:data:`ZYGOTE_FD_ENV`, set by whoever
+    started it: the bisect driver for its oracle calls) uses that one, the first time it
+    asks, whatever ``fresh`` says: it costs nothing to start."""
+    shared = _inherited()
+    if shared is not None:
+        with Zygote.attached(shared, root=root) as zygote:
+            yield zygote
+        return
     if fresh or not usable():
         yield None
         return
     with Zygote(python=sys.executable, root=root, env=worker_env(os.environ)) as zygote:
         yield zygote
+
+
+def _inherited() -> socket.socket | None:
+    """The zygote connection this process was handed (:data:`ZYGOTE_FD_ENV`, taken out of the
+    environment so no child inherits it), or None when there is none or it is not one."""
+    raw = os.environ.pop(ZYGOTE_FD_ENV, None)
+    if raw is None or not raw.isdigit() or not usable():
+        return None
+    try:
+        conn = socket.socket(fileno=int(raw))
+    except OSError:  # not open, or not a socket
+        return None
+    if (conn.family, conn.type) != (socket.AF_UNIX, socket.SOCK_SEQPACKET):
+        conn.detach()  # someone else's descriptor: leave it open
+        return None
+    conn.set_inheritable(False)
+    return conn
 
 
 class ZygotePool:
@@ -158,6 +192,17 @@ class Zygote(ClosedOnExit):
         self._conn: socket.socket | None = None
         self._reader: threading.Thread | None = None
         self._origins: dict[str, list[str]] = {}  # what it preloaded, from where (Ready)
+        self._digest = ""  # how it was started (Ready)
+        self._attached = False  # another process started it (attached)
+
+    @classmethod
+    def attached(cls, conn: socket.socket, *, root: Path) -> Zygote:
+        """Serve runs (in ``root`` unless a fork names another folder) from a zygote another
+        process started, over ``conn`` (:meth:`share`); its interpreter and environment are
+        told by its Ready. Leaving the ``with`` ends this process's runs, not the zygote."""
+        zygote = cls(python="", root=root, env={})
+        zygote._attached, zygote._conn = True, conn
+        return zygote
 
     @property
     def forks(self) -> int:
@@ -168,10 +213,15 @@ class Zygote(ClosedOnExit):
         """True when a run with these settings would start the same way from this zygote:
         the same interpreter and environment, and a folder that shadows nothing it preloaded
         (waits until the zygote is ready, which a fork does anyway; a zygote that died or
-        never got ready serves, so that the fork says why it failed)."""
-        if (python, dict(env)) != (self.python, self.env) or self._child is None:
-            return False  # another interpreter or environment, or never started
+        never got ready serves, so that the fork says why it failed, unless another process
+        started it: then the run starts a fresh interpreter)."""
+        if self._conn is None:
+            return False  # never started
+        if not self._attached and (python, dict(env)) != (self.python, self.env):
+            return False  # another interpreter or environment
         in_slices(self._ready.wait, START_S)
+        if self._attached and (self._dead or self._digest != start_digest(python, env)):
+            return False
         return not self._shadowed(root)
 
     def _shadowed(self, root: Path) -> bool:
@@ -189,7 +239,15 @@ class Zygote(ClosedOnExit):
         return False
 
     def start(self) -> Zygote:
-        """Start the zygote process and return at once; :meth:`fork` waits until it is ready."""
+        """Start the zygote process (or, :meth:`attached`, listen to the one another process
+        started) and return at once; :meth:`fork` waits until it is ready."""
+        if not self._attached:
+            self._spawn()
+        self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
+        self._reader.start()
+        return self
+
+    def _spawn(self) -> None:
         self._tmp = Path(tempfile.mkdtemp(prefix="harness-zygote-"))
         if len(str(self._tmp / "control")) > SOCKET_PATH_MAX:
             self._tmp.rmdir()
@@ -199,9 +257,6 @@ class Zygote(ClosedOnExit):
         except BaseException:
             self.close()
             raise
-        self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
-        self._reader.start()
-        return self
 
     def fork(
         self, job: Path, stderr: Path, pass_fds: Sequence[int] = (), *, root: Path | None = None
@@ -225,6 +280,17 @@ class Zygote(ClosedOnExit):
     def at(self, root: Path) -> InFolder:
         """A :class:`harness.launch.Launcher` that forks runs in ``root``."""
         return InFolder(self, root)
+
+    def share(self) -> socket.socket:
+        """A new connection to this zygote, for a process it did not start: pass the
+        returned socket's descriptor to that child, name it in :data:`ZYGOTE_FD_ENV`, close
+        it here once the child is started. The child's :func:`workers_for` forks its runs
+        from here (it checks it would start them the same way); when it hangs up, its runs
+        are killed. Closing this zygote ends them too."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with ours:
+            self._send(AttachRequest(), [ours.fileno()])
+        return theirs
 
     def close(self) -> None:
         """End the zygote and every worker it forked; idempotent."""
@@ -301,8 +367,8 @@ class Zygote(ClosedOnExit):
 
     def _take(self, message: ZygoteReport) -> None:
         if isinstance(message, Ready):
-            assert self._tmp is not None
-            self._origins = json.loads((self._tmp / ORIGINS).read_text(encoding="utf-8"))
+            self._origins = json.loads(Path(message.origins).read_text(encoding="utf-8"))
+            self._digest = message.digest
             self._ready.set()
             return
         with self._lock:
@@ -320,8 +386,9 @@ class Zygote(ClosedOnExit):
             pending.started.set()
 
     def _stderr(self) -> str:
-        """The zygote's last stderr line: why it failed, when it says."""
-        assert self._tmp is not None
+        """The zygote's last stderr line: why it failed, when it says (its owner's to read)."""
+        if self._tmp is None:
+            return ""
         try:
             text = (self._tmp / "stderr.txt").read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:

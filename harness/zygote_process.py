@@ -6,8 +6,11 @@ imports, says ``Ready``, and then serves: a ``ForkRequest`` starts a worker (``S
 or ``ForkFailed``), a ``KillRequest`` kills one's tree, and every exit is reported
 (``Exited``). It reaps its children only in its own loop, after noticing the exit on a
 pidfd, so a pid it kills is never a reused one. When the runner hangs up it kills what it
-forked and exits. In a forked child :func:`main` returns from the loop and runs
-:func:`harness.worker.main`, as ``python -m harness.worker JOB`` would.
+forked and exits. The runner, its owner, can hand it more connections (``AttachRequest``,
+the connection sent beside it): each is served the same way, for its own runs, and its
+hang-up kills only those (:meth:`harness.zygote.Zygote.share`). In a forked child
+:func:`main` returns from the loop and runs :func:`harness.worker.main`, as ``python -m
+harness.worker JOB`` would.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Final
 from harness.messages import (
     MESSAGE_MAX,
     ORIGINS,
+    AttachRequest,
     Exited,
     ForkFailed,
     ForkRequest,
@@ -37,8 +41,10 @@ from harness.messages import (
     Ready,
     Started,
     ZygoteReport,
+    ZygoteRequest,
     encode,
     parse_request,
+    start_digest,
 )
 from harness.processes import LIFELINE_ENV, guard, kill_tree, leave
 
@@ -48,53 +54,89 @@ EXIT_SETUP: Final = 70  # a forked child failed before it became a worker (EX_SO
 FDS_MAX: Final = 16  # descriptors one run passes to its worker (pass_fds)
 
 
-@dataclass
+@dataclass(eq=False)
+class _Client:
+    """One connection the zygote serves: its owner's (the first), or one attached later."""
+
+    conn: socket.socket
+    owner: bool = False
+
+
+@dataclass(eq=False)
 class _Running:
-    ident: int
+    client: _Client  # who asked: its reports go there, its hang-up kills this run
+    ident: int  # the client's id for the run (each client numbers its own)
     pid: int
     pidfd: int
     lifeline: int  # the write end; the worker's supervisor reads EOF when the zygote dies
 
 
 class _Server:
-    """The zygote's loop: fork on request, kill on request, report every exit."""
+    """The zygote's loop: fork on request, kill on request, report every exit, on each
+    connection it serves. The owner's hang-up ends the zygote and every run; another
+    client's ends that client's runs."""
 
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
+    def __init__(self, conn: socket.socket, ready: Ready) -> None:
+        self.ready = ready
         self.selector = selectors.DefaultSelector()
-        self.selector.register(conn, selectors.EVENT_READ, None)
-        self.running: dict[int, _Running] = {}  # by id
+        self.clients: list[_Client] = []
+        self.running: list[_Running] = []
+        self._serve(_Client(conn, owner=True))
 
     def serve(self) -> list[str]:
-        """Serve until the harness hangs up (then exit); returns only in a forked child,
+        """Serve until the owner hangs up (then exit); returns only in a forked child,
         with the worker's argv."""
         while True:
             for key, _ in self.selector.select():
-                if key.data is not None:
+                if isinstance(key.data, _Running):
                     self._reap(key.data)
                     continue
-                data, fds, _, _ = socket.recv_fds(self.conn, MESSAGE_MAX, FDS_MAX)
+                client: _Client = key.data
+                data, fds, _, _ = socket.recv_fds(client.conn, MESSAGE_MAX, FDS_MAX)
                 if not data:
-                    self._end()
-                argv = self._handle(parse_request(data), fds)
+                    self._hang_up(client)
+                    continue
+                argv = self._handle(client, parse_request(data), fds)
                 if argv is not None:
                     return argv
 
-    def _handle(self, request: ForkRequest | KillRequest, fds: list[int]) -> list[str] | None:
+    def _serve(self, client: _Client) -> None:
+        self.clients.append(client)
+        self.selector.register(client.conn, selectors.EVENT_READ, client)
+        self._send(client, self.ready)
+
+    def _hang_up(self, client: _Client) -> None:
+        if client.owner:
+            self._end()
+        self.selector.unregister(client.conn)
+        client.conn.close()
+        self.clients.remove(client)
+        for running in self.running:
+            if running.client is client:
+                kill_tree(running.pid)  # reaped in the loop; its report goes nowhere
+
+    def _handle(self, client: _Client, request: ZygoteRequest, fds: list[int]) -> list[str] | None:
+        if isinstance(request, AttachRequest):
+            if client.owner and len(fds) == 1:
+                self._serve(_Client(socket.socket(fileno=fds[0])))
+            else:  # only the owner hands out connections, one at a time
+                _close(fds)
+            return None
         if isinstance(request, KillRequest):
-            running = self.running.get(request.id)
-            if running is not None:  # already reaped: its exit report is on its way
-                kill_tree(running.pid)
+            for running in self.running:  # not found: reaped, its exit report is on its way
+                if running.client is client and running.ident == request.id:
+                    kill_tree(running.pid)
             return None
         passed = dict(zip(request.fds, fds, strict=True))
         if threading.active_count() != 1:  # forking a threaded process is unsafe
             _close(fds)
-            self._send(ForkFailed(request.id, f"{threading.active_count()} threads"))
+            self._send(client, ForkFailed(request.id, f"{threading.active_count()} threads"))
             return None
-        return self._fork(request, passed)
+        return self._fork(client, request, passed)
 
-    def _fork(self, request: ForkRequest, passed: dict[int, int]) -> list[str] | None:
-        ident = request.id
+    def _fork(
+        self, client: _Client, request: ForkRequest, passed: dict[int, int]
+    ) -> list[str] | None:
         lifeline_r, lifeline_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -111,10 +153,10 @@ class _Server:
 
             return [worker.__file__, request.job]
         _close([lifeline_r, *passed.values()])  # the child has its copies
-        pidfd = os.pidfd_open(pid)
-        self.running[ident] = _Running(ident, pid, pidfd, lifeline_w)
-        self.selector.register(pidfd, selectors.EVENT_READ, ident)
-        self._send(Started(ident, pid))
+        running = _Running(client, request.id, pid, os.pidfd_open(pid), lifeline_w)
+        self.running.append(running)
+        self.selector.register(running.pidfd, selectors.EVENT_READ, running)
+        self._send(client, Started(request.id, pid))
         return None
 
     def _become_worker(
@@ -122,8 +164,9 @@ class _Server:
     ) -> None:
         """In the forked child: the descriptors a spawned worker has, and nothing else."""
         self.selector.close()
-        self.conn.close()
-        for running in self.running.values():
+        for client in self.clients:
+            client.conn.close()
+        for running in self.running:
             os.close(running.pidfd)
             os.close(running.lifeline)
         os.close(lifeline_w)
@@ -137,19 +180,24 @@ class _Server:
         os.set_inheritable(lifeline, True)
         os.environ[LIFELINE_ENV] = str(lifeline)
 
-    def _reap(self, ident: int) -> None:
-        running = self.running.pop(ident)
+    def _reap(self, running: _Running) -> None:
+        self.running.remove(running)
         self.selector.unregister(running.pidfd)
         _, status = os.waitpid(running.pid, 0)
         os.close(running.pidfd)
         os.close(running.lifeline)
-        self._send(Exited(ident, os.waitstatus_to_exitcode(status)))
+        if running.client in self.clients:
+            self._send(running.client, Exited(running.ident, os.waitstatus_to_exitcode(status)))
 
-    def _send(self, message: ZygoteReport) -> None:
-        self.conn.send(encode(message))
+    def _send(self, client: _Client, message: ZygoteReport) -> None:
+        try:
+            client.conn.send(encode(message))
+        except OSError:  # a client that died: its hang-up, read next, ends its runs
+            if client.owner:
+                raise
 
     def _end(self) -> None:
-        for running in self.running.values():
+        for running in self.running:
             kill_tree(running.pid)
         os._exit(0)
 
@@ -232,13 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.zygote SOCKET``: serve forks; in a forked child, run the worker."""
     args = list(sys.argv[1:] if argv is None else argv)
     guard()
+    # how it was started, before any import could touch the environment
+    digest = start_digest(sys.executable, os.environ)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.connect(args[0])
     _preload()
     origins = Path(args[0]).with_name(ORIGINS)
     origins.write_text(json.dumps(_origins()), encoding="utf-8")
-    conn.send(encode(Ready()))
-    worker_argv = _Server(conn).serve()
+    worker_argv = _Server(conn, Ready(str(origins), digest)).serve()
     sys.argv = worker_argv
     from harness.worker import main as worker_main
 

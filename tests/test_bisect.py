@@ -48,7 +48,20 @@ from harness.errors import BisectInputError, ScenarioError
 N_COMMITS, K, S, M, BAD = 12, 2, 4, 9, 8
 FACTORY = "gateway/factory.py:create_openai_client"
 
-HEALTHY = '''"""Gateway client factory, revision {i}."""
+# With RUNS_LOG set (--env), each run appends how its worker started: forked from a zygote
+# (its imports frozen) or not, and from which process (the worker's supervisor's parent).
+RECORD = """
+import os
+
+if "RUNS_LOG" in os.environ:
+    import gc, psutil
+
+    with open(os.environ["RUNS_LOG"], "a") as log:
+        log.write(f"{{gc.get_freeze_count()}} {{psutil.Process(os.getppid()).ppid()}}\\n")
+"""
+
+HEALTHY = (
+    '''"""Gateway client factory, revision {i}."""
 from typing import Any
 
 import openai
@@ -57,8 +70,11 @@ import openai
 def create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> openai.OpenAI:
     return openai.OpenAI(**dict(client_kwargs))
 '''
+    + RECORD
+)
 
-MUTATING = '''"""Gateway client factory, revision {i}: one keep-alive client for everything."""
+MUTATING = (
+    '''"""Gateway client factory, revision {i}: one keep-alive client for everything."""
 from typing import Any
 
 import openai
@@ -69,6 +85,8 @@ def create_openai_client(client_kwargs: dict[str, Any], *, shared: bool) -> open
         client_kwargs["http_client"] = openai.DefaultHttpxClient()
     return openai.OpenAI(**client_kwargs)
 '''
+    + RECORD
+)
 
 BROKEN = '''"""Gateway client factory, revision {i}: work in progress."""
 import openai
@@ -271,10 +289,15 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
 ) -> None:
     before = repo_state(repo)
     reports = tmp_path / "reports"
+    runs_log = tmp_path / "runs.log"
     done = harness_bisect(
-        *bisect_args(repo, shas[0], shas[BAD], scenario, reports),
+        *bisect_args(repo, shas[0], shas[BAD], scenario, reports), "--env", f"RUNS_LOG={runs_log}"
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    # every run forked from one zygote the bisect started (the broken commit has no run)
+    runs = [line.split() for line in runs_log.read_text(encoding="utf-8").splitlines()]
+    assert runs and all(int(frozen) > 0 for frozen, _ in runs)
+    assert len({zygote for _, zygote in runs}) == 1
     assert_untouched(repo, before)
     assert f"first bad commit: {shas[K]} 'c{K}: change {K}' by Dev {K % 3}" in done.stdout
     assert f"step       {shas[S][:7]}" in done.stdout and "untestable -> skip" in done.stdout

@@ -45,6 +45,22 @@ if gwpin.VERSION != EXPECTED:
 """
 
 
+# How each run's worker started: forked from a zygote (its imports frozen) and which one (the
+# worker's supervisor's parent), one line per run in RUNS_LOG beside the repository.
+RECORD = """import gc, os, psutil
+
+with open({log!r}, "a") as _log:
+    _log.write(f"{{gc.get_freeze_count()}} {{psutil.Process(os.getppid()).ppid()}}\\n")
+"""
+RUNS_LOG = "runs.log"
+
+
+def _runs(tmp_path: Path) -> list[tuple[int, int]]:
+    """(frozen objects, zygote pid) of each run, in order."""
+    lines = (tmp_path / RUNS_LOG).read_text(encoding="utf-8").splitlines()
+    return [(int(frozen), int(zygote)) for frozen, zygote in map(str.split, lines)]
+
+
 def build_wheel(folder: Path, name: str, version: str) -> Path:
     """A pure-Python wheel of one module ``name`` with ``VERSION = version``."""
     folder.mkdir(exist_ok=True)
@@ -116,7 +132,8 @@ def _project(
     tmp_path: Path, pins: list[str], mutate_from: int, *, dead_submodule: bool = False
 ) -> tuple[Path, list[str]]:
     """One commit per pin: requirements.txt pins gwpin at it, the factory refuses to import
-    on any other version, and mutates the caller's dict from commit ``mutate_from`` on. With
+    on any other version, and mutates the caller's dict from commit ``mutate_from`` on; each
+    run appends to RUNS_LOG how its worker started (:func:`_runs`). With
     ``dead_submodule``, the first commit adds submodule ``vendored`` from a local repository
     that is deleted at the end: nothing can fetch it."""
     repo = _new_repo(tmp_path / "repo")
@@ -130,7 +147,9 @@ def _project(
         files = {
             "requirements.txt": f"gwpin=={pin}\n",
             "gateway/__init__.py": "",
-            "gateway/factory.py": PIN_CHECK.format(version=pin) + factory,
+            "gateway/factory.py": RECORD.format(log=str(tmp_path / RUNS_LOG))
+            + PIN_CHECK.format(version=pin)
+            + factory,
             "NOTES.md": f"revision {i}\n",
         }
         shas.append(_commit(repo, f"c{i}", **files))
@@ -200,6 +219,10 @@ def test_install_runs_in_a_private_venv_once_when_the_dependencies_never_change(
     assert report["result"]["sha"] == shas[2] and report["skipped"] == []
     installs = [s["install"] for s in report["steps"]]
     assert installs == ["ran"] + ["skipped"] * (len(installs) - 1)
+    # one zygote, started after the install, served every call
+    runs = _runs(tmp_path)
+    assert len(runs) == len(installs) and all(frozen > 0 for frozen, _ in runs)
+    assert len({zygote for _, zygote in runs}) == 1
     assert all(s["packages"] == _sdk_versions() for s in report["steps"])
     # the venv the install ran in: private, and gone
     first_log = run_dir / report["steps"][0]["files"]["install_log"]
@@ -237,6 +260,11 @@ def test_install_runs_again_where_the_dependency_files_change(
     installs = [s["install"] for s in report["steps"]]
     assert installs == _expected_installs(report, pins, shas)
     assert installs.count("ran") >= 2  # the bounds pin different versions
+    # each install ended the zygote; the next call forked from a new one, started after it
+    runs = _runs(tmp_path)
+    assert len(runs) == len(installs) and all(frozen > 0 for frozen, _ in runs)
+    new = [i == 0 or runs[i][1] != runs[i - 1][1] for i in range(len(runs))]
+    assert new == [install == "ran" for install in installs]
     assert freeze(python) == env_before
     assert repo_state(repo) == repo_before
 
@@ -266,6 +294,7 @@ def test_an_installed_harness_does_not_shadow_the_projects_pins(
     assert report["result"]["sha"] == shas[2] and report["skipped"] == []
     assert [u["name"] for u in report["unfetched_submodules"]] == ["vendored"]
     assert [s["install"] for s in report["steps"]].count("ran") == 1
+    assert all(frozen > 0 for frozen, _ in _runs(tmp_path))  # a zygote on the installed harness
     assert freeze(python) == env_before
     assert repo_state(repo) == repo_before
 

@@ -10,6 +10,7 @@ import pytest
 from harness.errors import UsageError, WorkerError
 from harness.messages import (
     MESSAGE_MAX,
+    AttachRequest,
     Call,
     Client,
     Done,
@@ -26,6 +27,8 @@ from harness.messages import (
     Started,
     Untestable,
     WorkerLine,
+    ZygoteReport,
+    ZygoteRequest,
     encode,
     encode_line,
     label_for_turn,
@@ -107,7 +110,8 @@ def test_an_unknown_line_is_a_worker_error_and_a_cut_line_is_a_value_error() -> 
 ZYGOTE = [
     ForkRequest(3, "/tmp/j/job.json", "/tmp/j/stderr.txt", "/tmp/project", (5, 9)),
     KillRequest(3),
-    Ready(),
+    AttachRequest(),
+    Ready("/tmp/z/preloaded.json", "0" * 64),
     Started(3, 4242),
     ForkFailed(3, "2 threads"),
     Exited(3, -9),
@@ -116,11 +120,11 @@ ZYGOTE = [
 
 @pytest.mark.parametrize("message", ZYGOTE, ids=lambda m: type(m).__name__)
 def test_every_zygote_message_round_trips_on_its_side(
-    message: ForkRequest | KillRequest | Ready | Started | ForkFailed | Exited,
+    message: ZygoteRequest | ZygoteReport,
 ) -> None:
     data = encode(message)
     assert len(data) < MESSAGE_MAX
-    if isinstance(message, ForkRequest | KillRequest):
+    if isinstance(message, ForkRequest | KillRequest | AttachRequest):
         assert parse_request(data) == message
         with pytest.raises(WorkerError, match=f"zygote message of unknown type {message.TYPE!r}"):
             parse_report(data)

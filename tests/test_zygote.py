@@ -6,6 +6,7 @@ import json
 import os
 import quopri
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import psutil
 import pytest
 from _wait import gone, until
 
-from harness.environment import worker_env
+from harness.environment import ZYGOTE_FD_ENV, worker_env
 from harness.errors import RunCancelled, WorkerError
 from harness.result import COUNT_FIELDS, RunResult
 from harness.runner import run_one
@@ -33,7 +34,7 @@ SHORT = "version: 1\nclient: {kwargs: {timeout: 10}}\nsession: {turns: 3}\n"
 # Module-level state and GC settings a leaking worker would carry into the next run.
 STATE = """
 import gc, json, os, pathlib, sys
-import openai
+import openai, psutil
 
 HERE = pathlib.Path(__file__).parent
 RUNS = []
@@ -48,6 +49,8 @@ def make(client_kwargs, *, shared):
             "frozen": gc.get_freeze_count(),
             "main": sys.modules["__main__"].__spec__.name,
             "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+            # the worker's supervisor's parent: the zygote, or whoever spawned the worker
+            "zygote": psutil.Process(os.getppid()).ppid(),
         }
         with open(HERE / "state.jsonl", "a") as out:
             out.write(json.dumps(record) + "\\n")
@@ -383,3 +386,89 @@ def _zygote_processes() -> list[psutil.Process]:
         for p in psutil.Process().children(recursive=True)
         if "harness.zygote_process" in " ".join(p.cmdline())
     ]
+
+
+# --- a zygote shared with other processes (Zygote.share: the bisect's oracle calls) ----------
+
+
+def _check(root: Path, env: dict[str, str], conn: socket.socket) -> int:
+    """``harness check`` (one run) of the STATE factory in ``root``, handed ``conn``."""
+    scenario, fd = root / "state" / "s.yaml", conn.fileno()
+    argv = [sys.executable, "-m", "harness", "check", "--scenario", str(scenario),
+            "--factory", "state/factory.py:make", "--root", str(root)]  # fmt: skip
+    env = {**env, ZYGOTE_FD_ENV: str(fd)}
+    check = subprocess.Popen(argv, cwd=root, env=env, pass_fds=(fd,), stdout=subprocess.DEVNULL)
+    conn.close()
+    return check.wait(DEADLINE_S * 2)
+
+
+def test_a_process_handed_a_connection_forks_its_runs_from_the_zygote(root: Path) -> None:
+    folder = _folder(root, "state", STATE)
+    _scenario(folder, SHORT)
+    env = dict(os.environ)
+    with _zygote(root / "unused") as zygote:
+        # one run: on its own, check would start it in a fresh interpreter
+        assert _check(root, env, zygote.share()) == 0
+        # another environment: the zygote would not start the run as the check would
+        assert _check(root, {**env, "X_HARNESS": "1"}, zygote.share()) == 0
+        assert zygote.forks == 0  # the check's runs are the check's: the owner counts its own
+        records = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
+        # this test's zygote (the test started it; guard() put a supervisor in between)
+        assert psutil.Process(records[0]["zygote"]).parent().ppid() == os.getpid()
+    assert [(r["main"], r["frozen"] > 0) for r in records] == [
+        ("harness.zygote_process", True),
+        ("harness.worker", False),
+    ]
+
+
+CLIENT = """
+import sys
+from pathlib import Path
+from harness.runner import run_one
+from harness.scenario import load_scenario
+from harness.zygote import workers_for
+root = Path(sys.argv[1])
+with workers_for(root, fresh=True) as zygote:  # handed one: it forks there all the same
+    run_one(load_scenario(root / "client" / "s.yaml"), "client/factory.py:make", root=root,
+            watchdog_s=600, zygote=zygote)
+"""
+
+
+def test_a_client_that_dies_takes_its_runs_along_and_the_zygote_serves_on(root: Path) -> None:
+    folder = _folder(root, "client", HANGING)
+    scenario = _scenario(folder, SHORT)
+    with _zygote(root) as zygote:
+        conn = zygote.share()
+        client = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(root)],
+            cwd=root,
+            env={**os.environ, ZYGOTE_FD_ENV: str(conn.fileno())},
+            pass_fds=(conn.fileno(),),
+        )
+        conn.close()
+        try:
+            until(lambda: bool(_pids(folder)))
+        finally:
+            client.send_signal(signal.SIGKILL)  # it cleans up nothing: its hang-up must
+            client.wait()
+        worker, child, parent = _pids(folder)
+        until(lambda: gone(worker) and gone(child))
+        assert not gone(parent)  # the zygote it forked from lives on ...
+        after = run_one(scenario, "baseline", root=root, zygote=zygote)
+        assert (after.status, after.calls, zygote.forks) == ("completed", 3, 1)  # ... and forks
+
+
+@pytest.mark.parametrize("kind", ["pipe", "number"])
+def test_a_descriptor_that_is_no_zygote_connection_is_left_alone(
+    root: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        monkeypatch.setenv(ZYGOTE_FD_ENV, str(read_end) if kind == "pipe" else "stdin")
+        with workers_for(root, fresh=True) as zygote:
+            assert zygote is None
+        assert ZYGOTE_FD_ENV not in os.environ  # read once, and no child inherits it
+        os.fstat(read_end)  # still open: not ours to close
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -80,7 +80,8 @@ from harness.bisect.search import (
     default_max_runs,
     observed_counts,
 )
-from harness.bisect.step import StepConfig, checker_env, run_step
+from harness.bisect.step import DEFAULT_ORACLE, StepConfig, checker_env, run_step
+from harness.bisect.workers import OracleWorkers
 from harness.errors import BisectInputError, GitError, HarnessError, UsageError
 from harness.interrupts import Interrupted, handling, ignoring
 from harness.progress import Progress
@@ -163,6 +164,13 @@ class _Run:
         self.warnings: list[str] = []
         self.unfetched: list[g.SubmoduleFailure] = []
         self.installed: tuple[tuple[str, str], ...] | None = None  # deps of the last install
+        self.workers: OracleWorkers | None = None  # the default oracle's zygote
+
+    def _workers(self, python: str, env: dict[str, str], clone: Path) -> OracleWorkers:
+        self.workers = OracleWorkers(
+            python=python, env=env, root=clone, enabled=self.req.oracle == DEFAULT_ORACLE
+        )
+        return self.workers
 
     def say(self, text: str) -> None:
         self.progress.say(text)
@@ -186,12 +194,15 @@ class _Run:
         self.progress.budget(self.max_runs)
         self.tmp = Path(tempfile.mkdtemp(prefix="harness-bisect-"))
         clone = self.tmp / "checkout"
+        env, oracle = checker_env(dict(req.env)), req.oracle
+        if not req.install:  # it imports while git clones
+            self._workers(oracle[0], env, clone).start()
         t = time.monotonic()
         g.make_clone(common, clone)
         self.timings["clone_s"] = round(time.monotonic() - t, 3)
-        env, oracle = checker_env(dict(req.env)), req.oracle
         if req.install:
             env, oracle = self._make_venv(env, oracle)
+            self._workers(oracle[0], env, clone)  # started after the first install
         config = StepConfig(
             oracle=oracle,
             scenario=str(req.scenario.resolve()),
@@ -241,7 +252,9 @@ class _Run:
         key = f"{bound_term} {role}" if role is Role.BOUND else str(role)
         key = f"{key} {sha[:12]}"
         self.progress.started(key)
-        record = run_step(config, role, bound_term=bound_term, install=install)
+        record = run_step(
+            config, role, bound_term=bound_term, install=install, workers=self.workers
+        )
         if record.install in ("ran", "failed"):
             self.installed = deps if record.install == "ran" else None
         self.records.append(record)
@@ -393,6 +406,8 @@ class _Run:
         )
 
     def remove_clone(self) -> None:
+        if self.workers is not None:
+            self.workers.close()  # its forked runs may still be in the checkout
         if self.tmp is None:
             return
         try:

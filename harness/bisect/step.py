@@ -16,12 +16,15 @@ and each log, and the oracle's ``--json`` file, is scrubbed of secret values and
 
 Every child is started by :func:`harness.processes.spawn` (its own session, a lifeline): on
 any interruption its whole process tree is killed there, the one way the harness kills.
+The default oracle's runs fork from the bisect's zygote (:mod:`harness.bisect.workers`):
+the call gets a connection to it, and its hang-up, killed or not, ends the runs it forked.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -40,12 +43,16 @@ from harness.bisect.search import (
     term_of,
     word_of,
 )
-from harness.environment import harness_env
+from harness.bisect.workers import OracleWorkers
+from harness.environment import ZYGOTE_FD_ENV, harness_env
 from harness.processes import spawn
 from harness.redact import redact_env, scrub_file
 from harness.report.layout import atomic_write_text
 
-__all__ = ["StepConfig", "checker_env", "run_step"]
+__all__ = ["DEFAULT_ORACLE", "StepConfig", "checker_env", "run_step"]
+
+# `harness check` on this interpreter; -P: the oracle's folder (steps/) is not on its path
+DEFAULT_ORACLE = (sys.executable, "-P", "-m", "harness", "check")
 
 
 @dataclass(frozen=True)
@@ -83,18 +90,30 @@ def run_logged(
     env: Mapping[str, str],
     log: Path,
     hide: Sequence[str] = (),
+    zygote: socket.socket | None = None,
 ) -> int:
     """Run a child (argv: the oracle; a str: the user's shell command) with its output in
     ``log``, scrubbed of the secret values in ``env`` and of ``hide``; return its exit code.
-    However we leave
-    (Ctrl-C included), its whole tree is killed (:mod:`harness.processes`)."""
+    ``zygote``: a connection the child gets (:data:`~harness.environment.ZYGOTE_FD_ENV`),
+    closed here once it is started. However we leave (Ctrl-C included), its whole tree is
+    killed (:mod:`harness.processes`)."""
     command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+    fds: tuple[int, ...] = ()
+    child_env = dict(env)
+    if zygote is not None:
+        fds, child_env[ZYGOTE_FD_ENV] = (zygote.fileno(),), str(zygote.fileno())
     try:
-        with (
-            log.open("wb") as out,
-            spawn(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT) as child,
-        ):
-            code = child.wait()
+        with log.open("wb") as out:
+            try:
+                child = spawn(
+                    command, cwd=cwd, env=child_env, stdout=out, stderr=subprocess.STDOUT,
+                    pass_fds=fds,
+                )  # fmt: skip
+            finally:
+                if zygote is not None:
+                    zygote.close()  # the child's copy is the one that counts
+            with child:
+                code = child.wait()
     finally:
         if log.is_file():  # also when interrupted: an install command may echo its secrets
             scrub_file(log, env, hide)
@@ -128,12 +147,18 @@ def checker_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_step(
-    config: StepConfig, role: Role, *, bound_term: str = "", install: bool = True
+    config: StepConfig,
+    role: Role,
+    *,
+    bound_term: str = "",
+    install: bool = True,
+    workers: OracleWorkers | None = None,
 ) -> StepRecord:
     """Test the commit checked out in ``config.checkout``; write and return its record
     (a bound's calibration call names the bound by its term, ``bound_term``).
     ``install=False`` skips ``config.install`` (the driver found the dependency files
-    unchanged since the last install); the record says which (``install``).
+    unchanged since the last install); the record says which (``install``). ``workers``:
+    the zygote the oracle's runs fork from (stopped here before an install runs).
     The commit is scrubbed afterwards, also when the call is interrupted."""
     started, t0 = time.time(), time.monotonic()
     checkout, steps = Path(config.checkout), Path(config.steps_dir)
@@ -147,6 +172,8 @@ def run_step(
     packages: dict[str, str] = {}
     try:
         if config.install and install:
+            if workers is not None:
+                workers.stop()  # what it preloaded may be what the install replaces
             installed = "ran"
             files["install_log"] = f"steps/{stem}.install.log"
             code = run_logged(
@@ -162,7 +189,8 @@ def run_step(
                 detail = f"install command exited {code}" + (f": {why}" if why else "")
                 installed = "failed"
         if not detail:
-            oracle_exit, metrics, detail = _oracle(config, steps, stem, files, packages)
+            zygote = None if workers is None else workers.share()
+            oracle_exit, metrics, detail = _oracle(config, steps, stem, files, packages, zygote)
         else:
             metrics = CheckMetrics()
     finally:
@@ -197,7 +225,12 @@ def run_step(
 
 
 def _oracle(
-    config: StepConfig, steps: Path, stem: str, files: dict[str, str], packages: dict[str, str]
+    config: StepConfig,
+    steps: Path,
+    stem: str,
+    files: dict[str, str],
+    packages: dict[str, str],
+    zygote: socket.socket | None,
 ) -> tuple[int, CheckMetrics, str]:
     json_path, log_path = steps / f"{stem}.check.json", steps / f"{stem}.check.log"
     files["check_json"], files["check_log"] = f"steps/{json_path.name}", f"steps/{log_path.name}"
@@ -217,7 +250,9 @@ def _oracle(
         str(json_path),
     ]
     # cwd outside the checkout: nothing the oracle writes by accident lands in the tree
-    code = run_logged(argv, cwd=steps, env=config.env, log=log_path, hide=config.hide)
+    code = run_logged(
+        argv, cwd=steps, env=config.env, log=log_path, hide=config.hide, zygote=zygote
+    )
     metrics = CheckMetrics()
     if json_path.is_file():
         # the oracle scrubbed its environment's secret-named values; the --env ones it cannot

@@ -17,14 +17,13 @@ from harness.bisect.model import (
     REGRESSION_TERMS,
     BisectRequest,
 )
+from harness.bisect.step import DEFAULT_ORACLE
 from harness.commands._common import positive_int, scenario_file
 from harness.commands.registry import command
 from harness.errors import UsageError
 from harness.progress import choose_mode, make_progress
 
 __all__ = ["COMMAND", "DEFAULT_ORACLE", "request_from"]
-
-DEFAULT_ORACLE = (sys.executable, "-P", "-m", "harness", "check")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
