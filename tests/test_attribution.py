@@ -148,9 +148,12 @@ def _kind(kind: str) -> str:
 
 @pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_module_level_client_is_named_at_its_import_line(tmp_path: Path, kind: str) -> None:
+def test_module_level_client_is_named_at_its_import_line(
+    tmp_path: Path, kind: str, forks: Zygote | None
+) -> None:
     path = _write(tmp_path, "cached.py", MODULE_CACHE, kind)
-    result = run_one(_scenario(), "cached.py:create_openai_client", root=tmp_path, attribute=True)
+    spec = "cached.py:create_openai_client"
+    result = run_one(_scenario(), spec, root=tmp_path, attribute=True, zygote=forks)
     (holder,) = _live(result)
     assert (holder.site, holder.function) == (f"cached.py:{_line(path, 'SITE')}", "<module>")
     assert (holder.kind, holder.objects, holder.shared) == (_kind(kind), 1, None)
@@ -161,10 +164,12 @@ def test_module_level_client_is_named_at_its_import_line(tmp_path: Path, kind: s
 
 @pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_cache_keyed_by_base_url_is_named_in_the_cache(tmp_path: Path, kind: str) -> None:
+def test_cache_keyed_by_base_url_is_named_in_the_cache(
+    tmp_path: Path, kind: str, forks: Zygote | None
+) -> None:
     path = _write(tmp_path, "framework.py", URL_CACHE, kind)
     spec = "framework.py:create_openai_client"
-    result = run_one(_scenario(), spec, root=tmp_path, attribute=True)
+    result = run_one(_scenario(), spec, root=tmp_path, attribute=True, zygote=forks)
     (holder,) = _live(result)
     assert (holder.site, holder.function) == (f"framework.py:{_line(path, 'SITE')}", "for_url")
     assert holder.via.startswith("framework.py:") and holder.via.endswith("create_openai_client")
@@ -174,11 +179,13 @@ def test_cache_keyed_by_base_url_is_named_in_the_cache(tmp_path: Path, kind: str
 
 @pytest.mark.sdk
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_class_method_adapter_names_the_method_not_the_adapter(tmp_path: Path, kind: str) -> None:
+def test_class_method_adapter_names_the_method_not_the_adapter(
+    tmp_path: Path, kind: str, forks: Zygote | None
+) -> None:
     big = _write(tmp_path, "gateway_app.py", BIG_CLASS, kind)
     adapter = _write(tmp_path, "adapter.py", ADAPTER, kind)
     spec = "adapter.py:create_openai_client"
-    result = run_one(_scenario(), spec, root=tmp_path, attribute=True)
+    result = run_one(_scenario(), spec, root=tmp_path, attribute=True, zygote=forks)
     (holder,) = _live(result)
     site = f"gateway_app.py:{_line(big, 'SITE')}"
     assert (holder.site, holder.function) == (site, "_create_openai_client")

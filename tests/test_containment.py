@@ -228,16 +228,10 @@ def test_strace_in_the_namespace_sees_an_attempt_off_loopback(tmp_path: Path) ->
     assert "ENETUNREACH" in attempts[0]  # the namespace has no route off the machine
 
 
-@pytest.mark.parametrize(
-    "factory",
-    # where the SDK's own HTTP stack makes the attempt, every SDK line; a bare socket, once
-    [
-        pytest.param(f, marks=[] if f.startswith(("raw_", "udp_")) else [pytest.mark.sdk])
-        for f in sorted(REFUSED)
-    ],
-)
-def test_check_refuses_traffic_off_loopback(tmp_path: Path, factory: str) -> None:
+@pytest.mark.sdk
+def test_check_refuses_traffic_off_loopback(tmp_path: Path) -> None:
     _project(tmp_path)
+    factory = "base_url_name"
     done, attempts = _traced(
         _cli("check", "--scenario", "s.yaml", "--factory", f"f.py:{factory}"), tmp_path
     )
@@ -245,6 +239,26 @@ def test_check_refuses_traffic_off_loopback(tmp_path: Path, factory: str) -> Non
     line = f"{REFUSED[factory]}: {TAIL}"
     assert f"(run untestable: {line})" in done.stdout, done.stdout
     assert done.stdout.count("refused ") == 1
+    assert _off_loopback(attempts) == []
+
+
+@pytest.mark.sdk
+def test_every_way_off_loopback_is_refused_and_named_in_one_line(tmp_path: Path) -> None:
+    """Every factory of REFUSED in one regress (its runs forked from one zygote, inside the
+    traced tree): the SDK's own HTTP stack on each line, sync and async, a proxy, bare
+    sockets, a lookup in asyncio's resolver thread, UDP."""
+    _project(tmp_path)
+    roles = "".join(f"  f.py:{factory}: observe\n" for factory in sorted(REFUSED))
+    (tmp_path / "all.yaml").write_text(f"{SCENARIO}variants:\n{roles}", encoding="utf-8")
+    done, attempts = _traced(
+        _cli("regress", "all.yaml", "--quiet", "--report-dir", "reports"), tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "reports" / "latest" / "results.json").read_text())
+    runs = {e["variant"]: e["runs"] for e in results["entries"]}
+    assert {spec: [(r["status"], r["detail"]) for r in ran] for spec, ran in runs.items()} == {
+        f"f.py:{factory}": [("untestable", f"{line}: {TAIL}")] for factory, line in REFUSED.items()
+    }
     assert _off_loopback(attempts) == []
 
 
