@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import runner
+from harness.launch import Launcher
 from harness.zygote import Zygote, workers_for
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -34,3 +36,18 @@ def killed_tmpdir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def forked_runs(forks: Zygote | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run the test starts in-process without a zygote (``main(["run", ...])``, a
+    single ``check``, ``check_factory``) forks from ``forks`` where it serves the run,
+    instead of starting a fresh interpreter that spends a second importing openai: for tests
+    of what the commands print, write and return. How a worker starts has its own tests
+    (test_launch.py, test_runner.py, test_zygote.py), which do not use this."""
+    fresh_or = runner.launcher_for
+
+    def launcher_for(python: str, root: Path, zygote: Zygote | None) -> Launcher:
+        return fresh_or(python, root, zygote or forks)
+
+    monkeypatch.setattr(runner, "launcher_for", launcher_for)

@@ -13,6 +13,8 @@ import pytest
 
 from harness.cli import main
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 AGENT = '''"""A gateway whose client factory is a method of a class too costly to construct."""
 from typing import Any
 

@@ -23,6 +23,8 @@ from harness.testing import assert_healthy, check_factory
 from harness.variants._http import sdk_stack
 from harness.zygote import Zygote
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 CHECKOUT = Path(__file__).resolve().parent.parent  # bundled variants fork from `forks` here
 
 # What each SDK line builds is attributed on every line (`sdk`); the flag's plumbing through

@@ -23,6 +23,8 @@ from harness.commands.scenarios import first_sentence
 from harness.environment import harness_env
 from harness.errors import UsageError
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 pytest_plugins = ["pytester"]
 
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -20,6 +20,8 @@ from harness.result import ServerStats, summarize
 from harness.scenario import Expectations
 from harness.verdict import RegressEntry, judge
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 USE_AFTER_CLOSE = """\
 version: 1
 description: request clients closed after use

@@ -36,6 +36,8 @@ from harness.variants._provider import Lifecycle
 from harness.verdict import RegressEntry, RegressSummary
 from harness.zygote import Zygote
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 NEW = ("reload-between-turns", "terminate-in-flight")

@@ -14,6 +14,8 @@ from harness.commands.regress import select_cells
 from harness.report import load_summary
 from harness.scenario import load_scenario
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 SCENARIO = """\
 version: 1
 client:

@@ -27,6 +27,8 @@ from harness.shrink import (
 from harness.shrink_yaml import render
 from harness.verdict import REASON_KEYS, Verdict, judge, reason_key
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 BIG = """\
 version: 1
 name: big

@@ -24,6 +24,8 @@ from harness.testing import (
 from harness.variants import baseline
 from harness.verdict import judge
 
+pytestmark = pytest.mark.usefixtures("forked_runs")  # in-process runs fork (conftest.py)
+
 BUNDLED = [
     "abandoned-streams",
     "concurrent-sessions",
