@@ -10,9 +10,13 @@ from typing import Any
 
 import pytest
 
+from harness.launch import launcher_for
 from harness.mockserver import MockServer
 from harness.scenario import load_scenario
 from harness.worker import Job
+from harness.zygote import Zygote
+
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 SCENARIO = """version: 1
 server: {keepalive: {idle_timeout_ms: 30}}
@@ -23,6 +27,7 @@ TIMEOUT_S = 120  # a bound against a hang, not a speed check
 
 
 def _work(
+    zygote: Zygote | None,
     tmp_path: Path,
     factory: str,
     *,
@@ -30,8 +35,12 @@ def _work(
     job: dict[str, Any] | None = None,
     scenario: str = SCENARIO,
 ) -> tuple[int, list[dict[str, Any]], str]:
+    """Run one worker on ``factory`` (forked from ``zygote``, as it runs what ``python -m
+    harness.worker JOB`` runs; the entry point itself: test_launch.py and the tests below
+    that run it); returns its exit code, its output lines and its stderr."""
     path = tmp_path / "s.yaml"
     path.write_text(scenario.replace("GC", gc))
+    job_path, stderr = tmp_path / "job.json", tmp_path / "stderr.txt"
     with MockServer(load_scenario(path).server) as server:
         data = (
             job
@@ -44,22 +53,21 @@ def _work(
                 out=str(tmp_path / "out.jsonl"),
             ).to_dict()
         )
-        (tmp_path / "job.json").write_text(json.dumps(data))
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness.worker", str(tmp_path / "job.json")],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
+        job_path.write_text(json.dumps(data))
+        launcher = launcher_for(sys.executable, CHECKOUT, zygote)
+        with launcher.launch(job_path, stderr) as worker:
+            code = worker.wait(TIMEOUT_S)
+    assert code is not None, "the worker outlived its bound"
     out = tmp_path / "out.jsonl"
     lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    return proc.returncode, lines, proc.stderr
+    return code, lines, stderr.read_text()
 
 
 @pytest.mark.sdk
-def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> None:
-    code, lines, stderr = _work(tmp_path, "baseline")
+def test_a_session_writes_environment_samples_calls_and_done(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
+    code, lines, stderr = _work(forks, tmp_path, "baseline")
     assert (code, stderr) == (0, "")
     kinds = [
         (line["type"], line.get("label") or line.get("turn") or line.get("kind")) for line in lines
@@ -106,25 +114,27 @@ def test_a_session_writes_environment_samples_calls_and_done(tmp_path: Path) -> 
     ] == [(0, 1, True, None, 0)] * 3
 
 
-def test_gc_auto_leaves_collection_on(tmp_path: Path) -> None:
-    code, lines, _ = _work(tmp_path, "baseline", gc="auto")
+def test_gc_auto_leaves_collection_on(tmp_path: Path, forks: Zygote | None) -> None:
+    code, lines, _ = _work(forks, tmp_path, "baseline", gc="auto")
     assert code == 0
     assert lines[-1] == {"type": "done"}
     assert [line["close_wait"] for line in lines if line.get("label") == "after gc"] == [0]
 
 
-def test_an_unresolvable_factory_is_untestable(tmp_path: Path) -> None:
-    code, lines, _ = _work(tmp_path, "gw_missing_module:make")
+def test_an_unresolvable_factory_is_untestable(tmp_path: Path, forks: Zygote | None) -> None:
+    code, lines, _ = _work(forks, tmp_path, "gw_missing_module:make")
     assert code == 3
     assert [line["type"] for line in lines] == ["environment", "untestable"]
     assert lines[1]["message"].startswith("factory 'gw_missing_module:make': cannot import")
 
 
-def test_a_factory_that_raises_on_the_shared_client_is_untestable(tmp_path: Path) -> None:
+def test_a_factory_that_raises_on_the_shared_client_is_untestable(
+    tmp_path: Path, forks: Zygote | None
+) -> None:
     (tmp_path / "bad.py").write_text(
         "def make(client_kwargs, *, shared):\n    raise LookupError('no key')\n"
     )
-    code, lines, _ = _work(tmp_path, "bad.py:make")
+    code, lines, _ = _work(forks, tmp_path, "bad.py:make")
     assert code == 3
     assert [line["type"] for line in lines] == ["environment", "sample", "untestable"]
     assert lines[2]["message"] == (
@@ -132,7 +142,7 @@ def test_a_factory_that_raises_on_the_shared_client_is_untestable(tmp_path: Path
     )
 
 
-def test_a_worker_failure_is_recorded_as_error(tmp_path: Path) -> None:
+def test_a_worker_failure_is_recorded_as_error(tmp_path: Path, forks: Zygote | None) -> None:
     (tmp_path / "half.py").write_text(
         "import openai\n"
         "def make(client_kwargs, *, shared):\n"
@@ -140,7 +150,7 @@ def test_a_worker_failure_is_recorded_as_error(tmp_path: Path) -> None:
         "        return object()  # no close(): the shutdown fails\n"
         "    return openai.OpenAI(**client_kwargs)\n"
     )
-    code, lines, stderr = _work(tmp_path, "half.py:make")
+    code, lines, stderr = _work(forks, tmp_path, "half.py:make")
     assert code == 1
     assert lines[-1] == {
         "type": "error",
@@ -206,8 +216,8 @@ def test_the_fingerprint_is_handed_out_as_a_copy() -> None:
     assert fingerprint() == {k: v for k, v in first.items() if k != "target_commit"}
 
 
-def test_an_async_factory_runs_the_async_gateway(tmp_path: Path) -> None:
-    code, lines, _ = _work(tmp_path, "keepalive-fixed-async")
+def test_an_async_factory_runs_the_async_gateway(tmp_path: Path, forks: Zygote | None) -> None:
+    code, lines, _ = _work(forks, tmp_path, "keepalive-fixed-async")
     assert code == 0
     assert [line for line in lines if line["type"] == "client"] == [
         {"type": "client", "kind": "async"}
@@ -217,9 +227,9 @@ def test_an_async_factory_runs_the_async_gateway(tmp_path: Path) -> None:
     assert [line["close_wait"] for line in lines if line.get("label") == "after gc"] == [0]
 
 
-def test_a_client_of_the_wrong_kind_is_untestable(tmp_path: Path) -> None:
+def test_a_client_of_the_wrong_kind_is_untestable(tmp_path: Path, forks: Zygote | None) -> None:
     scenario = SCENARIO.replace("client: {", "client: {kind: async, ")
-    code, lines, _ = _work(tmp_path, "baseline", scenario=scenario)
+    code, lines, _ = _work(forks, tmp_path, "baseline", scenario=scenario)
     assert code == 3
     assert lines[-1] == {
         "type": "untestable",
