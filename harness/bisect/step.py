@@ -189,7 +189,7 @@ def run_step(
                 detail = f"install command exited {code}" + (f": {why}" if why else "")
                 installed = "failed"
         if not detail:
-            zygote = None if workers is None else workers.share()
+            zygote = None if workers is None else workers.share(installed=installed == "ran")
             oracle_exit, metrics, detail = _oracle(config, steps, stem, files, packages, zygote)
         else:
             metrics = CheckMetrics()

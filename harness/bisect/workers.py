@@ -11,8 +11,11 @@ fresh otherwise. The zygote never imports the project's code, so no two commits 
 it: each forked run imports the checkout as it is at that step.
 
 An install command changes what an interpreter would import, so the zygote is ended before
-each install and started again, on the private virtualenv's interpreter, for the next call.
-A custom ``--oracle`` gets no connection: it may be any program.
+each install; the call right after an install starts its run fresh, and the next call that
+installs nothing starts a zygote again, on the private virtualenv's interpreter: a zygote
+costs about what one fresh interpreter does, so it pays off from the second call it serves,
+and ``--install-always`` never starts one. A custom ``--oracle`` gets no connection: it may
+be any program.
 """
 
 from __future__ import annotations
@@ -43,9 +46,12 @@ class OracleWorkers:
         if self.enabled and self._zygote is None:
             self._zygote = Zygote(python=self.python, root=self.root, env=self.env).start()
 
-    def share(self) -> socket.socket | None:
+    def share(self, *, installed: bool = False) -> socket.socket | None:
         """A connection for the next oracle call (the caller passes and then closes it), or
-        None: the call starts its workers itself."""
+        None: the call starts its workers itself (also right after an install,
+        ``installed``)."""
+        if installed:
+            return None
         self.start()
         if self._zygote is None:
             return None
