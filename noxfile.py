@@ -160,6 +160,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_server_memory.py")  # 1,000,000 calls: minutes
     session.run("python", "benchmarks/bench_regress.py", *session.posargs)
     session.run("python", "benchmarks/bench_bisect.py")
+    session.run("python", "benchmarks/bench_bisect_zygote.py")  # default oracle, forked or not
     session.run("python", "benchmarks/bench_bisect_install.py")  # pip and uv, local wheels
     session.run("python", "benchmarks/sim_bisect.py")  # the pure search, 500 seeds a row
     session.run("python", "benchmarks/bench_watch.py")  # watch: one sample, series memory
