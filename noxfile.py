@@ -92,12 +92,13 @@ def tests(session: nox.Session, openai: str) -> None:
     session.env["PYTHONDONTWRITEBYTECODE"] = None
     session.install("-e", ".[test]", OPENAI_LINES[openai])
     select = [] if openai == FULL_SUITE_LINE else ["-m", "sdk", *_sdk_modules(session.posargs)]
-    # Most tests wait on sockets, sleeps and child processes: six xdist workers keep two cores
-    # busy, on a loaded machine too (two busy loops beside it: the openai 3 line 183.5 ->
-    # 166.3 s at -n 4 -> 6, the openai 1 line 51.5 -> 45.7 s; `-- -n 0` runs them in this
-    # process, one after another). A worker that runs out of tests takes some from a busy
-    # one (worksteal), so the slow end-to-end tests do not leave the others idle at the end.
-    parallel = ["-n", os.environ.get("TEST_JOBS", "6"), "--dist", "worksteal"]
+    # Most tests wait on sockets, sleeps and child processes: eight xdist workers keep two
+    # cores busy, on a loaded machine too, where more runnable workers take a larger share
+    # of the cores (two busy loops beside it: the openai 3 line 177.4 -> 158.3 s at -n 6 ->
+    # 8, 183.5 -> 166.3 s at -n 4 -> 6; `-- -n 0` runs them in this process, one after
+    # another). A worker that runs out of tests takes some from a busy one (worksteal), so
+    # the slow end-to-end tests do not leave the others idle at the end.
+    parallel = ["-n", os.environ.get("TEST_JOBS", "8"), "--dist", "worksteal"]
     session.run("python", "-m", "pytest", "--durations=20", *parallel, *select, *session.posargs)
 
 
