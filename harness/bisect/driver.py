@@ -202,7 +202,7 @@ class _Run:
         self.timings["clone_s"] = round(time.monotonic() - t, 3)
         if req.install:
             env, oracle = self._make_venv(env, oracle)
-            self._workers(oracle[0], env, clone)  # started after the first install
+            self._workers(oracle[0], env, clone)  # started by a call that installs nothing
         config = StepConfig(
             oracle=oracle,
             scenario=str(req.scenario.resolve()),
