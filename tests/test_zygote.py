@@ -434,7 +434,12 @@ with workers_for(root, fresh=True) as zygote:  # handed one: it forks there all 
 """
 
 
-def test_a_client_that_dies_takes_its_runs_along_and_the_zygote_serves_on(root: Path) -> None:
+def test_a_client_that_dies_takes_its_runs_along_and_the_zygote_serves_on(
+    root: Path, killed_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the killed client's run folder goes with the test; zygote and client keep one
+    # environment, or the client would start its run fresh
+    monkeypatch.setenv("TMPDIR", str(killed_tmpdir))
     folder = _folder(root, "client", HANGING)
     scenario = _scenario(folder, SHORT)
     with _zygote(root) as zygote:
