@@ -275,6 +275,12 @@ def bisect_args(
     ]
 
 
+def runs_of(log: Path) -> list[tuple[int, int]]:
+    """What RECORD wrote to ``log``: (frozen objects, zygote pid) of each run, in order."""
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [(int(frozen), int(zygote)) for frozen, zygote in map(str.split, lines)]
+
+
 def only_report(report_dir: Path) -> Path:
     runs = sorted(report_dir.glob("bisect-*"))
     assert len(runs) == 1, runs
@@ -295,8 +301,8 @@ def test_names_the_first_bad_commit_and_skips_the_broken_one(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # every run forked from one zygote the bisect started (the broken commit has no run)
-    runs = [line.split() for line in runs_log.read_text(encoding="utf-8").splitlines()]
-    assert runs and all(int(frozen) > 0 for frozen, _ in runs)
+    runs = runs_of(runs_log)
+    assert runs and all(frozen > 0 for frozen, _ in runs)
     assert len({zygote for _, zygote in runs}) == 1
     assert_untouched(repo, before)
     assert f"first bad commit: {shas[K]} 'c{K}: change {K}' by Dev {K % 3}" in done.stdout

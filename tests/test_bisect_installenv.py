@@ -31,6 +31,7 @@ from test_bisect import (
     add_submodule,
     only_report,
     repo_state,
+    runs_of,
 )
 
 from harness.bisect.installenv import dependency_key, is_dependency_file, venv_env
@@ -45,20 +46,11 @@ if gwpin.VERSION != EXPECTED:
 """
 
 
-# How each run's worker started: forked from a zygote (its imports frozen) and which one (the
-# worker's supervisor's parent), one line per run in RUNS_LOG beside the repository.
-RECORD = """import gc, os, psutil
-
-with open({log!r}, "a") as _log:
-    _log.write(f"{{gc.get_freeze_count()}} {{psutil.Process(os.getppid()).ppid()}}\\n")
-"""
-RUNS_LOG = "runs.log"
+RUNS_LOG = "runs.log"  # beside the repository: test_bisect.RECORD's line for each run
 
 
 def _runs(tmp_path: Path) -> list[tuple[int, int]]:
-    """(frozen objects, zygote pid) of each run, in order."""
-    lines = (tmp_path / RUNS_LOG).read_text(encoding="utf-8").splitlines()
-    return [(int(frozen), int(zygote)) for frozen, zygote in map(str.split, lines)]
+    return runs_of(tmp_path / RUNS_LOG)
 
 
 def _forked(runs: list[tuple[int, int]]) -> list[bool]:
@@ -137,8 +129,8 @@ def _project(
     tmp_path: Path, pins: list[str], mutate_from: int, *, dead_submodule: bool = False
 ) -> tuple[Path, list[str]]:
     """One commit per pin: requirements.txt pins gwpin at it, the factory refuses to import
-    on any other version, and mutates the caller's dict from commit ``mutate_from`` on; each
-    run appends to RUNS_LOG how its worker started (:func:`_runs`). With
+    on any other version, and mutates the caller's dict from commit ``mutate_from`` on (each
+    run appends how its worker started to the file :func:`_bisect` names in RUNS_LOG). With
     ``dead_submodule``, the first commit adds submodule ``vendored`` from a local repository
     that is deleted at the end: nothing can fetch it."""
     repo = _new_repo(tmp_path / "repo")
@@ -152,9 +144,7 @@ def _project(
         files = {
             "requirements.txt": f"gwpin=={pin}\n",
             "gateway/__init__.py": "",
-            "gateway/factory.py": RECORD.format(log=str(tmp_path / RUNS_LOG))
-            + PIN_CHECK.format(version=pin)
-            + factory,
+            "gateway/factory.py": PIN_CHECK.format(version=pin) + factory,
             "NOTES.md": f"revision {i}\n",
         }
         shas.append(_commit(repo, f"c{i}", **files))
@@ -178,7 +168,7 @@ def _bisect(
         # UV_PYTHON aimed at the harness's env (as nox sets it): uv must still install into
         # the private venv, which freeze() before and after checks
         env={**{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
-             "UV_PYTHON": str(python)},
+             "UV_PYTHON": str(python), "RUNS_LOG": str(tmp_path / RUNS_LOG)},
     )  # fmt: skip
     run_dir = only_report(reports)
     return done, json.loads((run_dir / "bisect.json").read_text(encoding="utf-8")), run_dir

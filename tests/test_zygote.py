@@ -308,15 +308,17 @@ def test_closing_the_zygote_ends_a_running_worker(root: Path) -> None:
         until(lambda pid=pid: gone(pid))
 
 
+# A harness process: one run of ROOT/FOLDER's factory, its worker from a zygote (its own, or
+# the one it was handed). Usage: python -c DRIVER ROOT FOLDER
 DRIVER = """
 import sys
 from pathlib import Path
 from harness.runner import run_one
 from harness.scenario import load_scenario
 from harness.zygote import workers_for
-root = Path(sys.argv[1])
+root, folder = Path(sys.argv[1]), sys.argv[2]
 with workers_for(root) as zygote:
-    run_one(load_scenario(root / "killed" / "s.yaml"), "killed/factory.py:make", root=root,
+    run_one(load_scenario(root / folder / "s.yaml"), f"{folder}/factory.py:make", root=root,
             watchdog_s=600, zygote=zygote)
 """
 
@@ -327,7 +329,9 @@ def test_a_killed_harness_takes_the_zygote_and_its_workers_along(
     folder = _folder(root, "killed", HANGING)
     _scenario(folder, SHORT)
     env = {**os.environ, "TMPDIR": str(killed_tmpdir)}
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root)], cwd=root, env=env)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(root), "killed"], cwd=root, env=env
+    )
     try:
         until(lambda: bool(_pids(folder)))
     finally:
@@ -421,19 +425,6 @@ def test_a_process_handed_a_connection_forks_its_runs_from_the_zygote(root: Path
     ]
 
 
-CLIENT = """
-import sys
-from pathlib import Path
-from harness.runner import run_one
-from harness.scenario import load_scenario
-from harness.zygote import workers_for
-root = Path(sys.argv[1])
-with workers_for(root, fresh=True) as zygote:  # handed one: it forks there all the same
-    run_one(load_scenario(root / "client" / "s.yaml"), "client/factory.py:make", root=root,
-            watchdog_s=600, zygote=zygote)
-"""
-
-
 def test_a_client_that_dies_takes_its_runs_along_and_the_zygote_serves_on(
     root: Path, killed_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -445,7 +436,7 @@ def test_a_client_that_dies_takes_its_runs_along_and_the_zygote_serves_on(
     with _zygote(root) as zygote:
         conn = zygote.share()
         client = subprocess.Popen(
-            [sys.executable, "-c", CLIENT, str(root)],
+            [sys.executable, "-c", DRIVER, str(root), "client"],
             cwd=root,
             env={**os.environ, ZYGOTE_FD_ENV: str(conn.fileno())},
             pass_fds=(conn.fileno(),),
