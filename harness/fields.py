@@ -26,6 +26,7 @@ __all__ = [
     "field_names",
     "from_plain",
     "number",
+    "resolve_hints",
     "section_of",
     "tagged",
 ]
@@ -81,6 +82,24 @@ def tagged(union: Any) -> tuple[str, tuple[str, ...], tuple[type[Any], ...]]:
 @functools.cache
 def _hints(cls: type[Any]) -> dict[str, Any]:
     return get_type_hints(cls)
+
+
+def resolve_hints(hint: Any, _seen: set[Any] | None = None) -> None:
+    """Resolve now, and cache, the type hints :func:`from_plain` reads for ``hint`` and every
+    dataclass and tagged union inside it (the zygote does it once, not every forked run)."""
+    seen = set() if _seen is None else _seen
+    if hint in seen:
+        return
+    seen.add(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        for inner in _hints(hint).values():
+            resolve_hints(inner, seen)
+        return
+    args = get_args(hint)
+    if get_origin(hint) is types.UnionType and len([a for a in args if a is not type(None)]) > 1:
+        tagged(hint)
+    for arg in args:
+        resolve_hints(arg, seen)
 
 
 def from_plain(hint: Any, data: Any) -> Any:

@@ -128,6 +128,7 @@ class _Server:
                     kill_tree(running.pid)
             return None
         passed = dict(zip(request.fds, fds, strict=True))
+        _warm(request.job)  # what its API costs on first use, once, here
         if threading.active_count() != 1:  # forking a threaded process is unsafe
             _close(fds)
             self._send(client, ForkFailed(request.id, f"{threading.active_count()} threads"))
@@ -202,6 +203,20 @@ class _Server:
         os._exit(0)
 
 
+def _warm(job: str | None = None) -> None:
+    """Warm the SDK (:mod:`harness.warmup`) for the chat API, or for the API of ``job``'s
+    scenario; a failure only costs each run what it did."""
+    from harness.warmup import warm, warm_for_job  # imported by _preload, not before
+
+    try:
+        if job is None:
+            warm("chat.completions")
+        else:
+            warm_for_job(job)
+    except Exception as exc:  # an SDK or a job this warm-up does not know
+        print(f"harness zygote: warm-up skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
 def _place(passed: dict[int, int], lifeline: int) -> int:
     """Put each received descriptor at its number in the runner (``passed``: number ->
     descriptor here), as ``pass_fds`` would; returns the lifeline's number, moved if it was
@@ -261,6 +276,7 @@ def _preload() -> None:
     _ = (client.chat.completions, getattr(client, "responses", None), client.models)
     client.close()
     del client, _
+    _warm()  # the chat API, most runs'; the Responses API waits for its first run
     # An async gateway's first request imports anyio's asyncio backend (about a tenth of an
     # async worker's CPU when each worker did it); no loop or thread outlives this.
     asyncio.run(_preload_async())

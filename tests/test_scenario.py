@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -419,3 +421,28 @@ def test_an_absurd_duration_is_refused_unless_the_limit_is_raised(tmp_path: Path
     path.write_text(ABSURD)
     with pytest.raises(ScenarioError, match="over the limit of 10 s"):
         load_scenario(path, max_duration_s=10)
+
+
+def test_resolved_hints_read_back_every_bundled_scenario_without_resolving_more() -> None:
+    # A fresh interpreter (this one's cache is warm): the zygote resolves the hints once, so
+    # that no forked run resolves them again reading its job's scenario back.
+    code = (
+        "from pathlib import Path\n"
+        "from harness.fields import _hints, resolve_hints\n"
+        "from harness.scenario import load_scenario\n"
+        "from harness.schema import Scenario\n"
+        "texts = [load_scenario(p).to_dict() for p in sorted(Path('scenarios').glob('*.yaml'))]\n"
+        "_hints.cache_clear()\n"
+        "resolve_hints(Scenario)\n"
+        "resolved = _hints.cache_info().misses\n"
+        "for data in texts:\n"
+        "    Scenario.from_dict(data)\n"
+        "print(len(texts), resolved, _hints.cache_info().misses)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    scenarios, resolved, after = map(int, done.stdout.split())
+    assert scenarios >= 8 and resolved > 5
+    assert after == resolved

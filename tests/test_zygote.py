@@ -150,6 +150,45 @@ def test_a_forked_run_measures_what_a_fresh_one_does(root: Path) -> None:
             )
 
 
+# Records, as the run starts, which of the SDK's response models are built (openai defers each
+# model's pydantic schema to the first response it parses: 6-70 ms each).
+MODELS = """
+import json, pathlib
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response
+
+HERE = pathlib.Path(__file__).parent
+
+def make(client_kwargs, *, shared):
+    if shared:
+        built = [m.__pydantic_complete__ for m in (ChatCompletion, ChatCompletionChunk, Response)]
+        with open(HERE / "built.jsonl", "a") as out:
+            out.write(json.dumps(built) + "\\n")
+    return openai.OpenAI(**client_kwargs)
+"""
+
+
+@pytest.mark.sdk
+def test_forked_runs_find_the_sdks_response_models_built_for_their_api(root: Path) -> None:
+    folder = _folder(root, "models", MODELS)
+    chat = _scenario(folder, SHORT)
+    (folder / "r.yaml").write_text(SHORT + "server: {api: responses}\n")
+    responses = load_scenario(folder / "r.yaml")
+    spec = "models/factory.py:make"
+    with _zygote(root) as zygote:
+        runs = [run_one(s, spec, root=root, zygote=zygote) for s in (chat, responses, chat)]
+    fresh = run_one(chat, spec, root=root)
+    assert [r.status for r in [*runs, fresh]] == ["completed"] * 4
+    built = [json.loads(line) for line in (folder / "built.jsonl").read_text().splitlines()]
+    assert built == [
+        [True, True, False],  # the zygote warmed the chat API as it started
+        [True, True, True],  # and the Responses API before its first run
+        [True, True, True],
+        [False, False, False],  # a fresh interpreter builds each on its first parse
+    ]
+
+
 @pytest.mark.slow
 def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
     folder = _folder(root, "state", STATE)
@@ -359,6 +398,17 @@ def test_passed_descriptors_keep_their_numbers_in_the_worker(root: Path) -> None
     finally:
         os.close(read_end)
         os.close(write_end)
+    assert (root / "stderr.txt").read_text().startswith("harness worker: error: job file")
+
+
+def test_a_job_the_warm_up_cannot_read_is_left_to_the_worker(root: Path) -> None:
+    # The zygote reads each job's API to warm it: an unreadable job costs it nothing.
+    job = root / "job.json"
+    job.write_text("{")
+    with _zygote(root) as zygote:
+        assert zygote.fork(job, root / "stderr.txt").wait(DEADLINE_S) == 2
+        run = run_one(_scenario(root, SHORT), "baseline", root=root, zygote=zygote)
+        assert (run.status, zygote.forks) == ("completed", 2)
     assert (root / "stderr.txt").read_text().startswith("harness worker: error: job file")
 
 
