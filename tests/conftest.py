@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import runner
+from harness.commands import check, regress, shrink
 from harness.launch import Launcher
 from harness.zygote import Zygote, workers_for
 
@@ -40,14 +42,20 @@ def killed_tmpdir() -> Iterator[Path]:
 
 @pytest.fixture
 def forked_runs(forks: Zygote | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every run the test starts in-process without a zygote (``main(["run", ...])``, a
-    single ``check``, ``check_factory``) forks from ``forks`` where it serves the run,
-    instead of starting a fresh interpreter that spends a second importing openai: for tests
-    of what the commands print, write and return. How a worker starts has its own tests
-    (test_launch.py, test_runner.py, test_zygote.py), which do not use this."""
+    """Every run the test starts in-process (``main(["run", ...])``, ``check``, ``regress``,
+    ``shrink``, ``check_factory``) forks from ``forks`` where it serves the run, instead of
+    starting a fresh interpreter or a zygote of its own that spends a second importing
+    openai: for tests of what the commands print, write and return. How a worker starts has
+    its own tests (test_launch.py, test_runner.py, test_zygote.py), which do not use this."""
     fresh_or = runner.launcher_for
 
     def launcher_for(python: str, root: Path, zygote: Zygote | None) -> Launcher:
         return fresh_or(python, root, zygote or forks)
 
+    @contextlib.contextmanager
+    def shared(root: Path, *, fresh: bool = False) -> Iterator[Zygote | None]:
+        yield forks
+
     monkeypatch.setattr(runner, "launcher_for", launcher_for)
+    for command in (check, regress, shrink):
+        monkeypatch.setattr(command, "workers_for", shared)
