@@ -61,7 +61,8 @@ def warm(api: API) -> None:
     stack = sdk_stack()
     # trust_env=False: a proxy variable must not route even this no-socket client elsewhere.
     http = stack.Client(transport=stack.MockTransport(_answerer(stack)), trust_env=False)
-    with openai.OpenAI(api_key="warm", base_url=_BASE_URL, http_client=http) as client:
+    # max_retries=0: a failed request ends the warm-up at once, not after backing off.
+    with openai.OpenAI(api_key="w", base_url=_BASE_URL, max_retries=0, http_client=http) as client:
         for resource, kwargs in _requests(client, api):
             response = resource_of(client, resource).create(**kwargs)
             for event in response if kwargs["stream"] else (response,):
@@ -84,7 +85,8 @@ def warm_for_job(path: str) -> None:
 
 async def _warm_async(stack: ModuleType, api: API) -> None:
     http = stack.AsyncClient(transport=stack.MockTransport(_answerer(stack)), trust_env=False)
-    async with openai.AsyncOpenAI(api_key="warm", base_url=_BASE_URL, http_client=http) as client:
+    client = openai.AsyncOpenAI(api_key="w", base_url=_BASE_URL, max_retries=0, http_client=http)
+    async with client:
         for resource, kwargs in _requests(client, api):
             response = await resource_of(client, resource).create(**kwargs)
             if kwargs["stream"]:

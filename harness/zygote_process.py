@@ -271,11 +271,9 @@ def _preload() -> None:
 
     fingerprint()  # the same in every fork: read once here
 
-    client = openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
-    # Each resource is imported on first access; `responses` is missing from older 1.x SDKs.
-    _ = (client.chat.completions, getattr(client, "responses", None), client.models)
-    client.close()
-    del client, _
+    # What a client the factory builds imports and sets up on first use (its HTTP client's
+    # TLS context); each resource is imported where it is warmed, on first access.
+    openai.OpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1").close()
     _warm()  # the chat API, most runs'; the Responses API waits for its first run
     # An async gateway's first request imports anyio's asyncio backend (about a tenth of an
     # async worker's CPU when each worker did it); no loop or thread outlives this.
