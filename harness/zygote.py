@@ -6,9 +6,11 @@ A fresh worker spends most of a short run starting Python and importing openai a
 stack (0.6 s on a quiet machine, seconds on a busy one). :class:`Zygote` starts one process,
 ``python -m harness.zygote_process SOCKET``, the way the runner starts a worker (same
 interpreter, folder and environment, through :func:`harness.processes.spawn`, so it cannot
-outlive the harness). It imports the stack, builds and closes one throwaway client (which
-loads the SDK's lazily imported resources), collects its garbage, and from then on only
-forks: one child per run, asked for over a Unix socket (:mod:`harness.zygote_process`).
+outlive the harness). It imports the stack, builds and closes one throwaway client, warms
+the SDK for the chat API (:mod:`harness.warmup`: the response models openai builds on first
+parse, in memory, no socket), collects its garbage, and from then on only forks: one child
+per run, asked for over a Unix socket (:mod:`harness.zygote_process`). Before the first run
+of a Responses scenario it warms that API too.
 
 The zygote runs in a folder of its own (its temporary folder, which holds nothing to import)
 and serves runs in any folder: a forked child changes into the run's folder and puts it
