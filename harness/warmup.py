@@ -74,6 +74,8 @@ def warm_for_job(path: str) -> None:
     """:func:`warm` for the API of the scenario in job file ``path`` (a Responses run costs
     the zygote about 0.15 s once, so it warms that API only when a run needs it). Anything
     but a regular file is left to the worker: reading a FIFO would block the zygote."""
+    if _warmed.issuperset(get_args(API)):
+        return  # every API is warm: no fork needs its job read here again
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with open(fd, "rb") as job:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
