@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import quopri
@@ -83,9 +84,18 @@ def root(tmp_path: Path) -> Path:
 
 
 def _zygote(root: Path) -> Zygote:
-    """Started inside the test body: pytest changes the environment between test phases,
-    and a zygote only serves runs in the environment it was started in."""
+    """A zygote of the test's own, for what depends on its history (what it warmed, its
+    end); the rest fork from :func:`zygote`."""
     return Zygote(python=sys.executable, root=root, env=worker_env(os.environ))
+
+
+@pytest.fixture
+def zygote(forks: Zygote | None) -> Zygote:
+    """The test process's zygote (conftest ``forks``, which has served other tests' runs and
+    serves runs in any folder): for what every zygote does to a run; read its fork count as
+    a difference. Each zygote of a test's own costs a second of CPU, on every SDK line."""
+    assert forks is not None
+    return forks
 
 
 def _folder(root: Path, name: str, factory: str) -> Path:
@@ -128,26 +138,26 @@ session: {turns: 4, idle_between_turns_ms: 200, stream: true, abandon_streams: t
 
 @pytest.mark.sdk
 @pytest.mark.slow
-def test_a_forked_run_measures_what_a_fresh_one_does(root: Path) -> None:
+def test_a_forked_run_measures_what_a_fresh_one_does(root: Path, zygote: Zygote) -> None:
     cases = [
         (USE_AFTER_CLOSE, "keepalive-mutating", (), (0, 0, 0, 0), 3),
         (ABANDONED, "keepalive-fixed", (), (1, 2, 3, 4), 0),
     ]
-    with _zygote(root) as zygote:
-        for number, (text, variant, skip, close_wait, errors) in enumerate(cases, 1):
-            folder = root / variant
-            folder.mkdir()
-            scenario = _scenario(folder, text)
-            forked = run_one(scenario, variant, root=root, zygote=zygote)
-            assert zygote.forks == number
-            fresh = run_one(scenario, variant, root=root)
-            assert zygote.forks == number
-            assert _counts(forked, skip) == _counts(fresh, skip)
-            assert (forked.status, forked.close_wait_series, forked.errors) == (
-                "completed",
-                close_wait,
-                errors,
-            )
+    before = zygote.forks
+    for number, (text, variant, skip, close_wait, errors) in enumerate(cases, 1):
+        folder = root / variant
+        folder.mkdir()
+        scenario = _scenario(folder, text)
+        forked = run_one(scenario, variant, root=root, zygote=zygote)
+        assert zygote.forks - before == number
+        fresh = run_one(scenario, variant, root=root)
+        assert zygote.forks - before == number
+        assert _counts(forked, skip) == _counts(fresh, skip)
+        assert (forked.status, forked.close_wait_series, forked.errors) == (
+            "completed",
+            close_wait,
+            errors,
+        )
 
 
 # Records, as the run starts, which of the SDK's response models are built (openai defers each
@@ -190,11 +200,10 @@ def test_forked_runs_find_the_sdks_response_models_built_for_their_api(root: Pat
 
 
 @pytest.mark.slow
-def test_each_run_starts_from_the_zygotes_clean_state(root: Path) -> None:
+def test_each_run_starts_from_the_zygotes_clean_state(root: Path, zygote: Zygote) -> None:
     folder = _folder(root, "state", STATE)
     scenario = _scenario(folder, SHORT)
-    with _zygote(root) as zygote:
-        runs = [run_one(scenario, "state/factory.py:make", root=root, zygote=zygote) for _ in "ab"]
+    runs = [run_one(scenario, "state/factory.py:make", root=root, zygote=zygote) for _ in "ab"]
     fresh = run_one(scenario, "state/factory.py:make", root=root)
     assert [r.status for r in [*runs, fresh]] == ["completed"] * 3
     records = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
@@ -232,14 +241,16 @@ def make(client_kwargs, *, shared):
 """
 
 
-def test_a_run_in_another_folder_forks_there_as_a_fresh_one_would_start(root: Path) -> None:
-    elsewhere = root / "elsewhere"
+def test_a_run_in_another_folder_forks_there_as_a_fresh_one_would_start(
+    root: Path, zygote: Zygote
+) -> None:
+    elsewhere = root / "elsewhere"  # the zygote's own folder is the checkout
     folder = _folder(elsewhere, "pkg", WHERE)
     (elsewhere / "note.txt").write_text("in elsewhere")
     scenario = _scenario(folder, SHORT)
-    with _zygote(root / "unused") as zygote:
-        forked = run_one(scenario, "pkg/factory.py:make", root=elsewhere, zygote=zygote)
-        assert (forked.status, zygote.forks) == ("completed", 1)
+    before = zygote.forks
+    forked = run_one(scenario, "pkg/factory.py:make", root=elsewhere, zygote=zygote)
+    assert (forked.status, zygote.forks - before) == ("completed", 1)
     record = json.loads((elsewhere / "where.json").read_text())
     fresh = run_one(scenario, "pkg/factory.py:make", root=elsewhere)
     assert fresh.status == "completed"
@@ -253,7 +264,7 @@ def test_a_run_in_another_folder_forks_there_as_a_fresh_one_would_start(root: Pa
 
 
 def test_a_folder_that_shadows_a_preloaded_module_starts_a_fresh_interpreter(
-    root: Path,
+    root: Path, zygote: Zygote
 ) -> None:
     """The zygote imported the standard library's ``quopri`` (``email.message`` does); a
     folder with a ``quopri.py`` of its own would import that one in a fresh interpreter, so
@@ -264,30 +275,28 @@ def test_a_folder_that_shadows_a_preloaded_module_starts_a_fresh_interpreter(
     own = root / "quopri.py"
     own.write_text(Path(quopri.__file__).read_text())
     scenario = _scenario(folder, SHORT)
-    with _zygote(root / "unused") as zygote:
-        assert not zygote.serves(python="/usr/bin/python3", root=root, env=env)
-        assert not zygote.serves(python=sys.executable, root=root, env={**env, "X_HARNESS": "1"})
-        assert not zygote.serves(python=sys.executable, root=root, env=env)
-        own.rename(root / "kept.txt")
-        assert zygote.serves(python=sys.executable, root=root, env=env)
-        (root / "quopri").mkdir()  # a package folder shadows as a module file does
-        assert not zygote.serves(python=sys.executable, root=root, env=env)
-        (root / "quopri").rmdir()
-        (root / "kept.txt").rename(own)
-        result = run_one(scenario, "pkg/factory.py:make", root=root, zygote=zygote)
-        assert (result.status, zygote.forks) == ("completed", 0)
+    assert not zygote.serves(python="/usr/bin/python3", root=root, env=env)
+    assert not zygote.serves(python=sys.executable, root=root, env={**env, "X_HARNESS": "1"})
+    assert not zygote.serves(python=sys.executable, root=root, env=env)
+    own.rename(root / "kept.txt")
+    assert zygote.serves(python=sys.executable, root=root, env=env)
+    (root / "quopri").mkdir()  # a package folder shadows as a module file does
+    assert not zygote.serves(python=sys.executable, root=root, env=env)
+    (root / "quopri").rmdir()
+    (root / "kept.txt").rename(own)
+    before = zygote.forks
+    result = run_one(scenario, "pkg/factory.py:make", root=root, zygote=zygote)
+    assert (result.status, zygote.forks - before) == ("completed", 0)
     record = json.loads((root / "where.json").read_text())
     assert (record["main"], record["quopri"]) == ("harness.worker", str(own))
 
 
-def test_the_watchdog_kills_a_forked_worker(root: Path) -> None:
+def test_the_watchdog_kills_a_forked_worker(root: Path, zygote: Zygote) -> None:
     folder = _folder(root, "watchdog", HANGING)
     scenario = _scenario(folder, SHORT)
-    with _zygote(root) as zygote:
-        result = run_one(
-            scenario, "watchdog/factory.py:make", root=root, watchdog_s=1, zygote=zygote
-        )
-        assert zygote.forks == 1
+    before = zygote.forks
+    result = run_one(scenario, "watchdog/factory.py:make", root=root, watchdog_s=1, zygote=zygote)
+    assert zygote.forks - before == 1
     assert (result.status, result.calls) == ("hung", 0)
     assert result.detail == "watchdog killed the worker after 1.0 s"
 
@@ -307,28 +316,28 @@ def _in_thread(run: Callable[[], object]) -> tuple[threading.Thread, list[BaseEx
     return thread, raised
 
 
-def test_a_cancelled_forked_run_leaves_nothing_and_the_zygote_serves_on(root: Path) -> None:
+def test_a_cancelled_forked_run_leaves_nothing_and_the_zygote_serves_on(
+    root: Path, zygote: Zygote
+) -> None:
     folder = _folder(root, "cancel", HANGING)
     scenario = _scenario(folder, SHORT)
     cancel = threading.Event()
-    with _zygote(root) as zygote:
-        thread, raised = _in_thread(
-            lambda: run_one(
-                scenario, "cancel/factory.py:make", root=root, cancel=cancel, zygote=zygote
-            )
-        )
-        try:
-            until(lambda: bool(_pids(folder)))
-        finally:
-            cancel.set()
-            thread.join(DEADLINE_S)
-        assert [type(exc) for exc in raised] == [RunCancelled]
-        worker, child, parent = _pids(folder)
-        assert gone(worker)
-        until(lambda: gone(child))
-        assert not gone(parent)  # the zygote lives on ...
-        after = run_one(scenario, "baseline", root=root, zygote=zygote)
-        assert (after.status, after.calls, zygote.forks) == ("completed", 3, 2)  # ... and forks
+    before = zygote.forks
+    thread, raised = _in_thread(
+        lambda: run_one(scenario, "cancel/factory.py:make", root=root, cancel=cancel, zygote=zygote)
+    )
+    try:
+        until(lambda: bool(_pids(folder)))
+    finally:
+        cancel.set()
+        thread.join(DEADLINE_S)
+    assert [type(exc) for exc in raised] == [RunCancelled]
+    worker, child, parent = _pids(folder)
+    assert gone(worker)
+    until(lambda: gone(child))
+    assert not gone(parent)  # the zygote lives on ...
+    after = run_one(scenario, "baseline", root=root, zygote=zygote)
+    assert (after.status, after.calls, zygote.forks - before) == ("completed", 3, 2)  # ... forks
 
 
 def test_closing_the_zygote_ends_a_running_worker(root: Path) -> None:
@@ -435,11 +444,14 @@ def test_a_pool_starts_its_zygote_at_the_second_run_and_ends_it(tmp_path: Path) 
 
 
 def _zygote_processes() -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if "harness.zygote_process" in " ".join(p.cmdline())
-    ]
+    """This process's zygotes and what they forked (a run that just ended may be a zombie
+    until its zygote reaps it: no command line, not counted)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # ZombieProcess is one
+            if "harness.zygote_process" in " ".join(process.cmdline()):
+                found.append(process)
+    return found
 
 
 # --- a zygote shared with other processes (Zygote.share: the bisect's oracle calls) ----------
@@ -456,19 +468,21 @@ def _check(root: Path, env: dict[str, str], conn: socket.socket) -> int:
     return check.wait(DEADLINE_S * 2)
 
 
-def test_a_process_handed_a_connection_forks_its_runs_from_the_zygote(root: Path) -> None:
+def test_a_process_handed_a_connection_forks_its_runs_from_the_zygote(
+    root: Path, zygote: Zygote
+) -> None:
     folder = _folder(root, "state", STATE)
     _scenario(folder, SHORT)
     env = dict(os.environ)
-    with _zygote(root / "unused") as zygote:
-        # one run: on its own, check would start it in a fresh interpreter
-        assert _check(root, env, zygote.share()) == 0
-        # another environment: the zygote would not start the run as the check would
-        assert _check(root, {**env, "X_HARNESS": "1"}, zygote.share()) == 0
-        assert zygote.forks == 0  # the check's runs are the check's: the owner counts its own
-        records = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
-        # this test's zygote (the test started it; guard() put a supervisor in between)
-        assert psutil.Process(records[0]["zygote"]).parent().ppid() == os.getpid()
+    before = zygote.forks
+    # one run: on its own, check would start it in a fresh interpreter
+    assert _check(root, env, zygote.share()) == 0
+    # another environment: the zygote would not start the run as the check would
+    assert _check(root, {**env, "X_HARNESS": "1"}, zygote.share()) == 0
+    assert zygote.forks == before  # the check's runs are the check's: the owner counts its own
+    records = [json.loads(line) for line in (folder / "state.jsonl").read_text().splitlines()]
+    # this process's zygote (it started it; guard() put a supervisor in between)
+    assert psutil.Process(records[0]["zygote"]).parent().ppid() == os.getpid()
     assert [(r["main"], r["frozen"] > 0) for r in records] == [
         ("harness.zygote_process", True),
         ("harness.worker", False),
