@@ -13,6 +13,7 @@ import pytest
 from harness.launch import launcher_for
 from harness.mockserver import MockServer
 from harness.scenario import load_scenario
+from harness.settle import SettleResponder
 from harness.worker import Job
 from harness.zygote import Zygote
 
@@ -37,26 +38,34 @@ def _work(
 ) -> tuple[int, list[dict[str, Any]], str]:
     """Run one worker on ``factory`` (forked from ``zygote``, as it runs what ``python -m
     harness.worker JOB`` runs; the entry point itself: test_launch.py and the tests below
-    that run it); returns its exit code, its output lines and its stderr."""
+    that run it); returns its exit code, its output lines and its stderr. Its samples settle
+    with the server, as a run's do (harness.settle): without that, a sample taken before the
+    server's thread got to an idle close it owed missed a CLOSE_WAIT on a loaded machine."""
     path = tmp_path / "s.yaml"
     path.write_text(scenario.replace("GC", gc))
     job_path, stderr = tmp_path / "job.json", tmp_path / "stderr.txt"
     with MockServer(load_scenario(path).server) as server:
-        data = (
-            job
-            or Job(
-                scenario=load_scenario(path).to_dict(),
-                factory=factory,
-                root=str(tmp_path),
-                base_url=server.base_url,
-                port=server.port,
-                out=str(tmp_path / "out.jsonl"),
-            ).to_dict()
-        )
-        job_path.write_text(json.dumps(data))
-        launcher = launcher_for(sys.executable, CHECKOUT, zygote)
-        with launcher.launch(job_path, stderr) as worker:
-            code = worker.wait(TIMEOUT_S)
+        responder = SettleResponder(server.settle)
+        try:
+            data = (
+                job
+                or Job(
+                    scenario=load_scenario(path).to_dict(),
+                    factory=factory,
+                    root=str(tmp_path),
+                    base_url=server.base_url,
+                    port=server.port,
+                    out=str(tmp_path / "out.jsonl"),
+                    settle_fd=responder.child_fd,
+                ).to_dict()
+            )
+            job_path.write_text(json.dumps(data))
+            launcher = launcher_for(sys.executable, CHECKOUT, zygote)
+            with launcher.launch(job_path, stderr, (responder.child_fd,)) as worker:
+                responder.started_child()
+                code = worker.wait(TIMEOUT_S)
+        finally:
+            responder.close()
     assert code is not None, "the worker outlived its bound"
     out = tmp_path / "out.jsonl"
     lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
