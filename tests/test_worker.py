@@ -33,7 +33,6 @@ def _work(
     factory: str,
     *,
     gc: str = "off",
-    job: dict[str, Any] | None = None,
     scenario: str = SCENARIO,
 ) -> tuple[int, list[dict[str, Any]], str]:
     """Run one worker on ``factory`` (forked from ``zygote``, as it runs what ``python -m
@@ -47,19 +46,16 @@ def _work(
     with MockServer(load_scenario(path).server) as server:
         responder = SettleResponder(server.settle)
         try:
-            data = (
-                job
-                or Job(
-                    scenario=load_scenario(path).to_dict(),
-                    factory=factory,
-                    root=str(tmp_path),
-                    base_url=server.base_url,
-                    port=server.port,
-                    out=str(tmp_path / "out.jsonl"),
-                    settle_fd=responder.child_fd,
-                ).to_dict()
+            job = Job(
+                scenario=load_scenario(path).to_dict(),
+                factory=factory,
+                root=str(tmp_path),
+                base_url=server.base_url,
+                port=server.port,
+                out=str(tmp_path / "out.jsonl"),
+                settle_fd=responder.child_fd,
             )
-            job_path.write_text(json.dumps(data))
+            job_path.write_text(json.dumps(job.to_dict()))
             launcher = launcher_for(sys.executable, CHECKOUT, zygote)
             with launcher.launch(job_path, stderr, (responder.child_fd,)) as worker:
                 responder.started_child()
