@@ -8,11 +8,14 @@ Virtualenvs are reused between runs, so a warm `nox -s regress` skips the instal
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -157,7 +160,8 @@ def tests_on(session: nox.Session, openai: str) -> None:
     # the whole venv at install time, UV_COMPILE_BYTECODE, compiles 3,100 files where the
     # tests import about 800: the openai 1 line from a new venv, 69-71 -> 64-66 CPU-s.)
     session.env["PYTHONDONTWRITEBYTECODE"] = None
-    session.install("-e", ".[test]", OPENAI_LINES[openai])
+    with _checkout_lock():  # `tests` runs two lines at once: one editable build at a time
+        session.install("-e", ".[test]", OPENAI_LINES[openai])
     session.run("python", "-c", "from harness import zygote_process; zygote_process._preload()")
     select = [] if openai == FULL_SUITE_LINE else ["-m", "sdk", *_sdk_modules(session.posargs)]
     # Most tests wait on sockets, sleeps and child processes: eight xdist workers keep two
@@ -168,6 +172,17 @@ def tests_on(session: nox.Session, openai: str) -> None:
     # the slow end-to-end tests do not leave the others idle at the end.
     parallel = ["-n", os.environ.get("TEST_JOBS", "8"), "--dist", "worksteal"]
     session.run("python", "-m", "pytest", "--durations=20", *parallel, *select, *session.posargs)
+
+
+@contextlib.contextmanager
+def _checkout_lock() -> Iterator[None]:
+    """Hold an exclusive lock on .nox/checkout.lock: an editable install builds in the
+    checkout (setuptools writes lifecycle_harness.egg-info there), and two builds at once
+    would write the same files."""
+    Path(".nox").mkdir(exist_ok=True)
+    with open(".nox/checkout.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _sdk_modules(posargs: list[str]) -> list[str]:
