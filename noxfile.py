@@ -37,6 +37,8 @@ def regress(session: nox.Session) -> None:
 OPENAI_LINES = {"3": "openai>=3", "2": "openai>=2,<3", "1": "openai>=1.40,<2"}
 FULL_SUITE_LINE = "3"
 
+TEST_JOBS = "8"  # xdist workers for one line unless TEST_JOBS says otherwise (see tests_on)
+
 
 @nox.session
 def compat(session: nox.Session) -> None:
@@ -102,7 +104,7 @@ def tests(session: nox.Session) -> None:
     argv = [*nox_line, f"tests_on(openai='{FULL_SUITE_LINE}')", "--", *session.posargs]
     if subprocess.run(argv, check=False).returncode != 0:
         failed.append(FULL_SUITE_LINE)
-    jobs = max(1, int(os.environ.get("TEST_JOBS", "8")) // len(older))
+    jobs = max(1, int(os.environ.get("TEST_JOBS", TEST_JOBS)) // len(older))
     session.log(f"openai {' and '.join(older)} side by side, {jobs} xdist workers each")
     commands = {line: [*nox_line, f"tests_on(openai='{line}')", "--", *session.posargs]
                 for line in older}  # fmt: skip
@@ -170,7 +172,7 @@ def tests_on(session: nox.Session, openai: str) -> None:
     # 8, 183.5 -> 166.3 s at -n 4 -> 6; `-- -n 0` runs them in this process, one after
     # another). A worker that runs out of tests takes some from a busy one (worksteal), so
     # the slow end-to-end tests do not leave the others idle at the end.
-    parallel = ["-n", os.environ.get("TEST_JOBS", "8"), "--dist", "worksteal"]
+    parallel = ["-n", os.environ.get("TEST_JOBS", TEST_JOBS), "--dist", "worksteal"]
     session.run("python", "-m", "pytest", "--durations=20", *parallel, *select, *session.posargs)
 
 
